@@ -1,0 +1,66 @@
+"""risc_tf: rotation-invariant self-supervised classification (RISC) with Keras 3.
+
+The method, in the order of the modules:
+
+data (:mod:`risc_tf.data`) -> preprocessing (:mod:`risc_tf.preprocessing`) ->
+rotation (:mod:`risc_tf.rotation`) -> tf.data pipelines (:mod:`risc_tf.datasets`) ->
+models (:mod:`risc_tf.models`) -> training (:mod:`risc_tf.training`) ->
+pipeline (:mod:`risc_tf.pipeline`).
+"""
+
+__version__ = "0.1.0"
+
+from risc_tf.data import dataset_info, download_medmnist, flags_2d, load_medmnist
+from risc_tf.datasets import (
+    classification_dataset,
+    rotated_test_arrays,
+    rotated_test_dataset,
+    rotation_dataset,
+)
+from risc_tf.models import (
+    BACKBONES,
+    RotationOutput,
+    build_classifier,
+    build_rotnet,
+    model_image_size,
+    rotnet_angles,
+)
+from risc_tf.pipeline import RISCPipeline
+from risc_tf.preprocessing import InputNormalization, check_images, preprocess_images
+from risc_tf.rotation import DEFAULT_ANGLES, angles_every, check_angles, counter_rotate, rotate
+from risc_tf.training import (
+    BatchNormRecalibration,
+    recalibrate_batchnorm,
+    train_classifier,
+    train_rotnet,
+)
+
+__all__ = [
+    "BACKBONES",
+    "DEFAULT_ANGLES",
+    "BatchNormRecalibration",
+    "InputNormalization",
+    "RISCPipeline",
+    "RotationOutput",
+    "angles_every",
+    "build_classifier",
+    "build_rotnet",
+    "check_angles",
+    "check_images",
+    "classification_dataset",
+    "counter_rotate",
+    "dataset_info",
+    "download_medmnist",
+    "flags_2d",
+    "load_medmnist",
+    "model_image_size",
+    "preprocess_images",
+    "recalibrate_batchnorm",
+    "rotate",
+    "rotated_test_arrays",
+    "rotated_test_dataset",
+    "rotation_dataset",
+    "rotnet_angles",
+    "train_classifier",
+    "train_rotnet",
+]

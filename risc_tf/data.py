@@ -1,0 +1,255 @@
+"""MedMNIST files: metadata, checksummed loading and download.
+
+Metadata (URLs, MD5s, label names, split sizes) comes from ``medmnist.info``,
+which imports without torch. risc_tf does not declare ``medmnist`` as a
+dependency because medmnist 3.0.2 pulls torch + torchvision; install it with
+``pip install --no-deps medmnist==3.0.2`` (see docs/install.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DATA_ENV",
+    "SIZES",
+    "SPLITS",
+    "dataset_info",
+    "default_root",
+    "download_medmnist",
+    "flags_2d",
+    "load_medmnist",
+    "medmnist_filename",
+]
+
+#: Environment variable that overrides the default data folder.
+DATA_ENV = "RISC_TF_DATA"
+SIZES = (28, 64, 128, 224)
+SPLITS = ("train", "val", "test")
+
+_VERIFIED: set[tuple[str, int, int, str]] = set()
+
+
+def _info() -> dict:
+    """medmnist's INFO table (medmnist.info needs no torch)."""
+    try:
+        # medmnist/__init__ tries to import its torch datasets and prints a hint to
+        # stdout when torch is missing; that hint does not concern us.
+        with contextlib.redirect_stdout(io.StringIO()):
+            from medmnist.info import INFO
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "risc_tf needs medmnist's metadata module. Install it without torch: "
+            "pip install --no-deps medmnist==3.0.2"
+        ) from err
+    return INFO
+
+
+def flags_2d() -> tuple[str, ...]:
+    """Names of the 2D MedMNIST datasets (e.g. ``"pneumoniamnist"``)."""
+    return tuple(f for f in _info() if not f.endswith("3d"))
+
+
+def dataset_info(flag: str) -> dict:
+    """medmnist's metadata for one 2D dataset (task, labels, n_channels, n_samples, ...).
+
+    Raises
+    ------
+    ValueError
+        Unknown flag or a 3D dataset; the message lists the valid flags.
+    """
+    info = _info()
+    if flag not in info or flag.endswith("3d"):
+        valid = ", ".join(flags_2d())
+        what = "3D datasets are not supported" if flag in info else "unknown dataset"
+        raise ValueError(f"{what}: {flag!r}. Valid datasets: {valid}")
+    return info[flag]
+
+
+def _check_size(size: int) -> int:
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}; got {size!r}")
+    return int(size)
+
+
+def medmnist_filename(flag: str, size: int = 28) -> str:
+    """File name of a MedMNIST npz: ``{flag}.npz`` or ``{flag}_{size}.npz``."""
+    return f"{flag}.npz" if _check_size(size) == 28 else f"{flag}_{size}.npz"
+
+
+def _url_and_md5(flag: str, size: int) -> tuple[str | None, str | None]:
+    info = dataset_info(flag)
+    suffix = "" if size == 28 else f"_{size}"
+    return info.get(f"url{suffix}"), info.get(f"MD5{suffix}")
+
+
+def default_root() -> Path:
+    """``$RISC_TF_DATA`` if set, else medmnist's usual folder ``~/.medmnist``."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env).expanduser() if env else Path("~/.medmnist").expanduser()
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify_md5(path: Path, md5: str | None) -> None:
+    if md5 is None:
+        return
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, md5)
+    if key in _VERIFIED:
+        return
+    actual = _md5(path)
+    if actual != md5:
+        raise ValueError(
+            f"MD5 mismatch for {path}: expected {md5}, got {actual}. The file is "
+            "corrupt, truncated or a different version; delete it and download it again."
+        )
+    _VERIFIED.add(key)
+
+
+def download_medmnist(
+    flag: str, root: str | os.PathLike | None = None, size: int = 28, url: str | None = None
+) -> Path:
+    """Download one MedMNIST npz into ``root`` and verify its MD5.
+
+    Uses ``keras.utils.get_file`` (with its hash check) into a temporary folder
+    inside ``root``; the file is moved into place only once verified, so a failed
+    or interrupted download never leaves a partial file behind.
+
+    Parameters
+    ----------
+    flag : str
+        Dataset name, e.g. ``"organamnist"``.
+    root : path, optional
+        Target folder; :func:`default_root` when omitted.
+    size : {28, 64, 128, 224}
+        Image size.
+    url : str, optional
+        Override the official URL (mirrors, tests).
+
+    Returns
+    -------
+    Path
+        The verified file.
+    """
+    import keras
+
+    name = medmnist_filename(flag, size)
+    official_url, md5 = _url_and_md5(flag, size)
+    url = url or official_url
+    if url is None:
+        raise ValueError(f"medmnist lists no download URL for {flag} at size {size}")
+    root = Path(root).expanduser() if root is not None else default_root()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / name
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+        try:
+            fetched = keras.utils.get_file(
+                fname=name, origin=url, file_hash=md5, hash_algorithm="md5",
+                cache_dir=tmp, cache_subdir="",
+            )
+        except ValueError as err:
+            raise ValueError(
+                f"download of {name} from {url} failed its MD5 check (expected {md5}); "
+                "nothing was written"
+            ) from err
+        except Exception as err:
+            raise OSError(f"could not download {name} from {url}: {err}") from err
+        os.replace(fetched, target)
+    return target
+
+
+def _read_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    keys = (f"{split}_images", f"{split}_labels")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in keys if k not in npz.files]
+            if missing:
+                raise ValueError(
+                    f"{path} is missing keys {missing}; it has {sorted(npz.files)}"
+                )
+            images, labels = npz[keys[0]], npz[keys[1]]
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise ValueError(
+            f"{path} is truncated or corrupt ({err}); delete it and download it again"
+        ) from err
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != len(labels):
+        raise ValueError(
+            f"{path}: {keys[0]} must be uint8 (N, H, W[, 3]) with one label row per "
+            f"image; got {images.dtype} {images.shape} and labels {labels.shape}"
+        )
+    return images, labels
+
+
+def load_medmnist(
+    flag: str,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    size: int = 28,
+    download: bool = False,
+    verify: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load one split of a 2D MedMNIST dataset from its official npz file.
+
+    Parameters
+    ----------
+    flag : str
+        Dataset name, e.g. ``"pneumoniamnist"``, ``"retinamnist"``, ``"organamnist"``.
+    split : {"train", "val", "test"}
+    root : path, optional
+        Folder holding ``{flag}.npz`` (size 28) or ``{flag}_{size}.npz``. Defaults
+        to ``$RISC_TF_DATA``, then ``~/.medmnist``.
+    size : {28, 64, 128, 224}
+    download : bool, default False
+        Fetch the file (MD5-checked) when it is missing.
+    verify : bool, default True
+        Check the file's MD5 against medmnist's INFO (once per process and file).
+
+    Returns
+    -------
+    images : np.ndarray
+        uint8, ``(N, H, W)`` for grayscale sets or ``(N, H, W, 3)``.
+    labels : np.ndarray
+        int64 ``(N,)`` (``(N, L)`` for the multi-label ChestMNIST).
+
+    Examples
+    --------
+    >>> x, y = load_medmnist("pneumoniamnist", "test", root="../shared/data/medmnist")
+    >>> x.shape, y.shape
+    ((624, 28, 28), (624,))
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    name = medmnist_filename(flag, size)  # validates size
+    url, md5 = _url_and_md5(flag, size)  # validates flag
+    root = Path(root).expanduser() if root is not None else default_root()
+    path = root / name
+    if not path.is_file():
+        if not download:
+            raise FileNotFoundError(
+                f"{name} not found in {root}. Put the file there (from {url}), pass "
+                f"root= the folder that holds it, set ${DATA_ENV}, or use download=True."
+            )
+        path = download_medmnist(flag, root, size)
+    if verify:
+        _verify_md5(path, md5)
+    images, labels = _read_npz(path, split)
+    labels = labels.astype(np.int64)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    return images, labels
+
