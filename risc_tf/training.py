@@ -54,7 +54,7 @@ def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, num_batc
 
     @tf.function
     def moments(x):
-        outs = probe(x, training=True)
+        outs = tf.nest.flatten(probe(x, training=True))
         stats = []
         for bn, out in zip(bns, outs):
             axes = [i for i in range(len(out.shape)) if i != bn.axis % len(out.shape)]

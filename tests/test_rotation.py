@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from risc_tf.rotation import DEFAULT_ANGLES, angles_every, check_angles, counter_rotate, rotate
+
+quarter = st.sampled_from([-270, -180, -90, 0, 90, 180, 270, 360, 450])
+
+
+def _images(seed, n=3, side=7, channels=3):
+    return np.random.default_rng(seed).random((n, side, side, channels), dtype=np.float32)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 1000), st.lists(quarter, min_size=3, max_size=3))
+def test_rotate_then_counter_rotate_is_exact_for_quarter_turns(seed, angles):
+    x = _images(seed)
+    assert np.array_equal(counter_rotate(rotate(x, angles), angles).numpy(), x)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 1000), quarter, quarter)
+def test_composing_quarter_turns_adds_the_angles(seed, a, b):
+    x = _images(seed)
+    assert np.array_equal(rotate(rotate(x, a), b).numpy(), rotate(x, a + b).numpy())
+
+
+def test_quarter_turn_is_counter_clockwise_like_numpy_rot90():
+    x = _images(0, n=4)
+    out = rotate(x, [0, 90, 180, 270]).numpy()
+    for k in range(4):
+        assert np.array_equal(out[k], np.rot90(x[k], k))
+
+
+def test_uint8_quarter_turns_are_exact_and_keep_dtype():
+    x = np.random.default_rng(1).integers(0, 256, (2, 5, 5, 1), dtype=np.uint8)
+    out = rotate(x, 90).numpy()
+    assert out.dtype == np.uint8 and np.array_equal(out[1], np.rot90(x[1]))
+
+
+def test_uint8_cannot_be_interpolated():
+    x = np.zeros((1, 5, 5, 1), np.uint8)
+    with pytest.raises(Exception, match="multiples of 90"):
+        rotate(x, 45)
+
+
+def test_two_45_degree_turns_approximate_a_quarter_turn_in_the_interior():
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float32)
+    smooth = (0.5 + 0.5 * np.sin(xx / 5.0) * np.cos(yy / 7.0))[None, :, :, None]
+    twice = rotate(rotate(smooth, 45), 45).numpy()[0, 8:24, 8:24]
+    once = np.rot90(smooth[0], 1)[8:24, 8:24]
+    assert np.abs(twice - once).max() < 0.05
+
+
+def test_interpolated_rotation_fills_corners_with_black_and_round_trips_the_centre():
+    x = np.ones((1, 16, 16, 3), np.float32)
+    r = rotate(x, 45).numpy()
+    assert r[0, 0, 0, 0] == 0.0 and r[0, 8, 8, 0] == pytest.approx(1.0)
+    back = counter_rotate(r, 45).numpy()
+    assert np.allclose(back[0, 6:10, 6:10], 1.0, atol=1e-5)
+
+
+def test_rotation_is_about_the_centre():
+    x = np.zeros((1, 9, 9, 1), np.float32)
+    x[0, 4, 4] = 1.0
+    for angle in (30, 45, 90, 135):
+        assert rotate(x, angle).numpy()[0, 4, 4, 0] == pytest.approx(1.0)
+
+
+def test_per_image_angles_mix_exact_and_interpolated():
+    x = _images(3, n=2, side=9)
+    out = rotate(x, [90, 45]).numpy()
+    assert np.array_equal(out[0], np.rot90(x[0]))
+    assert not np.array_equal(out[1], x[1])
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([0], "at least two"),
+        ([0, 360], "same rotation"),
+        ([0, 90, -270], "same rotation"),
+        ([0, float("inf")], "finite"),
+        (["a", "b"], "numbers"),
+        ("0,90", "sequence"),
+    ],
+)
+def test_check_angles_rejects_bad_sets(bad, message):
+    with pytest.raises(ValueError, match=message):
+        check_angles(bad)
+
+
+def test_angle_sets():
+    assert check_angles(DEFAULT_ANGLES) == (0.0, 90.0, 180.0, 270.0)
+    assert angles_every(45) == tuple(45.0 * i for i in range(8))
+    for bad in (0, 7, 360, -90):
+        with pytest.raises(ValueError, match="divide 360"):
+            angles_every(bad)
+
+
+def test_rotate_validates_shapes():
+    with pytest.raises(ValueError, match="square"):
+        rotate(np.zeros((1, 4, 5, 1), np.float32), 90)
+    with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
+        rotate(np.zeros((4, 4), np.float32), 90)
