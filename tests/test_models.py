@@ -98,8 +98,8 @@ def test_resnet50_classifier_loads_a_local_weights_file(tmp_path):
     assert not any(isinstance(layer, keras.Model) for layer in model.layers)
     assert isinstance(model.layers[1], InputNormalization) and model.layers[1].mode == "caffe"
     for name in ("conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"):
-        for got, want in zip(model.get_layer(name).get_weights(), bare.get_layer(name).get_weights()):
-            assert np.array_equal(got, want)
+        got, want = model.get_layer(name).get_weights(), bare.get_layer(name).get_weights()
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
     # a file of another architecture is a clear error
     other = tmp_path / "small.weights.h5"
     BACKBONES["small"][0](input_shape=(32, 32, 3)).save_weights(other)
