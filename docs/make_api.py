@@ -16,6 +16,17 @@ import risc_tf  # noqa: E402
 API = Path(__file__).resolve().parent / "api"
 
 
+def _plain(value) -> str:
+    """repr without memory addresses: functions and classes by name."""
+    if isinstance(value, dict):
+        return "{\n" + "".join(f"    {k!r}: {_plain(v)},\n" for k, v in value.items()) + "}"
+    if isinstance(value, tuple) and any(callable(v) for v in value):
+        return "(" + ", ".join(_plain(v) for v in value) + ")"
+    if callable(value):
+        return getattr(value, "__qualname__", repr(value))
+    return repr(value)
+
+
 def page(name: str) -> str:
     obj = getattr(risc_tf, name)
     module = getattr(obj, "__module__", None) or "risc_tf"
@@ -36,7 +47,7 @@ def page(name: str) -> str:
                 body += f"\n### `{title}`\n\n{inspect.getdoc(func)}\n"
     else:
         kind = "constant"
-        body = f"```python\n{name} = {obj!r}\n```\n"
+        body = f"```python\n{name} = {_plain(obj)}\n```\n"
     return f"# `risc_tf.{name}` ({kind}, defined in `{module}`)\n\n{body}"
 
 

@@ -1,0 +1,29 @@
+"""Docs stay true: one API page per public name, README set-up commands in place."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import risc_tf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_public_name_has_an_up_to_date_api_page():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "make_api.py"), "--check"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in risc_tf.__all__:
+        assert (ROOT / "docs" / "api" / f"{name}.md").is_file()
+
+
+def test_readme_opens_with_the_two_set_up_commands():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert lines[0] == "```bash" and lines[3] == "```"
+    install_and_run, run_tests = lines[1], lines[2]
+    assert "pip install" in install_and_run and "../shared/data/medmnist" in install_and_run
+    assert "python -m pytest" in run_tests
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'grep -m1 "python -m pytest" README.md' in ci
