@@ -146,12 +146,13 @@ def rotation_targets(rotnet: keras.Model, angles, n: int) -> np.ndarray:
         An angle that is not in the RotNet's angle set (modulo 360).
     """
     table = np.asarray(rotnet_angles(rotnet), np.float64) % 360.0
-    a = np.atleast_1d(np.asarray(angles, np.float64)) % 360.0
+    given = np.atleast_1d(np.asarray(angles, np.float64))
+    a = given % 360.0
     if a.ndim != 1 or len(a) not in (1, n):
         raise ValueError(f"angle must be one angle or {n} angles (one per image); got {angles!r}")
     diff = np.abs((a[:, None] - table[None, :] + 180.0) % 360.0 - 180.0)
     if np.any(diff.min(axis=1) > 1e-6):
-        bad = np.asarray(angles).reshape(-1)[diff.min(axis=1) > 1e-6]
+        bad = given[diff.min(axis=1) > 1e-6]
         raise ValueError(
             f"angle {bad.tolist()} not in the RotNet's angle set {rotnet_angles(rotnet)}"
         )
@@ -234,13 +235,10 @@ class CAM:
         if self.method == "scorecam":
             options.update(max_N=self.max_n, batch_size=self.batch_size)
         parts = []
-        with warnings.catch_warnings():
-            # tf-keras-vis passes the single input as a list.
-            warnings.filterwarnings("ignore", message="The structure of `inputs`")
-            for i in range(0, len(x), self.batch_size):
-                chunk = x[i : i + self.batch_size]
-                cam = self._engine(target_score(targets[i : i + len(chunk)]), chunk, **options)
-                parts.append(np.asarray(cam, np.float32).reshape(len(chunk), *cam.shape[-2:]))
+        for i in range(0, len(x), self.batch_size):
+            chunk = x[i : i + self.batch_size]
+            cam = self._engine(target_score(targets[i : i + len(chunk)]), chunk, **options)
+            parts.append(np.asarray(cam, np.float32).reshape(len(chunk), *cam.shape[-2:]))
         return np.concatenate(parts)
 
     def __call__(self, images, targets=None) -> np.ndarray:
