@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     written.append(npz)
     if "fig4" in args.figures:
         written.append(args.out / "explain_fig4_classifier.png")
-        figures.classifier_rotation_figure(pipe.classifier, x, pipe.angles, names,
+        figures.classifier_rotation_figure(pipe.classifier, x, pipe.angles, names, y,
                                            layer=args.layer, path=written[-1], **options)
     if "fig5" in args.figures:
         written.append(args.out / "explain_fig5_rotnet.png")

@@ -61,6 +61,15 @@ def _class_name(names: ClassNames, index: int) -> str:
     return str(names[index])
 
 
+def _row_names(labels, names: ClassNames, n: int) -> list[str]:
+    if labels is None:
+        return [f"image {i}" for i in range(n)]
+    labels = np.ravel(labels)
+    if len(labels) != n:
+        raise ValueError(f"labels must hold one class per image ({n}); got {len(labels)}")
+    return [f"true: {_class_name(names, int(t))}" for t in labels]
+
+
 def _grid(rows: int, cols: int, title: str | None) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=(_CELL * cols, _CELL * rows + (0.35 if title else 0.0)),
                  layout="constrained")
@@ -88,7 +97,7 @@ def _finish(fig: Figure, path) -> Figure:
 
 def _rotation_figure(
     model: keras.Model, images, angles, describe: Callable[[np.ndarray], str],
-    cam: CAM, title: str, path,
+    cam: CAM, title: str, path, labels=None, class_names: ClassNames = None,
 ) -> Figure:
     """Shared body of Fig. 4 and Fig. 5: rows = (image, heatmap) per image, cols = angles."""
     angles = check_angles(angles)
@@ -98,12 +107,13 @@ def _rotation_figure(
     proba = predict_proba(model, every)
     maps = cam(every)
     shown = overlay(every, maps)
+    rows = _row_names(labels, class_names, n)
     fig, axes = _grid(2 * n, r, title)
     for i in range(n):
         for j, angle in enumerate(angles):
             k = i * r + j
             _panel(axes[2 * i, j], to_rgb(every[k])[0], f"rotated {angle:g}°",
-                   f"image {i}" if j == 0 else None)
+                   rows[i] if j == 0 else None)
             _panel(axes[2 * i + 1, j], shown[k], describe(proba[k]),
                    cam.method if j == 0 else None)
     return _finish(fig, path)
@@ -114,6 +124,7 @@ def classifier_rotation_figure(
     images,
     angles: Sequence[float] = DEFAULT_ANGLES,
     class_names: ClassNames = None,
+    labels=None,
     method: str = "gradcam",
     layer: str | None = None,
     max_n: int | None = None,
@@ -132,6 +143,8 @@ def classifier_rotation_figure(
         Test rotations (degrees, counter-clockwise), one column each.
     class_names : mapping or sequence, optional
         Class names by index (e.g. ``dataset_info(flag)["label"]``).
+    labels : sequence of int, optional
+        True classes, shown as row labels.
     method, layer, max_n
         As in :class:`~risc_tf.explain.CAM`; the predicted class is explained.
     title : str, optional
@@ -155,7 +168,8 @@ def classifier_rotation_figure(
         return f"{_class_name(class_names, int(p.argmax()))} ({p.max():.2f})"
 
     title = title or f"Classifier {method} at {cam.layer.name}"
-    return _rotation_figure(classifier, images, angles, describe, cam, title, path)
+    return _rotation_figure(classifier, images, angles, describe, cam, title, path, labels,
+                            class_names)
 
 
 def rotnet_rotation_figure(
@@ -270,16 +284,13 @@ def risc_figure(
          lambda i: f"after: {_class_name(class_names, after_p[i].argmax())}"
                    f" ({after_p[i].max():.2f})"),
     ]
+    rows = _row_names(labels, class_names, len(x))
     fig, axes = _grid(len(x), len(columns), title or f"RISC, {method}: "
                       f"RotNet at {rot_cam.layer.name}, classifier at {clf_cam.layer.name}")
     for j, (imgs, maps, text) in enumerate(columns):
         shown = to_rgb(imgs) if maps is None else overlay(imgs, maps)
         for i in range(len(x)):
-            row = None
-            if j == 0:
-                row = f"image {i}" if labels is None else \
-                    f"true: {_class_name(class_names, int(np.ravel(labels)[i]))}"
-            _panel(axes[i, j], shown[i], text(i), row)
+            _panel(axes[i, j], shown[i], text(i), rows[i] if j == 0 else None)
     return _finish(fig, path)
 
 
