@@ -279,7 +279,7 @@ def risc_figure(
         (x, clf_cam(x, before_p.argmax(1)),
          lambda i: f"before: {_class_name(class_names, before_p[i].argmax())}"
                    f" ({before_p[i].max():.2f})"),
-        (corrected, None, lambda i: f"corrected by {-predicted[i]:g}°"),
+        (corrected, None, lambda i: f"corrected by {0.0 - predicted[i]:g}°"),
         (corrected, clf_cam(corrected, after_p.argmax(1)),
          lambda i: f"after: {_class_name(class_names, after_p[i].argmax())}"
                    f" ({after_p[i].max():.2f})"),
