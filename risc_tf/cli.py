@@ -12,7 +12,7 @@ import os
 import sys
 
 #: Modules that register subcommands, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("risc_tf.explain.command",)
 
 
 def build_parser() -> argparse.ArgumentParser:
