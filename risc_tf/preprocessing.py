@@ -113,11 +113,12 @@ def check_images(images, name: str = "images") -> tuple[np.ndarray, bool]:
     return x, single
 
 
-def to_model_input(images: tf.Tensor, size: int = 32) -> tf.Tensor:
+def to_model_input(images: tf.Tensor, size: int | None = 32) -> tf.Tensor:
     """Convert a rank-4 uint8/float batch to float32 ``(N, size, size, 3)`` in [0, 1].
 
     Pure TensorFlow (usable inside ``tf.data`` and ``tf.function``); the input is
-    assumed to have passed :func:`check_images`.
+    assumed to have passed :func:`check_images`. ``size=None`` keeps the images'
+    own height and width (for display).
     """
     x = tf.convert_to_tensor(images)
     if x.dtype == tf.uint8:
@@ -126,7 +127,7 @@ def to_model_input(images: tf.Tensor, size: int = 32) -> tf.Tensor:
         x = tf.cast(x, tf.float32)
     if x.shape[-1] == 1:
         x = tf.image.grayscale_to_rgb(x)
-    if x.shape[1] != size or x.shape[2] != size:
+    if size is not None and (x.shape[1] != size or x.shape[2] != size):
         x = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
         x = tf.clip_by_value(x, 0.0, 1.0)
     return x

@@ -6,7 +6,7 @@ import matplotlib
 import numpy as np
 
 from risc_tf.explain.cam import resize_maps
-from risc_tf.preprocessing import check_images
+from risc_tf.preprocessing import check_images, to_model_input
 
 __all__ = ["overlay", "to_rgb"]
 
@@ -14,11 +14,10 @@ __all__ = ["overlay", "to_rgb"]
 def to_rgb(images) -> np.ndarray:
     """Images in any accepted form as float32 RGB ``(N, H, W, 3)`` in [0, 1], for display.
 
-    Unlike :func:`risc_tf.preprocessing.to_model_input` the images keep their size.
+    Unlike the model input the images keep their size.
     """
     x, _ = check_images(images)
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+    return to_model_input(x, size=None).numpy()
 
 
 def overlay(images, heatmaps, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
