@@ -12,7 +12,11 @@ import os
 import sys
 
 #: Modules that register subcommands, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "risc_tf.commands.train",
+    "risc_tf.commands.evaluate",
+    "risc_tf.commands.reproduce",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

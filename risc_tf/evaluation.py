@@ -26,7 +26,9 @@ import numpy as np
 import tensorflow as tf
 from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
 
+from risc_tf.datasets import rotated_test_arrays
 from risc_tf.pipeline import RISCPipeline
+from risc_tf.preprocessing import preprocess_images
 from risc_tf.rotation import check_angles, counter_rotate, rotate
 
 __all__ = [
@@ -39,9 +41,12 @@ __all__ = [
     "classification_metrics",
     "confusion",
     "evaluate_methods",
+    "evaluate_models",
     "model_proba",
     "per_angle_accuracy",
     "rotation_accuracy",
+    "rotnet_metrics",
+    "evaluation_sets",
     "time_inference",
     "tta_proba",
 ]
@@ -229,6 +234,57 @@ def evaluate_methods(
     return {
         name: classification_metrics(labels, fn(images), true_angles)
         for name, fn in methods.items()
+    }
+
+
+def evaluation_sets(images, labels, angles: Sequence[float], seed: int = 0,
+              input_size: int = 32) -> dict[str, tuple[np.ndarray, ...]]:
+    """The upright and the seeded randomly rotated test sets, as model input.
+
+    Returns
+    -------
+    dict
+        ``{"upright": (images, labels), "rotated": (images, labels, true_angles)}``;
+        images are float32 ``(N, S, S, 3)`` in [0, 1].
+    """
+    upright = preprocess_images(images, input_size)
+    x, y, a = rotated_test_arrays(images, labels, angles, seed, input_size)
+    return {"upright": (upright, np.asarray(labels)), "rotated": (np.clip(x, 0.0, 1.0), y, a)}
+
+
+def rotnet_metrics(rotnet: keras.Model, sets: Mapping[str, tuple],
+                   angles: Sequence[float]) -> dict:
+    """RotNet accuracy on the rotated test set (overall, per angle, confusion) and upright."""
+    angles = check_angles(angles)
+    pipe = RISCPipeline(rotnet, rotnet, angles)  # only its rotation head is used
+    index = {round(a % 360.0, 3): i for i, a in enumerate(angles)}
+    rotated, _, true_angles = sets["rotated"]
+    predicted = pipe.predict_rotation(rotated)
+    true_idx = np.array([index[round(float(a) % 360.0, 3)] for a in true_angles])
+    pred_idx = np.array([index[round(float(a) % 360.0, 3)] for a in predicted])
+    upright = pipe.predict_rotation(sets["upright"][0])
+    return {
+        "rotated_test_acc": rotation_accuracy(true_angles, predicted),
+        "per_angle_acc": per_angle_accuracy(true_idx == pred_idx, true_angles),
+        "confusion_matrix": confusion(true_idx, pred_idx, len(angles)).tolist(),
+        "upright_test_acc": rotation_accuracy(np.zeros(len(upright)), upright),
+    }
+
+
+def evaluate_models(methods: Mapping[str, ProbaFn], rotnet: keras.Model,
+                    sets: Mapping[str, tuple], angles: Sequence[float]) -> dict:
+    """Stages 3-5: every method on the upright and the rotated test set, and the RotNet.
+
+    Returns
+    -------
+    dict
+        ``{"upright": {method: metrics}, "rotated": {method: metrics + per-angle},
+        "rotnet": rotnet_metrics}``.
+    """
+    return {
+        "upright": evaluate_methods(methods, *sets["upright"]),
+        "rotated": evaluate_methods(methods, *sets["rotated"]),
+        "rotnet": rotnet_metrics(rotnet, sets, angles),
     }
 
 

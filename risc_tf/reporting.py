@@ -24,6 +24,7 @@ from risc_tf.plots import plot_all
 
 __all__ = [
     "RUN_FILE",
+    "ensure_output_dir",
     "finish_run",
     "machine_info",
     "prepare_output_dir",
@@ -39,6 +40,30 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def ensure_output_dir(output: str | os.PathLike) -> Path:
+    """Create folder ``output`` (and parents) and check that it is writable.
+
+    Raises
+    ------
+    FileExistsError
+        ``output`` or one of its parents is a file.
+    PermissionError
+        The folder cannot be created or written to.
+    """
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"output {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError) as err:
+        raise FileExistsError(f"cannot create output folder {path}: a parent is a file") from err
+    except OSError as err:
+        raise PermissionError(f"cannot create output folder {path}: {err.strerror}") from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder {path} is not writable")
+    return path
+
+
 def prepare_output_dir(output: str | os.PathLike, config=None, overwrite: bool = False) -> dict:
     """Claim ``output`` for a new run and return the run record.
 
@@ -50,10 +75,8 @@ def prepare_output_dir(output: str | os.PathLike, config=None, overwrite: bool =
     PermissionError
         ``output`` (or its parent) is not writable.
     """
-    path = Path(output)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"output {path} exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
+    path = ensure_output_dir(output)
+    if any(path.iterdir()):
         marker = path / RUN_FILE
         if not marker.is_file():
             raise FileExistsError(
@@ -73,7 +96,7 @@ def prepare_output_dir(output: str | os.PathLike, config=None, overwrite: bool =
             )
         shutil.rmtree(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)  # again, if an earlier run was deleted
         run = {"id": uuid.uuid4().hex[:12], "status": "running", "started": _now(),
                "pid": os.getpid()}
         if config is not None and dataclasses.is_dataclass(config):
@@ -207,8 +230,8 @@ def render_markdown(results: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores_available']} cores, {m['memory_gib']} GiB, "
         f"GPUs: {', '.join(m['gpus']) or 'none'}; TensorFlow {m['tensorflow']}, "
         f"Keras {m['keras']}.", "",
-        f"Angle set (RotNet and rotated test): {', '.join(f'{a:g}' for a in results['angles']['rotnet'])}"
-        " degrees.", "",
+        "Angle set (RotNet and rotated test): "
+        + ", ".join(f"{a:g}" for a in results["angles"]["rotnet"]) + " degrees.", "",
         "## Table 1", "",
         f"Split sizes train / val / test: {sizes['train']} / {sizes['val']} / {sizes['test']}"
         f"{subset}. The paper column holds the numbers the RISC paper reports, for "

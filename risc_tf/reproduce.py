@@ -20,25 +20,21 @@ import keras
 import numpy as np
 
 from risc_tf.data import dataset_info, load_medmnist
-from risc_tf.datasets import rotated_test_arrays
 from risc_tf.evaluation import (
     METHOD_LABELS,
     angle_sweep,
     build_methods,
-    confusion,
-    evaluate_methods,
-    per_angle_accuracy,
-    rotation_accuracy,
+    evaluate_models,
+    evaluation_sets,
     time_inference,
 )
 from risc_tf.models import build_classifier, build_rotnet
 from risc_tf.pipeline import RISCPipeline
-from risc_tf.preprocessing import preprocess_images
 from risc_tf.reporting import finish_run, machine_info, prepare_output_dir, write_results
 from risc_tf.rotation import angles_every, check_angles
 from risc_tf.training import train_classifier, train_rotnet
 
-__all__ = ["PAPER_RESULTS", "ReproduceConfig", "paper_angles", "reproduce"]
+__all__ = ["PAPER_RESULTS", "ReproduceConfig", "load_splits", "paper_angles", "reproduce"]
 
 #: Rotation step (degrees) of the paper's angle set per dataset (default 90).
 PAPER_ANGLE_STEP: dict[str, float] = {"pneumoniamnist": 90.0, "organamnist": 90.0,
@@ -150,19 +146,35 @@ def _say(config: ReproduceConfig, message: str) -> None:
         print(f"[risc-tf reproduce] {message}", flush=True)
 
 
-def _load(config: ReproduceConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(config.seed)
-    splits = {}
-    for split in ("train", "val", "test"):
-        x, y = load_medmnist(config.dataset, split, config.data_root, config.size,
-                             download=config.download, verify=config.verify)
-        if config.subset is not None and len(x) > config.subset:
-            keep = np.sort(rng.choice(len(x), config.subset, replace=False))
-            x, y = x[keep], y[keep]
+def load_splits(
+    dataset: str,
+    root: str | os.PathLike | None = None,
+    size: int = 28,
+    subset: int | None = None,
+    seed: int = 0,
+    splits: Sequence[str] = ("train", "val", "test"),
+    download: bool = False,
+    verify: bool = True,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Load splits of a single-label MedMNIST dataset, optionally a seeded random subset.
+
+    Returns
+    -------
+    dict
+        split -> ``(images uint8, labels int64 (N,))``; with ``subset``, at most
+        that many images of each split, drawn without replacement, in file order.
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split in splits:
+        x, y = load_medmnist(dataset, split, root, size, download=download, verify=verify)
         if y.ndim != 1:
-            raise ValueError(f"{config.dataset} {split} labels must be (N,); got {y.shape}")
-        splits[split] = (x, y)
-    return splits
+            raise ValueError(f"{dataset} {split} labels must be (N,); got shape {y.shape}")
+        if subset is not None and len(x) > subset:
+            keep = np.sort(rng.choice(len(x), subset, replace=False))
+            x, y = x[keep], y[keep]
+        out[split] = (x, y)
+    return out
 
 
 def _history(history: keras.callbacks.History, seconds: float, model: keras.Model) -> dict:
@@ -247,7 +259,9 @@ def reproduce(config: ReproduceConfig) -> dict:
     info = dataset_info(config.dataset)
     output = Path(config.output)
     started = time.time()
-    splits = _load(config)  # before touching the output: a missing file changes nothing
+    # Data first: a missing file leaves the output folder untouched.
+    splits = load_splits(config.dataset, config.data_root, config.size, config.subset,
+                         config.seed, download=config.download, verify=config.verify)
     run = prepare_output_dir(output, config, overwrite=config.overwrite)
     num_classes = len(info["label"])
 
@@ -256,27 +270,11 @@ def reproduce(config: ReproduceConfig) -> dict:
     methods = build_methods(rotnet, classifier, config.angles, models["rotation_augmented"])
 
     xt, yt = splits["test"]
-    _say(config, "stage 3: upright test set")
-    upright = preprocess_images(xt, config.input_size)
-    results_upright = evaluate_methods(methods, upright, yt)
-
-    _say(config, f"stage 4-5: randomly rotated test set (seed {config.seed})")
-    rotated, yr, true_angles = rotated_test_arrays(xt, yt, config.angles, config.seed,
-                                                   config.input_size)
-    rotated = np.clip(rotated, 0.0, 1.0)
-    results_rotated = evaluate_methods(methods, rotated, yr, true_angles)
+    _say(config, f"stages 3-5: upright and randomly rotated test sets (seed {config.seed})")
+    sets = evaluation_sets(xt, yt, config.angles, config.seed, config.input_size)
+    evaluation = evaluate_models(methods, rotnet, sets, config.angles)
+    upright, rotated = sets["upright"][0], sets["rotated"][0]
     pipe = RISCPipeline(rotnet, classifier, config.angles, mode="hard")
-    predicted = pipe.predict_rotation(rotated)
-    index = {round(a % 360.0, 3): i for i, a in enumerate(config.angles)}
-    true_idx = np.array([index[round(a % 360.0, 3)] for a in true_angles])
-    pred_idx = np.array([index[round(a % 360.0, 3)] for a in predicted])
-    rotnet_result = {
-        "rotated_test_acc": rotation_accuracy(true_angles, predicted),
-        "per_angle_acc": per_angle_accuracy(true_idx == pred_idx, true_angles),
-        "confusion_matrix": confusion(true_idx, pred_idx, len(config.angles)).tolist(),
-        "upright_test_acc": rotation_accuracy(np.zeros(len(upright)),
-                                              pipe.predict_rotation(upright)),
-    }
 
     _say(config, f"accuracy-versus-angle sweep, every {config.sweep_step:g} deg")
     sweep = angle_sweep(methods, upright, yt, angles_every(config.sweep_step),
@@ -307,8 +305,8 @@ def reproduce(config: ReproduceConfig) -> dict:
                    "sweep": sweep["angles"]},
         "methods": {m: METHOD_LABELS[m] for m in methods},
         "training": training,
-        "rotnet": rotnet_result,
-        "evaluation": {"upright": results_upright, "rotated": results_rotated},
+        "rotnet": evaluation.pop("rotnet"),
+        "evaluation": evaluation,
         "sweep": sweep,
         "timing": timing,
         "paper": PAPER_RESULTS.get(config.dataset),
