@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from risc_tf.rotation import angles_every, check_angles
 
 __all__ = [
     "add_common",
+    "data_errors",
     "dataset_flag",
     "load_splits",
     "positive_int",
@@ -152,20 +154,29 @@ def verbosity(args: argparse.Namespace) -> int:
     return 0 if args.quiet else 1
 
 
-def load_splits(args: argparse.Namespace, splits=("train", "val", "test")) -> dict:
-    """Load the requested splits as the options say: split -> (images, labels)."""
-    from risc_tf.reproduce import load_splits as load
-
+@contextlib.contextmanager
+def data_errors():
+    """Add the command-line remedies to the loader's missing-file and MD5 errors."""
     try:
-        return load(args.dataset, args.data_root, args.size, args.subset, args.seed, splits,
-                    download=args.download, verify=args.verify)
+        yield
     except FileNotFoundError as err:
+        if ".npz not found" not in str(err):
+            raise
         raise FileNotFoundError(f"{err} (command line: --data-root DIR or --download)") from None
     except ValueError as err:
         if "MD5 mismatch" not in str(err):
             raise
         raise ValueError(f"{err} If the file is deliberately not the official one (e.g. a "
                          "test-made file), pass --no-verify.") from None
+
+
+def load_splits(args: argparse.Namespace, splits=("train", "val", "test")) -> dict:
+    """Load the requested splits as the options say: split -> (images, labels)."""
+    from risc_tf.reproduce import load_splits as load
+
+    with data_errors():
+        return load(args.dataset, args.data_root, args.size, args.subset, args.seed, splits,
+                    download=args.download, verify=args.verify)
 
 
 def save_json(data: dict, path: str | os.PathLike) -> Path:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from risc_tf.commands._common import add_common, angle_step, positive_int, resolve_angles
+from risc_tf.commands._common import (
+    add_common,
+    angle_step,
+    data_errors,
+    positive_int,
+    resolve_angles,
+)
 from risc_tf.reproduce import ReproduceConfig, reproduce
 
 __all__ = ["add_parser"]
@@ -20,7 +26,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
         download=args.download, verify=args.verify, overwrite=args.overwrite,
         verbose=0 if args.quiet else 1,
     )
-    results = reproduce(config)
+    with data_errors():
+        results = reproduce(config)
     print(results["summary"]["verdict"])
     print(f"report: {args.output}/results.md")
     return 0
