@@ -27,6 +27,7 @@ __all__ = [
     "ensure_output_dir",
     "finish_run",
     "machine_info",
+    "now_iso",
     "prepare_output_dir",
     "render_markdown",
     "summarize",
@@ -36,7 +37,8 @@ __all__ = [
 RUN_FILE = "run.json"
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -97,7 +99,7 @@ def prepare_output_dir(output: str | os.PathLike, config=None, overwrite: bool =
         shutil.rmtree(path)
     try:
         path.mkdir(parents=True, exist_ok=True)  # again, if an earlier run was deleted
-        run = {"id": uuid.uuid4().hex[:12], "status": "running", "started": _now(),
+        run = {"id": uuid.uuid4().hex[:12], "status": "running", "started": now_iso(),
                "pid": os.getpid()}
         if config is not None and dataclasses.is_dataclass(config):
             run["config"] = {k: (str(v) if isinstance(v, os.PathLike) else v)
@@ -113,7 +115,7 @@ def finish_run(output: str | os.PathLike, results: dict) -> None:
     """Mark the run in ``output`` complete (listing its files)."""
     path = Path(output)
     run = json.loads((path / RUN_FILE).read_text())
-    run.update(status="complete", finished=_now(),
+    run.update(status="complete", finished=now_iso(),
                wall_time_s=results["run"].get("wall_time_s"),
                files=sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()))
     (path / RUN_FILE).write_text(json.dumps(run, indent=2))
@@ -253,8 +255,8 @@ def render_markdown(results: dict) -> str:
     out += ["", "## Table 2: time", ""]
     out += _table(["model / method", "training (s)", "inference, batched (ms/sample)",
                    "inference, one at a time (ms/sample)"],
-                  [[r["model"], r["train_time_s"], r["batched_ms_per_sample"],
-                    r["single_ms_per_sample"]] for r in s["table2"]["rows"]])
+                  [[r["model"], f"{r['train_time_s']:.1f}", f"{r['batched_ms_per_sample']:.2f}",
+                    f"{r['single_ms_per_sample']:.2f}"] for r in s["table2"]["rows"]])
     out += ["", "RISC training time is the RotNet's plus the classifier's; TTA reuses the "
             "upright classifier. Inference includes the rotated-test images already at model "
             "input size; batches of 256.", "", "## Training", ""]
@@ -263,7 +265,7 @@ def render_markdown(results: dict) -> str:
         h = t["history"]
         rows.append([name, t["epochs_run"], t["best_epoch"], h["accuracy"][-1],
                      (h.get("val_accuracy") or [None])[-1], t["best_val_accuracy"],
-                     t["train_time_s"]])
+                     f"{t['train_time_s']:.1f}"])
     out += _table(["model", "epochs run", "best epoch", "last train ACC", "last val ACC",
                    "best val ACC", "time (s)"], rows)
     out += ["", "Validation accuracy is measured after BatchNorm statistics are re-estimated "

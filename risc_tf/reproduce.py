@@ -30,7 +30,13 @@ from risc_tf.evaluation import (
 )
 from risc_tf.models import build_classifier, build_rotnet
 from risc_tf.pipeline import RISCPipeline
-from risc_tf.reporting import finish_run, machine_info, prepare_output_dir, write_results
+from risc_tf.reporting import (
+    finish_run,
+    machine_info,
+    now_iso,
+    prepare_output_dir,
+    write_results,
+)
 from risc_tf.rotation import angles_every, check_angles
 from risc_tf.training import train_classifier, train_rotnet
 
@@ -244,7 +250,7 @@ def reproduce(config: ReproduceConfig) -> dict:
     Returns
     -------
     dict
-        The content of ``results.json`` (see ``docs/results.md`` for the layout).
+        The content of ``results.json`` (its layout is described in ``docs/cli.md``).
 
     Raises
     ------
@@ -311,7 +317,8 @@ def reproduce(config: ReproduceConfig) -> dict:
         "timing": timing,
         "paper": PAPER_RESULTS.get(config.dataset),
     }
-    results["run"]["wall_time_s"] = time.time() - started
+    results["run"].update(status="complete", finished=now_iso(),
+                          wall_time_s=time.time() - started)
     write_results(results, output)
     finish_run(output, results)
     _say(config, f"done in {results['run']['wall_time_s']:.0f} s; report: {output / 'results.md'}")

@@ -66,6 +66,7 @@ def test_results_json_keys_and_ranges(run):
 
     saved = json.loads((out / "results.json").read_text(), parse_constant=strict)
     assert saved["run"]["id"] == json.loads((out / RUN_FILE).read_text())["id"]
+    assert saved["run"]["status"] == "complete" and saved["run"]["wall_time_s"] > 0
     assert {"run", "config", "machine", "dataset", "angles", "methods", "training", "rotnet",
             "evaluation", "sweep", "timing", "paper", "summary", "plots"} <= set(saved)
     d = saved["dataset"]
