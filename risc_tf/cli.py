@@ -12,7 +12,12 @@ import os
 import sys
 
 #: Modules that register subcommands, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ("risc_tf.explain.command",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "risc_tf.commands.train",
+    "risc_tf.commands.evaluate",
+    "risc_tf.commands.reproduce",
+    "risc_tf.explain.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,179 @@
+"""The ``risc-tf`` command line: help, clear errors, and real runs with a tiny budget."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from risc_tf.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "medmnist"
+needs_data = pytest.mark.skipif(
+    not (DATA / "pneumoniamnist.npz").is_file(), reason=f"needs {DATA}/pneumoniamnist.npz"
+)
+SUBCOMMANDS = ("train-rotnet", "train-classifier", "evaluate", "reproduce")
+TINY = ["--backbone", "small", "--epochs", "1", "--batch-size", "32", "--quiet"]
+
+
+def _error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def make_organamnist(folder: Path, seed: int = 0) -> Path:
+    """A small file in OrganAMNIST's format: 28x28 uint8 grayscale, 11 classes, (N, 1) labels.
+
+    Each class is an asymmetric bright shape at its own place, so the images have an
+    orientation for a RotNet to find and a class for a classifier to find.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", 44), ("val", 22), ("test", 33)):
+        labels = (np.arange(n) % 11).astype(np.uint8)
+        images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(labels):
+            r, k = 3 + 2 * (c % 6), 3 + 3 * (c // 6)
+            images[i, r : r + 10, k : k + 4] = 220  # vertical bar
+            images[i, r + 7 : r + 10, k : k + 12] = 220  # foot: breaks the symmetry
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels[:, None]
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / "organamnist.npz", **arrays)
+    return folder
+
+
+def test_help_of_every_subcommand(capsys):
+    for name in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        for option in ("--dataset", "--data-root", "--size", "--batch-size", "--seed",
+                       "--output"):
+            assert option in out, (name, option)
+        if name != "evaluate":
+            for option in ("--backbone", "--weights", "--epochs"):
+                assert option in out, (name, option)
+
+
+def test_python_dash_m_runs_the_cli():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "risc_tf", "--help"], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0
+    assert all(name in done.stdout for name in SUBCOMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--dataset", "cifar10"], "unknown dataset: 'cifar10'. Valid datasets: pathmnist"),
+        (["--epochs", "0"], "--epochs: must be a positive integer"),
+        (["--batch-size", "many"], "--batch-size: must be a positive integer"),
+        (["--angles", "0,90,450"], "are the same rotation"),
+        (["--angle-step", "7"], "divides 360"),
+        (["--angles", "0,90", "--angle-step", "45"], "not allowed with argument"),
+        (["--backbone", "resnet9"], "invalid choice: 'resnet9'"),
+        (["--size", "32"], "invalid choice: 32"),
+        (["--sweep-step", "0"], "divides 360"),
+    ],
+)
+def test_bad_options_fail_clearly(capsys, tmp_path, extra, match):
+    argv = ["reproduce", "--dataset", "pneumoniamnist", "--output", str(tmp_path / "o"), *extra]
+    assert match in _error(capsys, argv)
+
+
+def test_missing_data_names_the_path_and_url(capsys, tmp_path):
+    err = _error(capsys, ["reproduce", "--dataset", "organamnist", "--data-root",
+                          str(tmp_path), "--output", str(tmp_path / "o")])
+    assert f"organamnist.npz not found in {tmp_path}" in err
+    assert "https://zenodo.org/records/10519652/files/organamnist.npz" in err
+    assert "--data-root" in err and not (tmp_path / "o").exists()
+
+
+def test_multilabel_dataset_is_refused(capsys, tmp_path):
+    err = _error(capsys, ["reproduce", "--dataset", "chestmnist", "--output", str(tmp_path)])
+    assert "multi-label" in err
+
+
+def test_unwritable_output_fails_before_training(capsys, tmp_path):
+    data = make_organamnist(tmp_path / "data")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    base = ["reproduce", "--dataset", "organamnist", "--data-root", str(data), "--no-verify"]
+    err = _error(capsys, [*base, "--output", str(blocker / "out")])
+    assert "cannot create output folder" in err and str(blocker) in err
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        err = _error(capsys, [*base, "--output", str(locked / "out")])
+        assert "cannot create output folder" in err and "ermission" in err
+
+
+def test_unofficial_file_needs_no_verify(capsys, tmp_path):
+    data = make_organamnist(tmp_path / "data")
+    err = _error(capsys, ["reproduce", "--dataset", "organamnist", "--data-root", str(data),
+                          "--output", str(tmp_path / "o")])
+    assert "MD5 mismatch" in err and "--no-verify" in err
+
+
+def test_evaluate_needs_models(capsys, tmp_path):
+    err = _error(capsys, ["evaluate", "--dataset", "pneumoniamnist", "--output", str(tmp_path)])
+    assert "--pipeline DIR, or both --rotnet FILE and --classifier FILE" in err
+    err = _error(capsys, ["evaluate", "--dataset", "pneumoniamnist", "--output", str(tmp_path),
+                          "--rotnet", str(tmp_path / "r.keras"), "--classifier", "c.keras"])
+    assert "does not exist" in err
+
+
+@pytest.mark.slow
+def test_reproduce_organamnist_end_to_end_on_a_test_made_file(capsys, tmp_path):
+    data = make_organamnist(tmp_path / "data")
+    out = tmp_path / "organ"
+    argv = ["reproduce", "--dataset", "organamnist", "--data-root", str(data), "--no-verify",
+            "--output", str(out), "--sweep-step", "90", "--timing-samples", "2", *TINY]
+    assert main(argv) == 0
+    assert "most accurate method" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["num_classes"] == 11
+    assert results["dataset"]["split_sizes"] == {"train": 44, "val": 22, "test": 33}
+    assert results["angles"]["rotnet"] == [0.0, 90.0, 180.0, 270.0]
+    assert results["config"]["verify"] is False
+    assert results["paper"] == {"rotnet_acc": 0.66, "upright_acc": 0.93, "risc_rotated_acc": 0.75}
+    assert np.shape(results["evaluation"]["rotated"]["risc_soft"]["confusion_matrix"]) == (11, 11)
+    assert (out / "results.md").is_file() and (out / "angle_sweep.png").is_file()
+    # a second run into the same folder is refused, then replaced with --overwrite
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "already holds a finished run" in capsys.readouterr().err
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_train_then_evaluate_on_real_data(capsys, tmp_path):
+    common = ["--dataset", "pneumoniamnist", "--data-root", str(DATA), "--subset", "64",
+              "--output", str(tmp_path)]
+    assert main(["train-rotnet", *common, *TINY]) == 0
+    assert main(["train-classifier", *common, *TINY]) == 0
+    assert main(["train-classifier", *common, *TINY, "--rotation-augment"]) == 0
+    capsys.readouterr()
+    assert "exists; pass --overwrite" in _error(capsys, ["train-rotnet", *common, *TINY])
+    history = json.loads((tmp_path / "classifier_history.json").read_text())
+    assert 0 <= history["upright_test"]["acc"] <= 1 and history["epochs_run"] == 1
+    assert json.loads((tmp_path / "rotation_augmented_history.json").read_text())["angles"] == [
+        0.0, 90.0, 180.0, 270.0]
+    assert main(["evaluate", *common, "--rotnet", str(tmp_path / "rotnet.keras"),
+                 "--classifier", str(tmp_path / "classifier.keras"), "--rotation-augmented",
+                 str(tmp_path / "rotation_augmented.keras"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "risc_hard" in out and "RotNet rotation accuracy" in out
+    ev = json.loads((tmp_path / "evaluation.json").read_text())
+    assert set(ev["rotated"]) == {"classifier", "rotation_augmented", "tta", "risc_hard",
+                                  "risc_soft"}
+    assert ev["n"] == 64 and 0 <= ev["rotnet"]["rotated_test_acc"] <= 1
