@@ -34,7 +34,49 @@ __all__ = [
 ]
 
 
-def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, num_batches: int = 50):
+class _BatchNormStatistics:
+    """Average per-channel input statistics of every BatchNorm layer of a model.
+
+    Built once per model (one probe model, one traced function), then called on
+    a dataset each time the statistics are re-estimated.
+    """
+
+    def __init__(self, model: keras.Model):
+        self.layers = [
+            layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        if self.layers:
+            probe = keras.Model(model.inputs, [bn.input for bn in self.layers])
+            self._moments = tf.function(
+                lambda x: self._batch_moments(probe, x), reduce_retracing=True
+            )
+
+    def _batch_moments(self, probe: keras.Model, x: tf.Tensor) -> list[tf.Tensor]:
+        stats = []
+        for bn, out in zip(self.layers, tf.nest.flatten(probe(x, training=True))):
+            axes = [i for i in range(len(out.shape)) if i != bn.axis % len(out.shape)]
+            stats += list(tf.nn.moments(tf.cast(out, tf.float32), axes))
+        return stats
+
+    def __call__(self, dataset: tf.data.Dataset, num_batches: int) -> int:
+        if not self.layers:
+            return 0
+        totals, count = None, 0
+        for batch in dataset.take(num_batches):
+            stats = self._moments(batch[0] if isinstance(batch, tuple) else batch)
+            totals = stats if totals is None else [t + s for t, s in zip(totals, stats)]
+            count += 1
+        if count == 0:
+            raise ValueError("recalibrate_batchnorm got an empty dataset")
+        for i, bn in enumerate(self.layers):
+            bn.moving_mean.assign(totals[2 * i] / count)
+            bn.moving_variance.assign(totals[2 * i + 1] / count)
+        return len(self.layers)
+
+
+def recalibrate_batchnorm(
+    model: keras.Model, dataset: tf.data.Dataset, num_batches: int = 50
+) -> int:
     """Set every BatchNorm layer's moving statistics to the average batch statistics.
 
     The model runs in training mode on up to ``num_batches`` batches of
@@ -47,32 +89,7 @@ def recalibrate_batchnorm(model: keras.Model, dataset: tf.data.Dataset, num_batc
     int
         Number of BatchNorm layers updated.
     """
-    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    if not bns:
-        return 0
-    probe = keras.Model(model.inputs, [bn.input for bn in bns])
-
-    @tf.function
-    def moments(x):
-        outs = tf.nest.flatten(probe(x, training=True))
-        stats = []
-        for bn, out in zip(bns, outs):
-            axes = [i for i in range(len(out.shape)) if i != bn.axis % len(out.shape)]
-            mean, var = tf.nn.moments(tf.cast(out, tf.float32), axes)
-            stats += [mean, var]
-        return stats
-
-    totals, count = None, 0
-    for batch in dataset.take(num_batches):
-        stats = moments(batch[0] if isinstance(batch, tuple) else batch)
-        totals = stats if totals is None else [t + s for t, s in zip(totals, stats)]
-        count += 1
-    if count == 0:
-        raise ValueError("recalibrate_batchnorm got an empty dataset")
-    for i, bn in enumerate(bns):
-        bn.moving_mean.assign(totals[2 * i] / count)
-        bn.moving_variance.assign(totals[2 * i + 1] / count)
-    return len(bns)
+    return _BatchNormStatistics(model)(dataset, num_batches)
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):
@@ -95,17 +112,28 @@ class BatchNormRecalibration(keras.callbacks.Callback):
         self.dataset = dataset
         self.num_batches = num_batches
 
+        self._statistics: _BatchNormStatistics | None = None
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model)
+        self._statistics = None
+
+    def _recalibrate(self) -> None:
+        if self._statistics is None:  # one probe and one trace for the whole fit
+            self._statistics = _BatchNormStatistics(self.model)
+        self._statistics(self.dataset, self.num_batches)
+
     def on_train_batch_end(self, batch, logs=None):
         steps = self.params.get("steps")
         if steps and batch + 1 == steps:
-            recalibrate_batchnorm(self.model, self.dataset, self.num_batches)
+            self._recalibrate()
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.params.get("steps"):
             warnings.warn(
                 "steps per epoch unknown: BatchNorm re-estimated after validation", stacklevel=2
             )
-            recalibrate_batchnorm(self.model, self.dataset, self.num_batches)
+            self._recalibrate()
 
 
 def _check_positive(**values) -> None:
