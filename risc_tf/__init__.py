@@ -5,7 +5,9 @@ The method, in the order of the modules:
 data (:mod:`risc_tf.data`) -> preprocessing (:mod:`risc_tf.preprocessing`) ->
 rotation (:mod:`risc_tf.rotation`) -> tf.data pipelines (:mod:`risc_tf.datasets`) ->
 models (:mod:`risc_tf.models`) -> training (:mod:`risc_tf.training`) ->
-pipeline (:mod:`risc_tf.pipeline`).
+pipeline (:mod:`risc_tf.pipeline`) -> evaluation (:mod:`risc_tf.evaluation`,
+:mod:`risc_tf.reproduce`) -> explanation (:mod:`risc_tf.explain`). The ``risc-tf``
+command line (:mod:`risc_tf.cli`) only wires these together.
 """
 
 __version__ = "0.1.0"
@@ -27,6 +29,7 @@ from risc_tf.models import (
 )
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.preprocessing import InputNormalization, check_images, preprocess_images
+from risc_tf.reproduce import ReproduceConfig, reproduce
 from risc_tf.rotation import DEFAULT_ANGLES, angles_every, check_angles, counter_rotate, rotate
 from risc_tf.training import (
     BatchNormRecalibration,
@@ -41,6 +44,7 @@ __all__ = [
     "BatchNormRecalibration",
     "InputNormalization",
     "RISCPipeline",
+    "ReproduceConfig",
     "RotationOutput",
     "angles_every",
     "build_classifier",
@@ -56,6 +60,7 @@ __all__ = [
     "model_image_size",
     "preprocess_images",
     "recalibrate_batchnorm",
+    "reproduce",
     "rotate",
     "rotated_test_arrays",
     "rotated_test_dataset",

@@ -116,7 +116,8 @@ def _verify_md5(path: Path, md5: str | None) -> None:
     if actual != md5:
         raise ValueError(
             f"MD5 mismatch for {path}: expected {md5}, got {actual}. The file is "
-            "corrupt, truncated or a different version; delete it and download it again."
+            "corrupt, truncated or a different version; delete it and download it again "
+            "(or pass verify=False for a file that is deliberately not the official release)."
         )
     _VERIFIED.add(key)
 
