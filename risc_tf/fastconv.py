@@ -26,7 +26,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-__all__ = ["FastConv2D", "fast_conv_plan", "use_fast_conv"]
+__all__ = ["FastBatchNormalization", "FastConv2D", "fast_conv_plan", "use_fast_conv"]
+
+
+#: Strided 1x1 convolutions go through the matmul only on maps of at most this
+#: many pixels: on 4x4 and 8x8 maps the strided slice cost as much as it saved
+#: (measured; see docs/performance.md), on 2x2 maps the matmul was clearly faster.
+_MAX_STRIDED_PIXELS = 4
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -97,10 +103,11 @@ class FastConv2D(keras.layers.Conv2D):
 
     Same arguments, weights and results as :class:`keras.layers.Conv2D`. When the
     convolution (channels last, no dilation, one group, static input height and
-    width) reduces to one kernel tap (see :func:`fast_conv_plan`), the layer
-    computes ``x[:, r0::s, c0::s, :] @ kernel[i, j]``; matmul gradients are much
-    faster on CPU than TensorFlow's convolution backprop on small maps. Any other
-    case runs the stock convolution.
+    width) reduces to one kernel tap (see :func:`fast_conv_plan`) and, if strided,
+    its input has at most 2x2 pixels, the layer computes
+    ``x[:, r0::s, c0::s, :] @ kernel[i, j] + bias``; matmul and its gradients are
+    faster on CPU than TensorFlow's convolution kernels there. Any other case
+    runs the stock layer.
 
     Examples
     --------
@@ -117,22 +124,83 @@ class FastConv2D(keras.layers.Conv2D):
             or self.lora_enabled
         ):
             return None
-        shape = inputs.shape
-        return fast_conv_plan(
-            (shape[1], shape[2]), tuple(self.kernel_size), tuple(self.strides), self.padding
-        )
+        h, w = inputs.shape[1], inputs.shape[2]
+        if max(self.strides) > 1 and (h is None or w is None or h * w > _MAX_STRIDED_PIXELS):
+            return None
+        return fast_conv_plan((h, w), tuple(self.kernel_size), tuple(self.strides), self.padding)
 
-    def convolution_op(self, inputs, kernel):
+    def call(self, inputs):
         plan = self._plan(inputs)
         if plan is None:
-            return super().convolution_op(inputs, kernel)
+            return super().call(inputs)
         i, j, r0, c0, oh, ow = plan
         sh, sw = self.strides
         x = inputs
         if (r0, c0, sh, sw) != (0, 0, 1, 1) or (oh, ow) != tuple(inputs.shape[1:3]):
             x = x[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :]
-        y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel[i, j])
-        return tf.reshape(y, [tf.shape(inputs)[0], oh, ow, self.filters])
+        y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), self.kernel[i, j])
+        if self.use_bias:  # on the 2-D product, so that Grappler fuses MatMul + BiasAdd
+            y = tf.nn.bias_add(y, self.bias)
+        y = tf.reshape(y, [tf.shape(inputs)[0], oh, ow, self.filters])
+        return y if self.activation is None else self.activation(y)
+
+
+@keras.saving.register_keras_serializable(package="risc_tf")
+class FastBatchNormalization(keras.layers.BatchNormalization):
+    """:class:`keras.layers.BatchNormalization` whose training step is one fused kernel.
+
+    Keras computes training-mode batch normalisation from about ten elementwise
+    ops (moments, then normalise), and autodiff doubles them; on CPU that costs
+    more than the convolutions of a 32x32 ResNet50 stage. For the common case
+    (4-D float32 input, channels-last axis, no mask, no renorm, not
+    synchronised) this layer runs TensorFlow's ``FusedBatchNormV3`` instead, with
+    the same formula, the same moving-statistics update (momentum, biased batch
+    variance) and the same weights. Inference and every other case run the
+    stock layer.
+    """
+
+    def _fusable(self, inputs, mask) -> bool:
+        return bool(
+            mask is None
+            and not self.renorm
+            and not self.synchronized
+            and len(inputs.shape) == 4
+            and self.axis in (3, -1)
+            and inputs.dtype == tf.float32
+            and self.compute_dtype == "float32"
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones([channels])
+        beta = self.beta if self.center else tf.zeros([channels])
+        learning = bool(training and self.trainable)
+        y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs,
+            scale=tf.convert_to_tensor(gamma),
+            offset=tf.convert_to_tensor(beta),
+            mean=tf.constant([], tf.float32) if learning else self.moving_mean.value,
+            variance=tf.constant([], tf.float32) if learning else self.moving_variance.value,
+            epsilon=self.epsilon,
+            data_format="NHWC",
+            is_training=learning,
+        )
+        if not learning:
+            return y
+        # The kernel returns the unbiased (Bessel-corrected) batch variance; Keras
+        # tracks the biased one.
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), tf.float32)
+        variance = variance * tf.maximum(count - 1.0, 0.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+        )
+        return y
+
+
+_FAST = {keras.layers.Conv2D: FastConv2D, keras.layers.BatchNormalization: FastBatchNormalization}
 
 
 def use_fast_conv(model: keras.Model) -> keras.Model:
@@ -157,7 +225,7 @@ def use_fast_conv(model: keras.Model) -> keras.Model:
         raise ValueError(f"use_fast_conv needs a keras.Model; got {type(model).__name__}")
 
     def convert(layer):
-        cls = FastConv2D if type(layer) is keras.layers.Conv2D else layer.__class__
+        cls = _FAST.get(type(layer), layer.__class__)
         return cls.from_config(layer.get_config())
 
     try:

@@ -6,13 +6,14 @@ import pytest
 import tensorflow as tf
 
 import risc_tf
-from risc_tf.fastconv import FastConv2D, fast_conv_plan, use_fast_conv
+from risc_tf.fastconv import FastBatchNormalization, FastConv2D, fast_conv_plan, use_fast_conv
 
 # (input side, channels in, filters, kernel, stride, padding)
 CASES = [
     (4, 5, 6, 1, 1, "valid"),  # 1x1: matmul
-    (5, 5, 6, 1, 2, "valid"),  # strided 1x1, odd side: slice + matmul
-    (4, 5, 6, 1, 2, "same"),
+    (2, 5, 6, 1, 2, "valid"),  # strided 1x1 on a 2x2 map: slice + matmul
+    (1, 5, 6, 1, 2, "same"),
+    (5, 5, 6, 1, 2, "valid"),  # strided 1x1 on a larger map: stock
     (1, 5, 6, 3, 1, "same"),  # 3x3 on a 1x1 map: centre tap only
     (2, 5, 6, 3, 1, "same"),  # several taps: stock convolution
     (9, 3, 4, 7, 2, "valid"),  # stock
@@ -30,11 +31,12 @@ def _pair(side, cin, filters, k, s, padding, use_bias=True):
     return stock, fast
 
 
-def _value_and_grads(layer, x):
+def _value_and_grads(fn, x, layer=None):
+    layer = fn if layer is None else layer
     x = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = layer(x)
+        y = fn(x)
         loss = tf.reduce_sum(y * tf.sin(y))
     return [y, *tape.gradient(loss, [x, *layer.trainable_variables])]
 
@@ -48,6 +50,32 @@ def test_outputs_and_gradients_equal_stock(case):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{"epsilon": 1.001e-5}, {"center": False, "scale": False, "momentum": 0.5}]
+)
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_equals_stock(kwargs, training):
+    shape = (3, 2, 2, 5)
+    stock = keras.layers.BatchNormalization(**kwargs)
+    fast = FastBatchNormalization(**kwargs)
+    stock.build(shape)
+    fast.build(shape)
+    rng = np.random.default_rng(0)
+    fast.set_weights([rng.random(w.shape).astype("float32") + 0.5 for w in stock.get_weights()])
+    stock.set_weights(fast.get_weights())
+    before = [w.copy() for w in fast.get_weights()]
+    x = (3 * rng.normal(size=shape) + 1).astype("float32")
+    for a, b in zip(
+        _value_and_grads(lambda t: stock(t, training=training), x, stock),
+        _value_and_grads(lambda t: fast(t, training=training), x, fast),
+    ):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+    for a, b, old in zip(stock.get_weights(), fast.get_weights(), before):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)  # moving statistics too
+    moved = any(not np.array_equal(w, old) for w, old in zip(fast.get_weights(), before))
+    assert moved == training
+
+
 def test_unknown_batch_in_a_traced_function():
     stock, fast = _pair(2, 4, 3, 1, 2, "valid", use_bias=False)
     fn = tf.function(fast, input_signature=[tf.TensorSpec((None, 2, 2, 4))])
@@ -59,6 +87,7 @@ def test_plan_only_for_single_tap_convolutions():
     assert fast_conv_plan((8, 8), (1, 1), (1, 1), "valid") == (0, 0, 0, 0, 8, 8)
     assert fast_conv_plan((1, 1), (3, 3), (1, 1), "same") == (1, 1, 0, 0, 1, 1)
     assert fast_conv_plan((2, 2), (3, 3), (1, 1), "same") is None
+    assert fast_conv_plan((2, 2), (1, 1), (2, 2), "valid") == (0, 0, 0, 0, 1, 1)
     assert fast_conv_plan((None, 4), (1, 1), (1, 1), "valid") is None
 
 
@@ -68,6 +97,8 @@ def test_use_fast_conv_keeps_names_weights_and_outputs():
     assert [type(layer) for layer in model.layers if type(layer) is keras.layers.Conv2D]
     convs = [layer for layer in fast.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(type(layer) is FastConv2D for layer in convs)
+    norms = [layer for layer in fast.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is FastBatchNormalization for layer in norms)
     assert [w.path for w in fast.weights] == [w.path for w in model.weights]
     x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
     np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

@@ -1,0 +1,76 @@
+"""ResNet50 32x32 training throughput: stock Conv2D vs FastConv2D, and the tf.data input.
+
+Runs every side in one process on the same real images (PneumoniaMNIST train,
+upsampled to 32x32), with the optimiser and loss of ``risc_tf.train_classifier``.
+Sides alternate, ``--repeats`` rounds of ``--steps`` training steps each; medians
+and ratios are printed. Run from the repository root::
+
+    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_training.py
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import risc_tf
+from _common import DATA_ROOT, header, interleaved, report
+
+
+def compiled(fast_conv: bool, jit_compile: bool = False) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    model = risc_tf.build_classifier(2, backbone="resnet50", fast_conv=fast_conv)
+    model.compile(  # as risc_tf.training._fit
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=8, help="training steps per timed run")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--xla", action="store_true", help="also time FastConv2D with jit_compile")
+    args = parser.parse_args()
+    header("ResNet50 32x32 training (classifier, Adam, batch %d)" % args.batch_size)
+
+    images, labels = risc_tf.load_medmnist("pneumoniamnist", "train", root=DATA_ROOT)
+    n = args.batch_size * args.steps
+    raw, y = images[:n], labels[:n].astype("int64")
+    x = risc_tf.preprocess_images(raw)  # float32 (n, 32, 32, 3), in memory
+    pipeline = risc_tf.classification_dataset(raw, y, args.batch_size, 32, shuffle=True, seed=0)
+
+    models = {"stock Conv2D, in-memory": compiled(False), "FastConv2D, in-memory": compiled(True)}
+    models["FastConv2D, tf.data pipeline"] = models["FastConv2D, in-memory"]
+    if args.xla:
+        models["FastConv2D + XLA, in-memory"] = compiled(True, jit_compile=True)
+
+    def fit(model, data):
+        if isinstance(data, tf.data.Dataset):
+            return lambda: model.fit(data, epochs=1, verbose=0)
+        return lambda: model.fit(data, y, batch_size=args.batch_size, epochs=1, verbose=0,
+                                 shuffle=False)
+
+    sides = {
+        name: fit(model, pipeline if "tf.data" in name else x) for name, model in models.items()
+    }
+    for fn in sides.values():  # trace and warm up every side first
+        fn()
+    times = interleaved(sides, args.repeats)
+    print(f"images/s ({args.steps} steps x {args.batch_size} images per run, "
+          f"{args.repeats} runs per side, interleaved):")
+    report(times, n, "img/s", "stock Conv2D, in-memory")
+    fast = np.median(times["FastConv2D, in-memory"])
+    piped = np.median(times["FastConv2D, tf.data pipeline"])
+    print(f"  tf.data pipeline rate / in-memory rate (FastConv2D): {fast / piped:.3f}")
+
+
+if __name__ == "__main__":
+    main()
