@@ -20,8 +20,8 @@ def machine() -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-        f"numpy {np.__version__}, load average at start {load[0]:.2f}"
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}, numpy {np.__version__}, load average at start {load[0]:.2f}"
     )
 
 

@@ -22,9 +22,9 @@ import statistics
 
 import keras
 import numpy as np
+from _common import DATA_ROOT, header, interleaved, report, timed
 
 import risc_tf
-from _common import DATA_ROOT, header, interleaved, report, timed
 
 
 def naive(rotnet, classifier, x, batch_size):

@@ -1,4 +1,4 @@
-"""Convolutions whose gradients are fast on CPU at the tiny maps of 32x32 inputs.
+"""Conv2D and BatchNormalization layers that train fast on CPU at 32x32 inputs.
 
 At a 32x32 input, ResNet50's stages 3-5 run on 4x4, 2x2 and 1x1 feature maps.
 There TensorFlow's CPU convolution kernels (forward and, above all, the two
@@ -12,13 +12,20 @@ measurement (``benchmarks/bench_training.py`` and ``docs/performance.md``):
 patches + matmul for 3x3 convolutions on 2x2 to 8x8 maps was *slower* here
 than the stock kernels, so those stay stock.
 
+:class:`FastBatchNormalization` runs batch normalisation as TensorFlow's one
+fused kernel instead of Keras's ten-odd elementwise ops (and their gradients),
+which cost as much as a stage's convolutions here. :func:`use_fast_conv` swaps
+both into a built model; ``risc_tf.build_rotnet`` / ``build_classifier`` do it
+by default (``fast_conv=True``).
+
 :class:`FastConv2D` is a :class:`keras.layers.Conv2D` subclass with the same
 constructor, config, weights and weight names, so ImageNet or saved weights
 load unchanged, ``isinstance(layer, keras.layers.Conv2D)`` still holds (e.g.
 for tf-keras-vis), and the outputs equal the stock layer's within float32
-rounding. It is registered as ``risc_tf>FastConv2D``: a saved model loads with
-plain ``keras.models.load_model`` once ``risc_tf`` is imported (as for
-risc_tf's other layers).
+rounding; likewise :class:`FastBatchNormalization`. Both are registered
+(``risc_tf>FastConv2D``, ``risc_tf>FastBatchNormalization``): a saved model
+loads with plain ``keras.models.load_model`` once ``risc_tf`` is imported, as
+for risc_tf's other layers (``RISCPipeline.load`` always imports it).
 """
 
 from __future__ import annotations
@@ -112,8 +119,8 @@ class FastConv2D(keras.layers.Conv2D):
     Examples
     --------
     >>> layer = FastConv2D(8, 1, strides=2)
-    >>> tuple(layer(np.zeros((2, 4, 4, 3), "float32")).shape)
-    (2, 2, 2, 8)
+    >>> tuple(layer(tf.zeros((2, 2, 2, 3))).shape)
+    (2, 1, 1, 8)
     """
 
     def _plan(self, inputs):
@@ -138,7 +145,10 @@ class FastConv2D(keras.layers.Conv2D):
         x = inputs
         if (r0, c0, sh, sw) != (0, 0, 1, 1) or (oh, ow) != tuple(inputs.shape[1:3]):
             x = x[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :]
-        y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), self.kernel[i, j])
+        kernel = self.kernel
+        # a reshape, not a slice, where possible: a slice's gradient copies the kernel
+        tap = tf.reshape(kernel, kernel.shape[2:]) if kernel.shape[:2] == (1, 1) else kernel[i, j]
+        y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), tap)
         if self.use_bias:  # on the 2-D product, so that Grappler fuses MatMul + BiasAdd
             y = tf.nn.bias_add(y, self.bias)
         y = tf.reshape(y, [tf.shape(inputs)[0], oh, ow, self.filters])
@@ -147,7 +157,7 @@ class FastConv2D(keras.layers.Conv2D):
 
 @keras.saving.register_keras_serializable(package="risc_tf")
 class FastBatchNormalization(keras.layers.BatchNormalization):
-    """:class:`keras.layers.BatchNormalization` whose training step is one fused kernel.
+    """:class:`keras.layers.BatchNormalization` computed by one fused kernel.
 
     Keras computes training-mode batch normalisation from about ten elementwise
     ops (moments, then normalise), and autodiff doubles them; on CPU that costs
@@ -155,8 +165,8 @@ class FastBatchNormalization(keras.layers.BatchNormalization):
     (4-D float32 input, channels-last axis, no mask, no renorm, not
     synchronised) this layer runs TensorFlow's ``FusedBatchNormV3`` instead, with
     the same formula, the same moving-statistics update (momentum, biased batch
-    variance) and the same weights. Inference and every other case run the
-    stock layer.
+    variance) and the same weights; inference (moving statistics) also uses the
+    fused kernel. Every other case runs the stock layer.
     """
 
     def _fusable(self, inputs, mask) -> bool:
@@ -177,12 +187,13 @@ class FastBatchNormalization(keras.layers.BatchNormalization):
         gamma = self.gamma if self.scale else tf.ones([channels])
         beta = self.beta if self.center else tf.zeros([channels])
         learning = bool(training and self.trainable)
+        empty = tf.constant([], tf.float32)
         y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
             x=inputs,
             scale=tf.convert_to_tensor(gamma),
             offset=tf.convert_to_tensor(beta),
-            mean=tf.constant([], tf.float32) if learning else self.moving_mean.value,
-            variance=tf.constant([], tf.float32) if learning else self.moving_variance.value,
+            mean=empty if learning else tf.convert_to_tensor(self.moving_mean),
+            variance=empty if learning else tf.convert_to_tensor(self.moving_variance),
             epsilon=self.epsilon,
             data_format="NHWC",
             is_training=learning,
@@ -204,12 +215,14 @@ _FAST = {keras.layers.Conv2D: FastConv2D, keras.layers.BatchNormalization: FastB
 
 
 def use_fast_conv(model: keras.Model) -> keras.Model:
-    """A copy of a functional/sequential model with every Conv2D made a :class:`FastConv2D`.
+    """A copy of a model with its Conv2D / BatchNormalization layers made fast.
 
-    Layer names, order, configs and weights are kept (weights are copied), so
-    the copy computes the same function and saves/loads the same weight names.
-    Layers that are already FastConv2D or are Conv2D subclasses are left as they
-    are.
+    Every layer whose type is exactly :class:`keras.layers.Conv2D` becomes a
+    :class:`FastConv2D`, and every exact :class:`keras.layers.BatchNormalization`
+    a :class:`FastBatchNormalization`; other layers (subclasses included) are
+    cloned as they are. Layer names, order, configs and weights are kept
+    (weights are copied), so the copy computes the same function and
+    saves/loads the same weight names.
 
     Parameters
     ----------
