@@ -216,9 +216,10 @@ def build_rotnet(
         Override the input normalisation (default: ``"unit"`` without weights, the
         backbone's ImageNet mode with weights).
     fast_conv : bool, default True
-        Build the convolutions as :class:`risc_tf.fastconv.FastConv2D` (same
-        layers, weights and outputs; faster CPU training at small inputs, see
-        docs/performance.md). False gives stock ``keras.layers.Conv2D``.
+        Build the Conv2D and BatchNormalization layers as
+        :class:`risc_tf.fastconv.FastConv2D` / ``FastBatchNormalization`` (same
+        layers, names, weights and outputs; faster on CPU at small inputs, see
+        docs/performance.md). False gives the stock Keras layers.
 
     Returns
     -------
