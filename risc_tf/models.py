@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 
+from risc_tf.fastconv import use_fast_conv
 from risc_tf.preprocessing import NORMALIZATION_MODES, InputNormalization
 from risc_tf.rotation import DEFAULT_ANGLES, check_angles
 
@@ -164,7 +165,10 @@ def _build(
     backbone: str,
     weights,
     normalization: str | None,
+    fast_conv: bool,
 ) -> keras.Model:
+    if not isinstance(fast_conv, bool):
+        raise ValueError(f"fast_conv must be True or False; got {fast_conv!r}")
     shape, normalization = _check_common(input_shape, backbone, weights, normalization)
     inputs = keras.Input(shape, name="image")
     x = InputNormalization(normalization, name="input_normalization")(inputs)
@@ -178,7 +182,7 @@ def _build(
     model = keras.Model(inputs, head(features), name=f"{name}_{backbone}")
     if weights not in (None, "imagenet"):
         _load_backbone_weights(model, backbone, shape, weights)
-    return model
+    return use_fast_conv(model) if fast_conv else model
 
 
 def build_rotnet(
@@ -189,6 +193,7 @@ def build_rotnet(
     hidden_units: Sequence[int] = (512, 256),
     dropout: float = 0.3,
     normalization: str | None = None,
+    fast_conv: bool = True,
 ) -> keras.Model:
     """The RISC RotNet: backbone without top, three fully connected layers, softmax over angles.
 
@@ -210,6 +215,11 @@ def build_rotnet(
     normalization : str, optional
         Override the input normalisation (default: ``"unit"`` without weights, the
         backbone's ImageNet mode with weights).
+    fast_conv : bool, default True
+        Build the Conv2D and BatchNormalization layers as
+        :class:`risc_tf.fastconv.FastConv2D` / ``FastBatchNormalization`` (same
+        layers, names, weights and outputs; faster on CPU at small inputs, see
+        docs/performance.md). False gives the stock Keras layers.
 
     Returns
     -------
@@ -235,7 +245,7 @@ def build_rotnet(
             x = keras.layers.Dense(width, activation="relu", name=f"rot_fc{i}")(x)
         return RotationOutput(angles, name="rotation")(x)
 
-    return _build(head, "rotnet", input_shape, backbone, weights, normalization)
+    return _build(head, "rotnet", input_shape, backbone, weights, normalization, fast_conv)
 
 
 def build_classifier(
@@ -245,6 +255,7 @@ def build_classifier(
     weights: str | os.PathLike | None = None,
     dropout: float = 0.0,
     normalization: str | None = None,
+    fast_conv: bool = True,
 ) -> keras.Model:
     """The RISC classifier: backbone without top, global pooling, softmax over classes.
 
@@ -252,7 +263,7 @@ def build_classifier(
     ----------
     num_classes : int
         Number of classes (>= 2; binary tasks use a 2-way softmax).
-    input_shape, backbone, weights, normalization
+    input_shape, backbone, weights, normalization, fast_conv
         As in :func:`build_rotnet`.
     dropout : float, default 0.0
         Dropout before the output layer.
@@ -278,4 +289,4 @@ def build_classifier(
             x = keras.layers.Dropout(dropout, name="dropout")(x)
         return keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
 
-    return _build(head, "classifier", input_shape, backbone, weights, normalization)
+    return _build(head, "classifier", input_shape, backbone, weights, normalization, fast_conv)

@@ -1,0 +1,71 @@
+"""Shared helpers for the benchmark scripts (not part of the library or the tests)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+DATA_ROOT = os.environ.get("RISC_DATA", "../shared/data/medmnist")
+
+
+def machine() -> str:
+    """One line naming the machine and the versions."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}, numpy {np.__version__}, load average at start {load[0]:.2f}"
+    )
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Wall-clock seconds of one call."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved(sides: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Time every side once per round, ``repeats`` rounds, sides alternating.
+
+    Alternating spreads the load of a shared machine evenly over the sides.
+    """
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            times[name].append(timed(fn))
+    return times
+
+
+def report(times: dict[str, list[float]], items: int, unit: str, base: str) -> None:
+    """Print median rate per side, the spread, and the ratio to ``base``."""
+    rate = {k: items / statistics.median(v) for k, v in times.items()}
+    for name, v in times.items():
+        spread = ", ".join(f"{items / t:.0f}" for t in v)
+        print(
+            f"  {name:34s} median {rate[name]:8.1f} {unit}  ({rate[name] / rate[base]:.2f}x "
+            f"{base})  runs: {spread}"
+        )
+
+
+def header(title: str) -> None:
+    print(f"== {title}")
+    print(f"machine: {cpu_model()}; {machine()}")

@@ -1,0 +1,98 @@
+"""RISCPipeline inference: fused graph vs the naive two-step, and single-image latency.
+
+Both sides use the same ResNet50 RotNet + classifier (32x32, FastConv2D /
+FastBatchNormalization layers, untrained weights: speed does not depend on the
+weight values) on the same rotated PneumoniaMNIST test images, in one process,
+alternating, ``--repeats`` rounds; medians and ratios are printed. One more
+naive side runs stock-layer copies of the same two models (same weights, built
+with ``fast_conv=False``), i.e. the naive two-step as it ran before the fast
+layers existed. The naive side is what a user would
+write without the pipeline::
+
+    p = rotnet.predict(x); k = p.argmax(1)
+    x_up = np.stack([np.rot90(img, -k_i) for img, k_i in zip(x, k)])
+    y = classifier.predict(x_up)
+
+Run from the repository root::
+
+    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_inference.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import keras
+import numpy as np
+from _common import DATA_ROOT, header, interleaved, report, timed
+
+import risc_tf
+
+
+def naive(rotnet, classifier, x, batch_size):
+    p_rot = rotnet.predict(x, batch_size=batch_size, verbose=0)
+    k = p_rot.argmax(axis=1)  # angles (0, 90, 180, 270) -> quarter turns
+    upright = np.stack([np.rot90(img, -int(q)) for img, q in zip(x, k)])
+    return classifier.predict(upright, batch_size=batch_size, verbose=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--latency-calls", type=int, default=50)
+    args = parser.parse_args()
+    header("RISCPipeline inference, ResNet50 pair at 32x32")
+
+    images, labels = risc_tf.load_medmnist("pneumoniamnist", "test", root=DATA_ROOT)
+    x, _, _ = risc_tf.rotated_test_arrays(images, labels, seed=0)  # float32 (N, 32, 32, 3)
+    n = len(x)
+    keras.utils.set_random_seed(0)
+    rotnet = risc_tf.build_rotnet(backbone="resnet50")
+    classifier = risc_tf.build_classifier(2, backbone="resnet50")
+    stock = []
+    for fast in (rotnet, classifier):
+        builder = risc_tf.build_rotnet if fast is rotnet else lambda **kw: (
+            risc_tf.build_classifier(2, **kw))
+        copy = builder(backbone="resnet50", fast_conv=False)
+        copy.set_weights(fast.get_weights())
+        stock.append(copy)
+    hard = risc_tf.RISCPipeline(rotnet, classifier, mode="hard", batch_size=args.batch_size)
+    soft = risc_tf.RISCPipeline(rotnet, classifier, mode="soft", batch_size=args.batch_size)
+
+    sides = {
+        "naive predict -> rot90 -> predict": lambda: naive(rotnet, classifier, x, args.batch_size),
+        "naive, stock-layer copies": lambda: naive(*stock, x, args.batch_size),
+        "RISCPipeline hard (fused)": lambda: hard.predict_proba(x),
+        "RISCPipeline soft (fused, 4 rots)": lambda: soft.predict_proba(x),
+    }
+    for fn in sides.values():
+        fn()  # trace and warm up
+    same = np.array_equal(sides["naive predict -> rot90 -> predict"]().argmax(1), hard.predict(x))
+    print(f"naive and fused hard predictions identical on {n} images: {same}")
+    times = interleaved(sides, args.repeats)
+    print(f"samples/s ({n} images per run, {args.repeats} runs per side, interleaved):")
+    report(times, n, "samples/s", "naive predict -> rot90 -> predict")
+    ratio = np.median(times["naive, stock-layer copies"]) / np.median(
+        times["RISCPipeline hard (fused)"])
+    print(f"  fused hard / naive with stock-layer copies: {ratio:.2f}x")
+    traces = {k[0]: g.experimental_get_tracing_count() for k, g in hard._graphs.items()}
+    print(f"  traces of the hard pipeline's graph after all runs: {traces}")
+
+    one = x[0]
+    hard.predict(one)
+    lat = {
+        "RISCPipeline.predict(one image)": [timed(lambda: hard.predict(one))
+                                            for _ in range(args.latency_calls)],
+        "naive, one image": [timed(lambda: naive(rotnet, classifier, one[None], 1))
+                             for _ in range(args.latency_calls)],
+    }
+    print(f"single-image latency ({args.latency_calls} calls in a loop):")
+    for name, v in lat.items():
+        print(f"  {name:34s} median {1e3 * statistics.median(v):7.1f} ms  "
+              f"(min {1e3 * min(v):.1f}, max {1e3 * max(v):.1f})")
+
+
+if __name__ == "__main__":
+    main()

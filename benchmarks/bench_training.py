@@ -1,0 +1,113 @@
+"""ResNet50 32x32 training throughput: stock Conv2D vs FastConv2D, and the tf.data input.
+
+Runs every side in one process on the same real images (PneumoniaMNIST train,
+upsampled to 32x32), with the optimiser and loss of ``risc_tf.train_classifier``.
+Sides alternate, ``--repeats`` rounds of one ``fit`` call of ``--steps`` training
+steps each; medians and ratios are printed. A run's rate counts its steps after
+the first (data fetch included), timed by a callback: each ``fit`` call also
+spends 0.1-2 s outside the steps (iterator set-up, teardown), which a real
+training run pays once, not once per ``--steps`` steps. Run from the repository
+root::
+
+    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_training.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from _common import DATA_ROOT, header, report
+
+import risc_tf
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Seconds from the start of the second step to the end of the last one."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 1:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.end = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def compiled(fast_conv: bool, jit_compile: bool = False) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    model = risc_tf.build_classifier(2, backbone="resnet50", fast_conv=fast_conv)
+    model.compile(  # as risc_tf.training._fit
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=11, help="training steps per run")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--xla", action="store_true", help="also time FastConv2D with jit_compile")
+    args = parser.parse_args()
+    header(f"ResNet50 32x32 training (classifier, Adam, batch {args.batch_size})")
+
+    images, labels = risc_tf.load_medmnist("pneumoniamnist", "train", root=DATA_ROOT)
+    n = args.batch_size * args.steps
+    raw, y = images[:n], labels[:n].astype("int64")
+    x = risc_tf.preprocess_images(raw)  # float32 (n, 32, 32, 3), in memory
+    pipeline = risc_tf.classification_dataset(raw, y, args.batch_size, 32, shuffle=True, seed=0)
+
+    models = {"stock Conv2D, in-memory": compiled(False), "FastConv2D, in-memory": compiled(True)}
+    models["FastConv2D, tf.data pipeline"] = models["FastConv2D, in-memory"]
+    if args.xla:
+        models["FastConv2D + XLA, in-memory"] = compiled(True, jit_compile=True)
+
+    def fit(model, data) -> float:
+        timer = StepTimer()
+        if isinstance(data, tf.data.Dataset):
+            model.fit(data, epochs=1, verbose=0, callbacks=[timer])
+        else:
+            model.fit(data, y, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False,
+                      callbacks=[timer])
+        return timer.seconds()
+
+    sides = {name: (model, pipeline if "tf.data" in name else x) for name, model in models.items()}
+    for model, data in sides.values():  # trace and warm up every side first
+        fit(model, data)
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(args.repeats):  # alternate, so that a shared machine's load hits all sides
+        for name, (model, data) in sides.items():
+            times[name].append(fit(model, data))
+    timed_images = (args.steps - 1) * args.batch_size
+    print(f"images/s ({args.steps - 1} timed steps x {args.batch_size} images per run, "
+          f"{args.repeats} runs per side, interleaved):")
+    report(times, timed_images, "img/s", "stock Conv2D, in-memory")
+    fast = np.median(times["FastConv2D, in-memory"])
+    piped = np.median(times["FastConv2D, tf.data pipeline"])
+    print(f"  tf.data pipeline rate / in-memory rate (FastConv2D): {fast / piped:.3f}")
+
+    print("input pipelines alone (all train images, one pass after a warm-up, no model):")
+    for name, ds in (
+        ("classification_dataset", risc_tf.classification_dataset(images, labels, args.batch_size,
+                                                                   32, shuffle=True, seed=0)),
+        ("rotation_dataset", risc_tf.rotation_dataset(images, batch_size=args.batch_size, seed=0)),
+    ):
+        for _ in ds.take(2):
+            pass
+        cpu, wall = time.process_time(), time.perf_counter()
+        count = sum(len(batch[0]) for batch in ds)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(f"  {name:34s} {count / wall:8.0f} img/s, {count / cpu:8.0f} img per CPU-second")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""FastConv2D: same layer, weights and numbers as keras Conv2D; fast where it can be."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import risc_tf
+from risc_tf.fastconv import FastBatchNormalization, FastConv2D, fast_conv_plan, use_fast_conv
+
+# (input side, channels in, filters, kernel, stride, padding)
+CASES = [
+    (4, 5, 6, 1, 1, "valid"),  # 1x1: matmul
+    (2, 5, 6, 1, 2, "valid"),  # strided 1x1 on a 2x2 map: slice + matmul
+    (1, 5, 6, 1, 2, "same"),
+    (5, 5, 6, 1, 2, "valid"),  # strided 1x1 on a larger map: stock
+    (1, 5, 6, 3, 1, "same"),  # 3x3 on a 1x1 map: centre tap only
+    (2, 5, 6, 3, 1, "same"),  # several taps: stock convolution
+    (9, 3, 4, 7, 2, "valid"),  # stock
+]
+
+
+def _pair(side, cin, filters, k, s, padding, use_bias=True):
+    stock = keras.layers.Conv2D(filters, k, strides=s, padding=padding, use_bias=use_bias)
+    fast = FastConv2D(filters, k, strides=s, padding=padding, use_bias=use_bias)
+    stock.build((None, side, side, cin))
+    fast.build((None, side, side, cin))
+    rng = np.random.default_rng(0)
+    fast.set_weights([rng.normal(size=w.shape).astype("float32") for w in stock.get_weights()])
+    stock.set_weights(fast.get_weights())
+    return stock, fast
+
+
+def _value_and_grads(fn, x, layer=None):
+    layer = fn if layer is None else layer
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+        loss = tf.reduce_sum(y * tf.sin(y))
+    return [y, *tape.gradient(loss, [x, *layer.trainable_variables])]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_outputs_and_gradients_equal_stock(case):
+    side, cin = case[0], case[1]
+    stock, fast = _pair(*case)
+    x = np.random.default_rng(1).normal(size=(3, side, side, cin)).astype("float32")
+    for a, b in zip(_value_and_grads(stock, x), _value_and_grads(fast, x)):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"epsilon": 1.001e-5}, {"center": False, "scale": False, "momentum": 0.5}]
+)
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_equals_stock(kwargs, training):
+    shape = (3, 2, 2, 5)
+    stock = keras.layers.BatchNormalization(**kwargs)
+    fast = FastBatchNormalization(**kwargs)
+    stock.build(shape)
+    fast.build(shape)
+    rng = np.random.default_rng(0)
+    fast.set_weights([rng.random(w.shape).astype("float32") + 0.5 for w in stock.get_weights()])
+    stock.set_weights(fast.get_weights())
+    before = [w.copy() for w in fast.get_weights()]
+    x = (3 * rng.normal(size=shape) + 1).astype("float32")
+    for a, b in zip(
+        _value_and_grads(lambda t: stock(t, training=training), x, stock),
+        _value_and_grads(lambda t: fast(t, training=training), x, fast),
+    ):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(stock.get_weights(), fast.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)  # moving statistics too
+    moved = any(not np.array_equal(w, old) for w, old in zip(fast.get_weights(), before))
+    assert moved == training
+
+
+def test_unknown_batch_in_a_traced_function():
+    stock, fast = _pair(2, 4, 3, 1, 2, "valid", use_bias=False)
+    fn = tf.function(fast, input_signature=[tf.TensorSpec((None, 2, 2, 4))])
+    x = np.ones((5, 2, 2, 4), "float32")
+    np.testing.assert_allclose(fn(x).numpy(), stock(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_plan_only_for_single_tap_convolutions():
+    assert fast_conv_plan((8, 8), (1, 1), (1, 1), "valid") == (0, 0, 0, 0, 8, 8)
+    assert fast_conv_plan((1, 1), (3, 3), (1, 1), "same") == (1, 1, 0, 0, 1, 1)
+    assert fast_conv_plan((2, 2), (3, 3), (1, 1), "same") is None
+    assert fast_conv_plan((2, 2), (1, 1), (2, 2), "valid") == (0, 0, 0, 0, 1, 1)
+    assert fast_conv_plan((None, 4), (1, 1), (1, 1), "valid") is None
+
+
+def test_use_fast_conv_keeps_names_weights_and_outputs():
+    model = risc_tf.build_classifier(3, input_shape=(16, 16, 3), backbone="small", fast_conv=False)
+    fast = use_fast_conv(model)
+    assert [type(layer) for layer in model.layers if type(layer) is keras.layers.Conv2D]
+    convs = [layer for layer in fast.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(type(layer) is FastConv2D for layer in convs)
+    norms = [layer for layer in fast.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is FastBatchNormalization for layer in norms)
+    assert [w.path for w in fast.weights] == [w.path for w in model.weights]
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_use_fast_conv_rejects_non_models():
+    with pytest.raises(ValueError, match="keras.Model"):
+        use_fast_conv(keras.layers.Dense(2))
+
+
+def test_build_rejects_non_bool_fast_conv():
+    with pytest.raises(ValueError, match="fast_conv"):
+        risc_tf.build_rotnet(backbone="small", fast_conv="yes")
+
+
+def test_saved_model_loads_as_fast_conv(tmp_path):
+    model = risc_tf.build_rotnet(input_shape=(8, 8, 3), backbone="small")
+    path = tmp_path / "rotnet.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    assert any(type(layer) is FastConv2D for layer in loaded.layers)
+    x = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_resnet50_fast_equals_stock_and_keeps_layout():
+    """The layout, weight names and outputs/gradients of the real 32x32 ResNet50."""
+    keras.utils.set_random_seed(0)
+    stock = risc_tf.build_classifier(2, fast_conv=False)
+    fast = use_fast_conv(stock)
+    assert [layer.name for layer in fast.layers] == [layer.name for layer in stock.layers]
+    assert [w.path for w in fast.weights] == [w.path for w in stock.weights]
+    rewritten = [
+        layer.name
+        for layer in fast.layers
+        if isinstance(layer, FastConv2D) and layer._plan(layer.input) is not None
+    ]
+    assert "conv5_block1_2_conv" in rewritten and "conv1_conv" not in rewritten
+    x = tf.constant(np.random.default_rng(0).random((8, 32, 32, 3)).astype("float32"))
+    y = tf.constant([0, 1] * 4)
+
+    def grads(model, training):
+        with tf.GradientTape() as tape:
+            out = model(x, training=training)
+            loss = keras.losses.sparse_categorical_crossentropy(y, out)
+        return [out, *tape.gradient(loss, model.trainable_variables)]
+
+    # Inference-mode BatchNorm: every gradient is a well-conditioned function of
+    # the weights. (In training mode, BatchNorm over 8 values of a 1x1 map
+    # amplifies float32 rounding, and conv biases before BatchNorm have zero
+    # gradient, so only the outputs are compared there.)
+    names = ["output", *(w.path for w in stock.trainable_variables)]
+    for name, a, b in zip(names, grads(stock, False), grads(fast, False)):
+        error = float(tf.norm(a - b) / tf.norm(a))
+        assert error < 1e-4, (name, error)
+    a, b = grads(stock, True)[0], grads(fast, True)[0]
+    assert float(tf.norm(a - b) / tf.norm(a)) < 1e-4
