@@ -1,6 +1,7 @@
 """Training helpers for the RotNet (stage 1) and the classifier (stage 2).
 
-Both wrap ``model.fit`` on the tf.data pipelines with: Adam, sparse
+Both wrap ``model.fit`` on the tf.data pipelines with: Adam (Keras's update rule
+on TensorFlow's fused kernel, :class:`risc_tf.optimizers.FusedAdam`), sparse
 cross-entropy, early stopping on validation accuracy that keeps the best
 weights, Keras progress bars, seeds, optional XLA, and **BatchNorm
 re-estimation**.
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 from risc_tf.datasets import classification_dataset, rotation_dataset
 from risc_tf.models import model_image_size, rotnet_angles
+from risc_tf.optimizers import FusedAdam
 
 __all__ = [
     "BatchNormRecalibration",
@@ -160,7 +162,7 @@ def _fit(
     _check_positive(epochs=epochs, learning_rate=learning_rate)
     keras.utils.set_random_seed(seed)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=FusedAdam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=jit_compile,
