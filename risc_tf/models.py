@@ -28,6 +28,7 @@ __all__ = [
     "build_rotnet",
     "model_image_size",
     "rotnet_angles",
+    "save_for_inference",
 ]
 
 
@@ -99,6 +100,16 @@ def rotnet_angles(model: keras.Model) -> tuple[float, ...]:
             f"{type(last).__name__}, not RotationOutput); pass angles= explicitly"
         )
     return last.angles
+
+
+def save_for_inference(model: keras.Model, path: str | os.PathLike) -> None:
+    """Save a model in Keras format without its optimizer state.
+
+    A compiled Adam-trained ResNet50 would otherwise carry two extra copies of
+    its weights (about 3x the file size). The saved graph and weights are the
+    model's own; reload with ``keras.models.load_model`` (after ``import risc_tf``).
+    """
+    keras.Model(model.inputs, model.outputs, name=model.name).save(path)
 
 
 def model_image_size(model: keras.Model) -> int:

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from risc_tf.models import model_image_size, rotnet_angles
+from risc_tf.models import model_image_size, rotnet_angles, save_for_inference
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import check_angles, counter_rotate
 
@@ -184,8 +184,8 @@ class RISCPipeline:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
         try:
-            self.rotnet.save(tmp / _ROTNET)
-            self.classifier.save(tmp / _CLASSIFIER)
+            save_for_inference(self.rotnet, tmp / _ROTNET)
+            save_for_inference(self.classifier, tmp / _CLASSIFIER)
             (tmp / _CONFIG).write_text(json.dumps(self.get_config(), indent=2))
             if path.exists():
                 shutil.rmtree(path)

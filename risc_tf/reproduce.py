@@ -28,7 +28,7 @@ from risc_tf.evaluation import (
     evaluation_sets,
     time_inference,
 )
-from risc_tf.models import build_classifier, build_rotnet
+from risc_tf.models import build_classifier, build_rotnet, save_for_inference
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.reporting import (
     finish_run,
@@ -293,7 +293,7 @@ def reproduce(config: ReproduceConfig) -> dict:
     _say(config, "saving the pipeline and the baseline model")
     models_dir = output / "models"
     pipe.save(models_dir / "risc_pipeline", overwrite=True)
-    models["rotation_augmented"].save(models_dir / "rotation_augmented.keras")
+    save_for_inference(models["rotation_augmented"], models_dir / "rotation_augmented.keras")
 
     results = {
         "run": run,

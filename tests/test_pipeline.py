@@ -124,3 +124,19 @@ def test_constructor_validation(models):
         RISCPipeline(rotnet, build_classifier(2, backbone="small"))
     with pytest.raises(ValueError, match="NaN"):
         RISCPipeline(rotnet, classifier).predict(np.full((2, 28, 28), np.nan))
+
+
+def test_saved_pipeline_carries_no_optimizer_state(models, tmp_path):
+    import zipfile
+
+    rotnet, classifier = models
+    trained = keras.models.clone_model(classifier)
+    trained.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    trained.fit(np.zeros((4, SIZE, SIZE, 3)), np.zeros(4, int), verbose=0)
+    path = RISCPipeline(rotnet, trained).save(tmp_path / "pipe")
+    with zipfile.ZipFile(path / "classifier.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    assert not config.get("compile_config")
+    trained.save(tmp_path / "with_optimizer.keras")  # Adam's two moments: about 3x the size
+    ours = (path / "classifier.keras").stat().st_size
+    assert 2 * ours < (tmp_path / "with_optimizer.keras").stat().st_size

@@ -15,7 +15,7 @@ from risc_tf.commands._common import (
 )
 from risc_tf.data import dataset_info
 from risc_tf.evaluation import classification_metrics, model_proba
-from risc_tf.models import build_classifier, build_rotnet
+from risc_tf.models import build_classifier, build_rotnet, save_for_inference
 from risc_tf.preprocessing import preprocess_images
 from risc_tf.reporting import ensure_output_dir
 from risc_tf.reproduce import paper_angles
@@ -55,7 +55,7 @@ def run_train_rotnet(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     history = train_rotnet(rotnet, splits["train"][0], splits["val"][0], **_fit_options(args))
     seconds = time.perf_counter() - start
-    rotnet.save(model_path)
+    save_for_inference(rotnet, model_path)
     record = _record(args, history, seconds, angles)
     save_json(record, history_path)
     val = record["history"].get("val_accuracy", [float("nan")])
@@ -80,7 +80,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     history = train_classifier(clf, x, y, xv, yv, augment_angles=augment, **_fit_options(args))
     seconds = time.perf_counter() - start
-    clf.save(model_path)
+    save_for_inference(clf, model_path)
     test = classification_metrics(yt, model_proba(clf)(preprocess_images(xt, size)))
     save_json(_record(args, history, seconds, augment, upright_test=test), history_path)
     print(f"Classifier saved to {model_path}: upright test ACC {test['acc']:.3f}, "
