@@ -26,37 +26,28 @@ __all__ = [
 ]
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
+def _bounded(cast, accept, what: str, name: str):
+    """An argparse type: ``cast(text)`` that ``accept`` allows, else a clear error."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = f"argparse type: {what}."
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
-    return value
+positive_int = _bounded(int, lambda v: v >= 1, "a positive integer", "positive_int")
+non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0", "non_negative_int")
+positive_float = _bounded(
+    float, lambda v: bool(np.isfinite(v)) and v > 0, "a positive number", "positive_float"
+)
 
 
 def dataset_flag(text: str) -> str:
