@@ -30,7 +30,14 @@ from risc_tf.models import (
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.preprocessing import InputNormalization, check_images, preprocess_images
 from risc_tf.reproduce import ReproduceConfig, reproduce
-from risc_tf.rotation import DEFAULT_ANGLES, angles_every, check_angles, counter_rotate, rotate
+from risc_tf.rotation import (
+    DEFAULT_ANGLES,
+    angles_every,
+    check_angles,
+    counter_rotate,
+    rotate,
+    rotate_all,
+)
 from risc_tf.training import (
     BatchNormRecalibration,
     recalibrate_batchnorm,
@@ -62,6 +69,7 @@ __all__ = [
     "recalibrate_batchnorm",
     "reproduce",
     "rotate",
+    "rotate_all",
     "rotated_test_arrays",
     "rotated_test_dataset",
     "rotation_dataset",

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from risc_tf.preprocessing import check_images, to_model_input
-from risc_tf.rotation import DEFAULT_ANGLES, check_angles, rotate
+from risc_tf.rotation import DEFAULT_ANGLES, check_angles, rotate, rotate_all
 
 __all__ = [
     "classification_dataset",
@@ -161,10 +161,8 @@ def rotation_dataset(
     if all_rotations:
 
         def every(a):
-            a = to_model_input(a, image_size)
-            n = tf.shape(a)[0]
-            k = tf.repeat(tf.range(num, dtype=tf.int32), n)
-            return rotate(tf.tile(a, [num, 1, 1, 1]), tf.gather(table, k)), k
+            k = tf.repeat(tf.range(num, dtype=tf.int32), tf.shape(a)[0])
+            return rotate_all(to_model_input(a, image_size), table), k
 
         return ds.map(every, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 

@@ -29,7 +29,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
 from risc_tf.datasets import rotated_test_arrays
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.preprocessing import preprocess_images
-from risc_tf.rotation import check_angles, counter_rotate, rotate
+from risc_tf.rotation import check_angles, rotate, rotate_all
 
 __all__ = [
     "METHOD_LABELS",
@@ -196,10 +196,8 @@ def tta_proba(model: keras.Model, angles: Sequence[float], batch_size: int = 256
     r = len(table)
 
     def average(x):
-        n = tf.shape(x)[0]
-        every = tf.reshape(tf.tile(x[None], [r, 1, 1, 1, 1]), tf.concat([[-1], tf.shape(x)[1:]], 0))
-        p = model(counter_rotate(every, tf.repeat(table, n)), training=False)
-        return tf.reduce_mean(tf.reshape(p, [r, n, -1]), axis=0)
+        p = model(rotate_all(x, -table), training=False)
+        return tf.reduce_mean(tf.reshape(p, [r, tf.shape(x)[0], -1]), axis=0)
 
     graph = _graph(average, int(model.inputs[0].shape[1]))
     return lambda images: _batched(graph, images, batch_size)
@@ -215,7 +213,7 @@ def build_methods(
     """Every method of :data:`METHOD_LABELS` that the given models allow.
 
     RISC goes through :class:`risc_tf.RISCPipeline` (the one implementation of the
-    chain); its input is clipped to [0, 1] against interpolation round-off.
+    chain).
     """
     methods: dict[str, ProbaFn] = {"classifier": model_proba(classifier, batch_size)}
     if rotation_augmented is not None:
@@ -223,7 +221,7 @@ def build_methods(
     methods["tta"] = tta_proba(classifier, angles, batch_size)
     for mode in ("hard", "soft"):
         pipe = RISCPipeline(rotnet, classifier, angles, mode=mode, batch_size=batch_size)
-        methods[f"risc_{mode}"] = lambda x, _p=pipe: _p.predict_proba(np.clip(x, 0.0, 1.0))
+        methods[f"risc_{mode}"] = pipe.predict_proba
     return methods
 
 
@@ -249,7 +247,7 @@ def evaluation_sets(images, labels, angles: Sequence[float], seed: int = 0,
     """
     upright = preprocess_images(images, input_size)
     x, y, a = rotated_test_arrays(images, labels, angles, seed, input_size)
-    return {"upright": (upright, np.asarray(labels)), "rotated": (np.clip(x, 0.0, 1.0), y, a)}
+    return {"upright": (upright, np.asarray(labels)), "rotated": (x, y, a)}
 
 
 def rotnet_metrics(rotnet: keras.Model, sets: Mapping[str, tuple],
@@ -317,7 +315,7 @@ def angle_sweep(
     out: dict = {"angles": angles, "acc": {m: [] for m in methods}, "auc": {m: [] for m in methods}}
     bar = keras.utils.Progbar(len(angles), unit_name="angle") if verbose else None
     for a in angles:
-        x = np.clip(rotate(np.asarray(images, np.float32), a).numpy(), 0.0, 1.0)
+        x = rotate(np.asarray(images, np.float32), a).numpy()
         for name, fn in methods.items():
             p = fn(x)
             out["acc"][name].append(accuracy(y, p.argmax(axis=1)))

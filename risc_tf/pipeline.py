@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from risc_tf.models import model_image_size, rotnet_angles, save_for_inference
 from risc_tf.preprocessing import check_images, to_model_input
-from risc_tf.rotation import check_angles, counter_rotate
+from risc_tf.rotation import check_angles, counter_rotate, rotate_all
 
 __all__ = ["MODES", "RISCPipeline"]
 
@@ -98,10 +98,8 @@ class RISCPipeline:
             return counter_rotate(x, best)
         if self.mode == "hard":
             return self.classifier(counter_rotate(x, best), training=False)
-        n, r = tf.shape(x)[0], len(self.angles)
-        every = tf.reshape(tf.tile(x[None], [r, 1, 1, 1, 1]), tf.concat([[-1], tf.shape(x)[1:]], 0))
-        p_y = self.classifier(counter_rotate(every, tf.repeat(self._table, n)), training=False)
-        p_y = tf.reshape(p_y, [r, n, -1])  # (R, N, C)
+        p_y = self.classifier(rotate_all(x, -self._table), training=False)
+        p_y = tf.reshape(p_y, [len(self.angles), tf.shape(x)[0], -1])  # (R, N, C)
         return tf.einsum("nr,rnc->nc", p_rot, p_y)
 
     def _run(self, images, output: str) -> tuple[np.ndarray, bool]:

@@ -287,7 +287,7 @@ def reproduce(config: ReproduceConfig) -> dict:
                         verbose=config.verbose)
 
     _say(config, "timing inference")
-    timing = _timing(methods, lambda x: pipe.predict_rotation(np.clip(x, 0, 1)), rotated,
+    timing = _timing(methods, pipe.predict_rotation, rotated,
                      config.timing_samples)
 
     _say(config, "saving the pipeline and the baseline model")

@@ -24,6 +24,7 @@ __all__ = [
     "check_angles",
     "counter_rotate",
     "rotate",
+    "rotate_all",
 ]
 
 #: The paper's RotNet angle set.
@@ -158,11 +159,27 @@ def rotate(images, angles) -> tf.Tensor:
             message="integer images can only be rotated by multiples of 90 degrees",
         )
         return out
-    return tf.cond(
-        tf.reduce_any(tf.not_equal(residual, 0.0)),
-        lambda: tf.cast(_residual_rotation(tf.cast(out, tf.float32), residual), x.dtype),
-        lambda: out,
-    )
+
+    def interpolated():
+        y = tf.cast(out, tf.float32)
+        # Bilinear weights and the 0 fill make a convex combination: clip float
+        # round-off back into the input's range (so [0, 1] images stay in [0, 1]).
+        lo, hi = tf.minimum(tf.reduce_min(y), 0.0), tf.maximum(tf.reduce_max(y), 0.0)
+        return tf.cast(tf.clip_by_value(_residual_rotation(y, residual), lo, hi), x.dtype)
+
+    return tf.cond(tf.reduce_any(tf.not_equal(residual, 0.0)), interpolated, lambda: out)
+
+
+def rotate_all(images, angles) -> tf.Tensor:
+    """Every image at every angle of a set, in one batch.
+
+    Returns ``(R * N, H, W, C)`` ordered angle-major: all N images rotated by
+    ``angles[0]``, then all by ``angles[1]``, and so on (reshape to ``(R, N, ...)``).
+    """
+    x = tf.convert_to_tensor(images)
+    table = tf.cast(tf.convert_to_tensor(angles), tf.float32)
+    every = tf.tile(x, tf.concat([[tf.shape(table)[0]], tf.ones([3], tf.int32)], 0))
+    return rotate(every, tf.repeat(table, tf.shape(x)[0]))
 
 
 def counter_rotate(images, angles) -> tf.Tensor:

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from risc_tf.rotation import DEFAULT_ANGLES, angles_every, check_angles, counter_rotate, rotate
+from risc_tf.rotation import DEFAULT_ANGLES, angles_every, check_angles, counter_rotate, rotate, rotate_all
 
 quarter = st.sampled_from([-270, -180, -90, 0, 90, 180, 270, 360, 450])
 
@@ -104,3 +104,20 @@ def test_rotate_validates_shapes():
         rotate(np.zeros((1, 4, 5, 1), np.float32), 90)
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         rotate(np.zeros((4, 4), np.float32), 90)
+
+
+def test_rotate_all_is_angle_major():
+    x = _images(4, n=2)
+    out = rotate_all(x, [0, 90, 180]).numpy()
+    assert out.shape == (6, 7, 7, 3)
+    for r, k in enumerate((0, 1, 2)):
+        for i in range(2):
+            assert np.array_equal(out[2 * r + i], np.rot90(x[i], k))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 1000), st.floats(-360, 360))
+def test_interpolated_rotation_stays_in_the_input_range(seed, angle):
+    x = np.clip(_images(seed, n=2, side=9) + 0.5, 0.0, 1.0)  # many exact 1.0 pixels
+    out = rotate(x, angle).numpy()
+    assert out.min() >= 0.0 and out.max() <= 1.0
