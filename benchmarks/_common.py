@@ -17,10 +17,14 @@ DATA_ROOT = os.environ.get("RISC_DATA", "../shared/data/medmnist")
 
 def machine() -> str:
     """One line naming the machine and the versions."""
+    from risc_tf.fastconv import onednn_enabled
+
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    kernels = "oneDNN" if onednn_enabled() else "Eigen (oneDNN off)"
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__} "
+        f"with {kernels} CPU kernels, "
         f"Keras {keras.__version__}, numpy {np.__version__}, load average at start {load[0]:.2f}"
     )
 

@@ -7,10 +7,21 @@ a matrix product over ``N * H * W`` pixels, and a 3x3 "same" convolution of a
 1x1 map only ever touches the kernel's centre tap. :class:`FastConv2D` computes
 exactly those cases as one ``tf.matmul`` (after a strided slice for strided 1x1
 convolutions), so autodiff gives matmul gradients, and hands every other case
-to the stock Keras convolution. Which cases to rewrite was decided by
-measurement (``benchmarks/bench_training.py`` and ``docs/performance.md``):
-patches + matmul for 3x3 convolutions on 2x2 to 8x8 maps was *slower* here
-than the stock kernels, so those stay stock.
+to the stock Keras convolution.
+
+How slow the stock kernels are depends on which CPU kernels TensorFlow runs.
+With oneDNN (the default on x86 Linux) the stock gradients are merely slowish;
+with TensorFlow's own Eigen kernels (``TF_ENABLE_ONEDNN_OPTS=0``, and builds
+without oneDNN) a convolution gradient on a 1x1 or 2x2 map costs 50-100x its
+forward pass. So the layer follows a :class:`ConvPolicy` chosen by the backend
+(:func:`active_policy`): with Eigen it also rewrites strided 1x1 convolutions
+on 4x4 maps, and computes multi-tap convolutions of maps of at most 2x2 pixels
+(the 3x3 convolutions of ResNet50's stage 4) as one "dense" matmul against the
+kernel unrolled over every input/output pixel pair (:func:`dense_conv_taps`).
+Which cases to rewrite was decided by measurement (``benchmarks/`` and
+``docs/performance.md``): patches + matmul for 3x3 convolutions on 4x4 and
+8x8 maps was no faster than the stock kernels on either backend, so those stay
+stock.
 
 :class:`FastBatchNormalization` runs batch normalisation as TensorFlow's one
 fused kernel instead of Keras's ten-odd elementwise ops (and their gradients),
@@ -30,16 +41,66 @@ for risc_tf's other layers (``RISCPipeline.load`` always imports it).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import keras
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["FastBatchNormalization", "FastConv2D", "fast_conv_plan", "use_fast_conv"]
+__all__ = [
+    "EIGEN_POLICY",
+    "ONEDNN_POLICY",
+    "ConvPolicy",
+    "FastBatchNormalization",
+    "FastConv2D",
+    "active_policy",
+    "dense_conv_taps",
+    "fast_conv_plan",
+    "onednn_enabled",
+    "use_fast_conv",
+]
 
 
-#: Strided 1x1 convolutions go through the matmul only on maps of at most this
-#: many pixels: on 4x4 and 8x8 maps the strided slice cost as much as it saved
-#: (measured; see docs/performance.md), on 2x2 maps the matmul was clearly faster.
-_MAX_STRIDED_PIXELS = 4
+@dataclasses.dataclass(frozen=True)
+class ConvPolicy:
+    """Which convolutions :class:`FastConv2D` rewrites (all others run stock).
+
+    Parameters
+    ----------
+    max_strided_pixels : int
+        Strided single-tap convolutions become slice + matmul only on input maps
+        of at most this many pixels (single-tap stride-1 ones always do).
+    max_dense_pixels : int
+        Multi-tap convolutions of input maps of at most this many pixels become
+        one dense matmul (:func:`dense_conv_taps`); 0 turns this off.
+    """
+
+    max_strided_pixels: int
+    max_dense_pixels: int
+
+
+#: With oneDNN: strided 1x1 convolutions on 4x4 and 8x8 maps and 3x3 ones on
+#: 2x2 maps were no faster rewritten (measured; see docs/performance.md).
+ONEDNN_POLICY = ConvPolicy(max_strided_pixels=4, max_dense_pixels=0)
+#: With Eigen: stock gradients of 3x3 convolutions on 2x2 maps and of strided
+#: 1x1 ones on 4x4 maps cost 5-7x the rewritten ones; on 8x8 maps, no gain.
+EIGEN_POLICY = ConvPolicy(max_strided_pixels=16, max_dense_pixels=4)
+
+
+@functools.lru_cache(maxsize=1)
+def onednn_enabled() -> bool:
+    """Whether this TensorFlow runs its oneDNN CPU kernels (fixed at TF import)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover - private module moved: assume the x86 default
+        return True
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def active_policy() -> ConvPolicy:
+    """The :class:`ConvPolicy` for this process's CPU kernels (oneDNN or Eigen)."""
+    return ONEDNN_POLICY if onednn_enabled() else EIGEN_POLICY
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -47,6 +108,23 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2, out
+
+
+def _geometry(input_hw, kernel_size, strides, padding):
+    """(pad_top, pad_left, out_h, out_w) of a convolution, or None if unknown/empty."""
+    (h, w), (kh, kw), (sh, sw) = input_hw, kernel_size, strides
+    if h is None or w is None:
+        return None
+    if padding == "same":
+        (top, _, oh), (left, _, ow) = _same_padding(h, kh, sh), _same_padding(w, kw, sw)
+    elif padding == "valid":
+        top = left = 0
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    else:
+        return None
+    if oh < 1 or ow < 1:
+        return None
+    return top, left, oh, ow
 
 
 def fast_conv_plan(
@@ -75,18 +153,11 @@ def fast_conv_plan(
         ``(tap_row, tap_col)`` on ``x[:, first_row::stride_h, first_col::stride_w]``
         cropped to ``(out_h, out_w)``; None when no single tap covers it.
     """
+    geometry = _geometry(input_hw, kernel_size, strides, padding)
+    if geometry is None:
+        return None
     (h, w), (kh, kw), (sh, sw) = input_hw, kernel_size, strides
-    if h is None or w is None:
-        return None
-    if padding == "same":
-        (top, _, oh), (left, _, ow) = _same_padding(h, kh, sh), _same_padding(w, kw, sw)
-    elif padding == "valid":
-        top = left = 0
-        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-    else:
-        return None
-    if oh < 1 or ow < 1:
-        return None
+    top, left, oh, ow = geometry
 
     def live(k, pad, size, stride, out):
         # taps whose every output position reads real input (none reads padding)
@@ -104,17 +175,67 @@ def fast_conv_plan(
     return rows[0], cols[0], rows[0] - top, cols[0] - left, oh, ow
 
 
+def dense_conv_taps(
+    input_hw: tuple[int | None, int | None],
+    kernel_size: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+) -> tuple[np.ndarray, int, int] | None:
+    """A convolution as one dense matrix: which kernel tap links each pixel pair.
+
+    A convolution of an ``H x W x C`` map is a linear map from ``H*W*C`` to
+    ``OH*OW*F`` numbers whose ``(input pixel, output pixel)`` block is one
+    kernel tap (or zero). On tiny maps that matrix is small and dense (for a 3x3
+    "same" convolution of a 2x2 map every pixel pair uses a tap), so one matmul
+    computes the convolution with no wasted products.
+
+    Parameters
+    ----------
+    input_hw, kernel_size, strides, padding
+        As for :func:`fast_conv_plan`.
+
+    Returns
+    -------
+    (taps, out_h, out_w) or None
+        ``taps[p, o]`` is the flat kernel tap ``row * kw + col`` that input pixel
+        ``p`` meets at output pixel ``o`` (pixels flattened row-major), or -1 if
+        none; None when the input size is unknown or the output empty.
+
+    Examples
+    --------
+    >>> dense_conv_taps((1, 2), (1, 3), (1, 1), "same")[0].tolist()
+    [[1, 0], [2, 1]]
+    """
+    geometry = _geometry(input_hw, kernel_size, strides, padding)
+    if geometry is None:
+        return None
+    (h, w), (kh, kw), (sh, sw) = input_hw, kernel_size, strides
+    top, left, oh, ow = geometry
+    row = np.arange(h)[:, None] - np.arange(oh)[None, :] * sh + top  # (h, oh) tap rows
+    col = np.arange(w)[:, None] - np.arange(ow)[None, :] * sw + left  # (w, ow) tap cols
+    row, col = row[:, None, :, None], col[None, :, None, :]  # (h, w, oh, ow) by broadcasting
+    valid = (row >= 0) & (row < kh) & (col >= 0) & (col < kw)
+    taps = np.where(valid, row * kw + col, -1)
+    return taps.reshape(h * w, oh * ow).astype(np.int32), oh, ow
+
+
 @keras.saving.register_keras_serializable(package="risc_tf")
 class FastConv2D(keras.layers.Conv2D):
-    """:class:`keras.layers.Conv2D` that computes single-tap convolutions as a matmul.
+    """:class:`keras.layers.Conv2D` that computes convolutions of tiny maps as a matmul.
 
-    Same arguments, weights and results as :class:`keras.layers.Conv2D`. When the
-    convolution (channels last, no dilation, one group, static input height and
-    width) reduces to one kernel tap (see :func:`fast_conv_plan`) and, if strided,
-    its input has at most 2x2 pixels, the layer computes
-    ``x[:, r0::s, c0::s, :] @ kernel[i, j] + bias``; matmul and its gradients are
-    faster on CPU than TensorFlow's convolution kernels there. Any other case
-    runs the stock layer.
+    Same arguments, weights and results as :class:`keras.layers.Conv2D`. For a
+    channels-last convolution with no dilation, one group and a static input
+    height and width, following :func:`active_policy`:
+
+    - if it reduces to one kernel tap (see :func:`fast_conv_plan`) and, when
+      strided, its input is small enough, the layer computes
+      ``x[:, r0::s, c0::s, :] @ kernel[i, j] + bias``;
+    - else, if its input map is small enough, it computes ``flatten(x) @ K +
+      bias`` with ``K`` the kernel unrolled over every pixel pair
+      (:func:`dense_conv_taps`), built by one ``tf.gather``.
+
+    Matmuls and their gradients are faster on CPU than TensorFlow's convolution
+    kernels there. Any other case runs the stock layer.
 
     Examples
     --------
@@ -123,7 +244,8 @@ class FastConv2D(keras.layers.Conv2D):
     (2, 1, 1, 8)
     """
 
-    def _plan(self, inputs):
+    def _plan(self, inputs) -> tuple[str, tuple] | None:
+        """("tap", fast_conv_plan) or ("dense", dense_conv_taps) or None (stock)."""
         if (
             self.data_format != "channels_last"
             or tuple(self.dilation_rate) != (1, 1)
@@ -131,28 +253,59 @@ class FastConv2D(keras.layers.Conv2D):
             or self.lora_enabled
         ):
             return None
-        h, w = inputs.shape[1], inputs.shape[2]
-        if max(self.strides) > 1 and (h is None or w is None or h * w > _MAX_STRIDED_PIXELS):
+        hw = (inputs.shape[1], inputs.shape[2])
+        if None in hw:
             return None
-        return fast_conv_plan((h, w), tuple(self.kernel_size), tuple(self.strides), self.padding)
+        geometry = (hw, tuple(self.kernel_size), tuple(self.strides), self.padding)
+        policy, pixels = active_policy(), hw[0] * hw[1]
+        tap = fast_conv_plan(*geometry)
+        if tap is not None and (max(self.strides) == 1 or pixels <= policy.max_strided_pixels):
+            return "tap", tap
+        if tap is None and pixels <= policy.max_dense_pixels:
+            dense = dense_conv_taps(*geometry)
+            return None if dense is None else ("dense", dense)
+        return None
 
     def call(self, inputs):
         plan = self._plan(inputs)
         if plan is None:
             return super().call(inputs)
+        kind, plan = plan
+        y = self._tap_matmul(inputs, plan) if kind == "tap" else self._dense_matmul(inputs, plan)
+        return y if self.activation is None else self.activation(y)
+
+    def _add_bias(self, y):
+        # on a 2-D product with `filters` columns, so that Grappler fuses MatMul + BiasAdd
+        return tf.nn.bias_add(y, self.bias) if self.use_bias else y
+
+    def _tap_matmul(self, inputs, plan):
         i, j, r0, c0, oh, ow = plan
         sh, sw = self.strides
         x = inputs
         if (r0, c0, sh, sw) != (0, 0, 1, 1) or (oh, ow) != tuple(inputs.shape[1:3]):
             x = x[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :]
-        kernel = self.kernel
-        # a reshape, not a slice, where possible: a slice's gradient copies the kernel
-        tap = tf.reshape(kernel, kernel.shape[2:]) if kernel.shape[:2] == (1, 1) else kernel[i, j]
-        y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), tap)
-        if self.use_bias:  # on the 2-D product, so that Grappler fuses MatMul + BiasAdd
-            y = tf.nn.bias_add(y, self.bias)
-        y = tf.reshape(y, [tf.shape(inputs)[0], oh, ow, self.filters])
-        return y if self.activation is None else self.activation(y)
+        (kh, kw), kernel = self.kernel_size, self.kernel
+        # a reshape (1x1) or a gather, not a slice: a slice's gradient (StridedSliceGrad)
+        # is 2x slower than a gather's in writing the full kernel-sized gradient
+        if kh * kw == 1:
+            tap = tf.reshape(kernel, kernel.shape[2:])
+        else:
+            tap = tf.gather(tf.reshape(kernel, [kh * kw, *kernel.shape[2:]]), i * kw + j)
+        y = self._add_bias(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), tap))
+        return tf.reshape(y, [tf.shape(inputs)[0], oh, ow, self.filters])
+
+    def _dense_matmul(self, inputs, plan):
+        taps, oh, ow = plan
+        (kh, kw), cin, f = self.kernel_size, inputs.shape[-1], self.filters
+        kernel = tf.reshape(self.kernel, [kh * kw, cin, f])
+        if (taps < 0).any():  # pixel pairs no tap links: a zero block
+            kernel = tf.concat([kernel, tf.zeros([1, cin, f], kernel.dtype)], 0)
+            taps = np.where(taps < 0, kh * kw, taps)
+        blocks = tf.gather(kernel, taps)  # (in pixels, out pixels, cin, f)
+        matrix = tf.reshape(tf.transpose(blocks, [0, 2, 1, 3]), [-1, oh * ow * f])
+        y = tf.matmul(tf.reshape(inputs, [-1, matrix.shape[0]]), matrix)
+        y = self._add_bias(tf.reshape(y, [-1, f]))
+        return tf.reshape(y, [tf.shape(inputs)[0], oh, ow, f])
 
 
 @keras.saving.register_keras_serializable(package="risc_tf")

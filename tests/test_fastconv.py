@@ -1,30 +1,57 @@
 """FastConv2D: same layer, weights and numbers as keras Conv2D; fast where it can be."""
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import risc_tf
-from risc_tf.fastconv import FastBatchNormalization, FastConv2D, fast_conv_plan, use_fast_conv
+from risc_tf import fastconv
+from risc_tf.fastconv import (
+    EIGEN_POLICY,
+    ONEDNN_POLICY,
+    FastBatchNormalization,
+    FastConv2D,
+    dense_conv_taps,
+    fast_conv_plan,
+    use_fast_conv,
+)
 
-# (input side, channels in, filters, kernel, stride, padding)
+# (input side or (height, width), channels in, filters, kernel, stride, padding,
+#  what FastConv2D computes with ONEDNN_POLICY, with EIGEN_POLICY)
 CASES = [
-    (4, 5, 6, 1, 1, "valid"),  # 1x1: matmul
-    (2, 5, 6, 1, 2, "valid"),  # strided 1x1 on a 2x2 map: slice + matmul
-    (1, 5, 6, 1, 2, "same"),
-    (5, 5, 6, 1, 2, "valid"),  # strided 1x1 on a larger map: stock
-    (1, 5, 6, 3, 1, "same"),  # 3x3 on a 1x1 map: centre tap only
-    (2, 5, 6, 3, 1, "same"),  # several taps: stock convolution
-    (9, 3, 4, 7, 2, "valid"),  # stock
+    (4, 5, 6, 1, 1, "valid", "tap", "tap"),  # 1x1: matmul
+    (2, 5, 6, 1, 2, "valid", "tap", "tap"),  # strided 1x1 on a 2x2 map: slice + matmul
+    (1, 5, 6, 1, 2, "same", "tap", "tap"),
+    (4, 5, 6, 1, 2, "valid", None, "tap"),  # strided 1x1 on a 4x4 map
+    (5, 5, 6, 1, 2, "valid", None, None),  # strided 1x1 on a larger map: stock
+    (1, 5, 6, 3, 1, "same", "tap", "tap"),  # 3x3 on a 1x1 map: centre tap only
+    (2, 5, 6, 3, 1, "same", None, "dense"),  # several taps on a 2x2 map
+    (2, 5, 6, 3, 2, "same", None, "dense"),
+    ((1, 4), 5, 6, 3, 1, "same", None, "dense"),  # pixel pairs no tap links
+    ((2, 2), 5, 6, (2, 1), 1, "valid", None, "dense"),
+    (3, 5, 6, 3, 1, "same", None, None),  # several taps on a larger map: stock
+    (9, 3, 4, 7, 2, "valid", None, None),  # stock
 ]
+POLICIES = {"onednn": ONEDNN_POLICY, "eigen": EIGEN_POLICY}
+
+
+@pytest.fixture(params=sorted(POLICIES))
+def policy(request, monkeypatch):
+    """Run the test under each backend's rewrite policy, whatever this TF runs."""
+    monkeypatch.setattr(fastconv, "active_policy", lambda: POLICIES[request.param])
+    return request.param
 
 
 def _pair(side, cin, filters, k, s, padding, use_bias=True):
+    hw = (side, side) if isinstance(side, int) else side
     stock = keras.layers.Conv2D(filters, k, strides=s, padding=padding, use_bias=use_bias)
     fast = FastConv2D(filters, k, strides=s, padding=padding, use_bias=use_bias)
-    stock.build((None, side, side, cin))
-    fast.build((None, side, side, cin))
+    stock.build((None, *hw, cin))
+    fast.build((None, *hw, cin))
     rng = np.random.default_rng(0)
     fast.set_weights([rng.normal(size=w.shape).astype("float32") for w in stock.get_weights()])
     stock.set_weights(fast.get_weights())
@@ -42,12 +69,45 @@ def _value_and_grads(fn, x, layer=None):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_outputs_and_gradients_equal_stock(case):
-    side, cin = case[0], case[1]
-    stock, fast = _pair(*case)
-    x = np.random.default_rng(1).normal(size=(3, side, side, cin)).astype("float32")
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_outputs_and_gradients_equal_stock(case, use_bias, policy):
+    side, cin, expected = case[0], case[1], case[6 if policy == "onednn" else 7]
+    stock, fast = _pair(*case[:6], use_bias=use_bias)
+    hw = (side, side) if isinstance(side, int) else side
+    x = np.random.default_rng(1).normal(size=(3, *hw, cin)).astype("float32")
+    plan = fast._plan(tf.zeros((1, *hw, cin)))
+    assert (plan and plan[0]) == expected
     for a, b in zip(_value_and_grads(stock, x), _value_and_grads(fast, x)):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_dense_taps_link_each_pixel_pair_to_its_kernel_tap():
+    taps, oh, ow = dense_conv_taps((2, 2), (3, 3), (1, 1), "same")
+    assert (oh, ow) == (2, 2)
+    # output pixel (0, 0) sees input (0, 0) at the centre tap 4, input (1, 1) at tap 8
+    np.testing.assert_array_equal(taps[:, 0], [4, 5, 7, 8])
+    np.testing.assert_array_equal(taps[:, 3], [0, 1, 3, 4])
+    taps, _, _ = dense_conv_taps((1, 4), (3, 3), (1, 1), "same")
+    np.testing.assert_array_equal(taps[0], [4, 3, -1, -1])  # input 0 reaches outputs 0, 1
+    assert dense_conv_taps((None, 2), (3, 3), (1, 1), "same") is None
+    assert dense_conv_taps((2, 2), (3, 3), (1, 1), "valid") is None  # empty output
+
+
+def test_policy_follows_the_cpu_kernels(monkeypatch):
+    monkeypatch.setattr(fastconv, "onednn_enabled", lambda: False)
+    assert fastconv.active_policy() == EIGEN_POLICY
+    monkeypatch.setattr(fastconv, "onednn_enabled", lambda: True)
+    assert fastconv.active_policy() == ONEDNN_POLICY
+
+
+@pytest.mark.parametrize("flag, expected", [("0", "False"), ("1", "True")])
+def test_onednn_detection_reads_tensorflow(flag, expected):
+    code = "from risc_tf import fastconv; print(fastconv.onednn_enabled())"
+    env = {"TF_ENABLE_ONEDNN_OPTS": flag, "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-1] == expected
 
 
 @pytest.mark.parametrize(
@@ -76,8 +136,9 @@ def test_batchnorm_equals_stock(kwargs, training):
     assert moved == training
 
 
-def test_unknown_batch_in_a_traced_function():
-    stock, fast = _pair(2, 4, 3, 1, 2, "valid", use_bias=False)
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_unknown_batch_in_a_traced_function(kernel, policy):
+    stock, fast = _pair(2, 4, 3, kernel, 2, "same", use_bias=False)
     fn = tf.function(fast, input_signature=[tf.TensorSpec((None, 2, 2, 4))])
     x = np.ones((5, 2, 2, 4), "float32")
     np.testing.assert_allclose(fn(x).numpy(), stock(x).numpy(), rtol=1e-5, atol=1e-6)
@@ -124,19 +185,25 @@ def test_saved_model_loads_as_fast_conv(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
-def test_resnet50_fast_equals_stock_and_keeps_layout():
+def test_resnet50_fast_equals_stock_and_keeps_layout(policy):
     """The layout, weight names and outputs/gradients of the real 32x32 ResNet50."""
     keras.utils.set_random_seed(0)
     stock = risc_tf.build_classifier(2, fast_conv=False)
     fast = use_fast_conv(stock)
     assert [layer.name for layer in fast.layers] == [layer.name for layer in stock.layers]
     assert [w.path for w in fast.weights] == [w.path for w in stock.weights]
-    rewritten = [
-        layer.name
+    rewritten = {
+        layer.name: layer._plan(layer.input)[0]
         for layer in fast.layers
         if isinstance(layer, FastConv2D) and layer._plan(layer.input) is not None
-    ]
-    assert "conv5_block1_2_conv" in rewritten and "conv1_conv" not in rewritten
+    }
+    assert rewritten["conv5_block1_2_conv"] == "tap" and "conv1_conv" not in rewritten
+    assert "conv3_block1_2_conv" not in rewritten  # 3x3 on a 4x4 map: stock on both
+    if policy == "eigen":
+        assert rewritten["conv4_block1_2_conv"] == "dense"  # 3x3 on a 2x2 map
+        assert rewritten["conv4_block1_0_conv"] == "tap"  # strided 1x1 on a 4x4 map
+    else:
+        assert "conv4_block1_2_conv" not in rewritten and "conv4_block1_0_conv" not in rewritten
     x = tf.constant(np.random.default_rng(0).random((8, 32, 32, 3)).astype("float32"))
     y = tf.constant([0, 1] * 4)
 
