@@ -17,11 +17,14 @@ forward pass. So the layer follows a :class:`ConvPolicy` chosen by the backend
 (:func:`active_policy`): with Eigen it also rewrites strided 1x1 convolutions
 on 4x4 maps, and computes multi-tap convolutions of maps of at most 2x2 pixels
 (the 3x3 convolutions of ResNet50's stage 4) as one "dense" matmul against the
-kernel unrolled over every input/output pixel pair (:func:`dense_conv_taps`).
-Which cases to rewrite was decided by measurement (``benchmarks/`` and
-``docs/performance.md``): patches + matmul for 3x3 convolutions on 4x4 and
-8x8 maps was no faster than the stock kernels on either backend, so those stay
-stock.
+kernel unrolled over every input/output pixel pair (:func:`dense_conv_taps`),
+and gives the 3x3 convolutions of 4x4 and 8x8 maps an input gradient computed
+as a forward convolution with the flipped kernel
+(:func:`~risc_tf.convplans.conv_flipped_input_grad`). The shape arithmetic
+lives in :mod:`risc_tf.convplans`. Which cases to rewrite was decided by
+measurement (``benchmarks/`` and ``docs/performance.md``): patches + matmul for
+3x3 convolutions on 4x4 and 8x8 maps was no faster than the stock kernels on
+either backend.
 
 :class:`FastBatchNormalization` runs batch normalisation as TensorFlow's one
 fused kernel instead of Keras's ten-odd elementwise ops (and their gradients),
@@ -47,6 +50,13 @@ import functools
 import keras
 import numpy as np
 import tensorflow as tf
+
+from risc_tf.convplans import (
+    conv_flipped_input_grad,
+    dense_conv_taps,
+    fast_conv_plan,
+    flip_grad_applies,
+)
 
 __all__ = [
     "EIGEN_POLICY",
@@ -74,18 +84,26 @@ class ConvPolicy:
     max_dense_pixels : int
         Multi-tap convolutions of input maps of at most this many pixels become
         one dense matmul (:func:`dense_conv_taps`); 0 turns this off.
+    max_flip_pixels : int
+        Other stride-1 "same" convolutions with odd kernels of input maps of at
+        most this many pixels run stock forward but get their input gradient
+        from a forward convolution (:func:`conv_flipped_input_grad`); 0 turns
+        this off.
     """
 
     max_strided_pixels: int
     max_dense_pixels: int
+    max_flip_pixels: int = 0
 
 
 #: With oneDNN: strided 1x1 convolutions on 4x4 and 8x8 maps and 3x3 ones on
-#: 2x2 maps were no faster rewritten (measured; see docs/performance.md).
-ONEDNN_POLICY = ConvPolicy(max_strided_pixels=4, max_dense_pixels=0)
+#: 2x2 to 8x8 maps were no faster rewritten (measured; see docs/performance.md).
+ONEDNN_POLICY = ConvPolicy(max_strided_pixels=4, max_dense_pixels=0, max_flip_pixels=0)
 #: With Eigen: stock gradients of 3x3 convolutions on 2x2 maps and of strided
-#: 1x1 ones on 4x4 maps cost 5-7x the rewritten ones; on 8x8 maps, no gain.
-EIGEN_POLICY = ConvPolicy(max_strided_pixels=16, max_dense_pixels=4)
+#: 1x1 ones on 4x4 maps cost 5-7x the rewritten ones (on 8x8 maps, no gain);
+#: 3x3 ones on 4x4 / 8x8 maps train 1.8x / 1.2x faster with the flipped-kernel
+#: input gradient.
+EIGEN_POLICY = ConvPolicy(max_strided_pixels=16, max_dense_pixels=4, max_flip_pixels=64)
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,122 +121,6 @@ def active_policy() -> ConvPolicy:
     return ONEDNN_POLICY if onednn_enabled() else EIGEN_POLICY
 
 
-def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
-    """TF "same" padding for one axis: (pad_before, pad_after, output_size)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2, out
-
-
-def _geometry(input_hw, kernel_size, strides, padding):
-    """(pad_top, pad_left, out_h, out_w) of a convolution, or None if unknown/empty."""
-    (h, w), (kh, kw), (sh, sw) = input_hw, kernel_size, strides
-    if h is None or w is None:
-        return None
-    if padding == "same":
-        (top, _, oh), (left, _, ow) = _same_padding(h, kh, sh), _same_padding(w, kw, sw)
-    elif padding == "valid":
-        top = left = 0
-        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-    else:
-        return None
-    if oh < 1 or ow < 1:
-        return None
-    return top, left, oh, ow
-
-
-def fast_conv_plan(
-    input_hw: tuple[int | None, int | None],
-    kernel_size: tuple[int, int],
-    strides: tuple[int, int],
-    padding: str,
-) -> tuple[int, int, int, int, int, int] | None:
-    """Whether a convolution reduces to one matmul, and how.
-
-    A convolution reduces to a single matrix product when exactly one kernel tap
-    ever meets real (unpadded) input: every 1x1 convolution, and e.g. a 3x3
-    "same" convolution of a 1x1 map.
-
-    Parameters
-    ----------
-    input_hw : (int or None, int or None)
-        Static input height and width (None: unknown, never rewritten).
-    kernel_size, strides : pairs of int
-    padding : {"valid", "same"}
-
-    Returns
-    -------
-    tuple or None
-        ``(tap_row, tap_col, first_row, first_col, out_h, out_w)``: use kernel tap
-        ``(tap_row, tap_col)`` on ``x[:, first_row::stride_h, first_col::stride_w]``
-        cropped to ``(out_h, out_w)``; None when no single tap covers it.
-    """
-    geometry = _geometry(input_hw, kernel_size, strides, padding)
-    if geometry is None:
-        return None
-    (h, w), (kh, kw), (sh, sw) = input_hw, kernel_size, strides
-    top, left, oh, ow = geometry
-
-    def live(k, pad, size, stride, out):
-        # taps whose every output position reads real input (none reads padding)
-        return [t for t in range(k) if all(0 <= t - pad + o * stride < size for o in range(out))]
-
-    def touched(k, pad, size, stride, out):
-        # taps that read real input at one output position at least
-        return [t for t in range(k) if any(0 <= t - pad + o * stride < size for o in range(out))]
-
-    rows, cols = touched(kh, top, h, sh, oh), touched(kw, left, w, sw, ow)
-    if len(rows) != 1 or len(cols) != 1:
-        return None
-    if rows != live(kh, top, h, sh, oh) or cols != live(kw, left, w, sw, ow):
-        return None
-    return rows[0], cols[0], rows[0] - top, cols[0] - left, oh, ow
-
-
-def dense_conv_taps(
-    input_hw: tuple[int | None, int | None],
-    kernel_size: tuple[int, int],
-    strides: tuple[int, int],
-    padding: str,
-) -> tuple[np.ndarray, int, int] | None:
-    """A convolution as one dense matrix: which kernel tap links each pixel pair.
-
-    A convolution of an ``H x W x C`` map is a linear map from ``H*W*C`` to
-    ``OH*OW*F`` numbers whose ``(input pixel, output pixel)`` block is one
-    kernel tap (or zero). On tiny maps that matrix is small and dense (for a 3x3
-    "same" convolution of a 2x2 map every pixel pair uses a tap), so one matmul
-    computes the convolution with no wasted products.
-
-    Parameters
-    ----------
-    input_hw, kernel_size, strides, padding
-        As for :func:`fast_conv_plan`.
-
-    Returns
-    -------
-    (taps, out_h, out_w) or None
-        ``taps[p, o]`` is the flat kernel tap ``row * kw + col`` that input pixel
-        ``p`` meets at output pixel ``o`` (pixels flattened row-major), or -1 if
-        none; None when the input size is unknown or the output empty.
-
-    Examples
-    --------
-    >>> dense_conv_taps((1, 2), (1, 3), (1, 1), "same")[0].tolist()
-    [[1, 0], [2, 1]]
-    """
-    geometry = _geometry(input_hw, kernel_size, strides, padding)
-    if geometry is None:
-        return None
-    (h, w), (kh, kw), (sh, sw) = input_hw, kernel_size, strides
-    top, left, oh, ow = geometry
-    row = np.arange(h)[:, None] - np.arange(oh)[None, :] * sh + top  # (h, oh) tap rows
-    col = np.arange(w)[:, None] - np.arange(ow)[None, :] * sw + left  # (w, ow) tap cols
-    row, col = row[:, None, :, None], col[None, :, None, :]  # (h, w, oh, ow) by broadcasting
-    valid = (row >= 0) & (row < kh) & (col >= 0) & (col < kw)
-    taps = np.where(valid, row * kw + col, -1)
-    return taps.reshape(h * w, oh * ow).astype(np.int32), oh, ow
-
-
 @keras.saving.register_keras_serializable(package="risc_tf")
 class FastConv2D(keras.layers.Conv2D):
     """:class:`keras.layers.Conv2D` that computes convolutions of tiny maps as a matmul.
@@ -232,7 +134,10 @@ class FastConv2D(keras.layers.Conv2D):
       ``x[:, r0::s, c0::s, :] @ kernel[i, j] + bias``;
     - else, if its input map is small enough, it computes ``flatten(x) @ K +
       bias`` with ``K`` the kernel unrolled over every pixel pair
-      (:func:`dense_conv_taps`), built by one ``tf.gather``.
+      (:func:`dense_conv_taps`), built by one ``tf.gather``;
+    - else, for a stride-1 "same" convolution with an odd kernel of a small
+      enough map, the stock forward convolution with the input gradient
+      computed as a forward convolution with the flipped kernel.
 
     Matmuls and their gradients are faster on CPU than TensorFlow's convolution
     kernels there. Any other case runs the stock layer.
@@ -244,8 +149,8 @@ class FastConv2D(keras.layers.Conv2D):
     (2, 1, 1, 8)
     """
 
-    def _plan(self, inputs) -> tuple[str, tuple] | None:
-        """("tap", fast_conv_plan) or ("dense", dense_conv_taps) or None (stock)."""
+    def _plan(self, inputs) -> tuple[str, tuple | None] | None:
+        """("tap", fast_conv_plan), ("dense", dense_conv_taps), ("flip", None) or None."""
         if (
             self.data_format != "channels_last"
             or tuple(self.dilation_rate) != (1, 1)
@@ -264,6 +169,8 @@ class FastConv2D(keras.layers.Conv2D):
         if tap is None and pixels <= policy.max_dense_pixels:
             dense = dense_conv_taps(*geometry)
             return None if dense is None else ("dense", dense)
+        if pixels <= policy.max_flip_pixels and flip_grad_applies(*geometry[1:]):
+            return "flip", None
         return None
 
     def call(self, inputs):
@@ -271,7 +178,13 @@ class FastConv2D(keras.layers.Conv2D):
         if plan is None:
             return super().call(inputs)
         kind, plan = plan
-        y = self._tap_matmul(inputs, plan) if kind == "tap" else self._dense_matmul(inputs, plan)
+        if kind == "flip":
+            y = conv_flipped_input_grad(inputs, tf.convert_to_tensor(self.kernel))
+            y = tf.nn.bias_add(y, self.bias) if self.use_bias else y
+        elif kind == "tap":
+            y = self._tap_matmul(inputs, plan)
+        else:
+            y = self._dense_matmul(inputs, plan)
         return y if self.activation is None else self.activation(y)
 
     def _add_bias(self, y):

@@ -33,7 +33,12 @@ CASES = [
     (2, 5, 6, 3, 2, "same", None, "dense"),
     ((1, 4), 5, 6, 3, 1, "same", None, "dense"),  # pixel pairs no tap links
     ((2, 2), 5, 6, (2, 1), 1, "valid", None, "dense"),
-    (3, 5, 6, 3, 1, "same", None, None),  # several taps on a larger map: stock
+    (3, 5, 6, 3, 1, "same", None, "flip"),  # several taps on a larger map: input gradient
+    (8, 5, 6, 3, 1, "same", None, "flip"),  # by a forward conv with the flipped kernel
+    ((4, 8), 5, 6, (3, 5), 1, "same", None, "flip"),
+    (9, 5, 6, 3, 1, "same", None, None),  # map too large: stock
+    (4, 5, 6, 2, 1, "same", None, None),  # even kernel, asymmetric padding: stock
+    (4, 5, 6, 3, 1, "valid", None, None),
     (9, 3, 4, 7, 2, "valid", None, None),  # stock
 ]
 POLICIES = {"onednn": ONEDNN_POLICY, "eigen": EIGEN_POLICY}
@@ -136,12 +141,15 @@ def test_batchnorm_equals_stock(kwargs, training):
     assert moved == training
 
 
-@pytest.mark.parametrize("kernel", [1, 3])
-def test_unknown_batch_in_a_traced_function(kernel, policy):
-    stock, fast = _pair(2, 4, 3, kernel, 2, "same", use_bias=False)
-    fn = tf.function(fast, input_signature=[tf.TensorSpec((None, 2, 2, 4))])
-    x = np.ones((5, 2, 2, 4), "float32")
-    np.testing.assert_allclose(fn(x).numpy(), stock(x).numpy(), rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("side, kernel, stride", [(2, 1, 2), (2, 3, 2), (2, 3, 1), (4, 3, 1)])
+def test_unknown_batch_in_a_traced_function(side, kernel, stride, policy):
+    stock, fast = _pair(side, 4, 3, kernel, stride, "same", use_bias=False)
+    x = np.random.default_rng(2).normal(size=(5, side, side, 4)).astype("float32")
+    spec = [tf.TensorSpec((None, side, side, 4))]
+    traced = [tf.function(lambda t, f=f: _value_and_grads(f, t), input_signature=spec)
+              for f in (stock, fast)]
+    for a, b in zip(*(fn(x) for fn in traced)):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_plan_only_for_single_tap_convolutions():
@@ -198,12 +206,15 @@ def test_resnet50_fast_equals_stock_and_keeps_layout(policy):
         if isinstance(layer, FastConv2D) and layer._plan(layer.input) is not None
     }
     assert rewritten["conv5_block1_2_conv"] == "tap" and "conv1_conv" not in rewritten
-    assert "conv3_block1_2_conv" not in rewritten  # 3x3 on a 4x4 map: stock on both
     if policy == "eigen":
         assert rewritten["conv4_block1_2_conv"] == "dense"  # 3x3 on a 2x2 map
         assert rewritten["conv4_block1_0_conv"] == "tap"  # strided 1x1 on a 4x4 map
+        assert rewritten["conv3_block1_2_conv"] == "flip"  # 3x3 on a 4x4 map
+        assert rewritten["conv2_block1_2_conv"] == "flip"  # 3x3 on an 8x8 map
     else:
-        assert "conv4_block1_2_conv" not in rewritten and "conv4_block1_0_conv" not in rewritten
+        assert not {"conv4_block1_2_conv", "conv4_block1_0_conv", "conv3_block1_2_conv"} & set(
+            rewritten
+        )
     x = tf.constant(np.random.default_rng(0).random((8, 32, 32, 3)).astype("float32"))
     y = tf.constant([0, 1] * 4)
 
