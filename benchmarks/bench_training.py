@@ -10,11 +10,16 @@ training run pays once, not once per ``--steps`` steps. Run from the repository
 root::
 
     PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_training.py
+
+Prefix ``TF_ENABLE_ONEDNN_OPTS=0`` to measure TensorFlow's Eigen CPU kernels
+instead of oneDNN (docs/performance.md); there one more side trains the fast
+layers with the oneDNN rewrite policy (``RISC_TF_CONV_POLICY=onednn``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import keras
@@ -23,7 +28,12 @@ import tensorflow as tf
 from _common import DATA_ROOT, header, report
 
 import risc_tf
+from risc_tf.fastconv import onednn_enabled
 from risc_tf.optimizers import FusedAdam
+
+#: Under Eigen kernels, one more side: the fast layers with the rewrites chosen for
+#: oneDNN (what FastConv2D did before it had a policy per backend).
+ONEDNN_POLICY_SIDE = "fast layers (oneDNN policy) + FusedAdam, in-memory"
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -77,6 +87,8 @@ def main() -> None:
     ]
     if args.xla:
         models["fast layers + FusedAdam + XLA, in-memory"] = compiled(True, True, jit_compile=True)
+    if not onednn_enabled():
+        models[ONEDNN_POLICY_SIDE] = compiled(True, True)
 
     def fit(model, data) -> float:
         timer = StepTimer()
@@ -88,8 +100,11 @@ def main() -> None:
         return timer.seconds()
 
     sides = {name: (model, pipeline if "tf.data" in name else x) for name, model in models.items()}
-    for model, data in sides.values():  # trace and warm up every side first
+    for name, (model, data) in sides.items():  # trace and warm up every side first
+        # FastConv2D reads its policy when traced, i.e. in this first fit
+        os.environ["RISC_TF_CONV_POLICY"] = "onednn" if name == ONEDNN_POLICY_SIDE else ""
         fit(model, data)
+    os.environ.pop("RISC_TF_CONV_POLICY")
     times: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(args.repeats):  # alternate, so that a shared machine's load hits all sides
         for name, (model, data) in sides.items():

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import keras
 import numpy as np
@@ -61,6 +62,7 @@ from risc_tf.convplans import (
 __all__ = [
     "EIGEN_POLICY",
     "ONEDNN_POLICY",
+    "POLICIES",
     "ConvPolicy",
     "FastBatchNormalization",
     "FastConv2D",
@@ -116,9 +118,30 @@ def onednn_enabled() -> bool:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
+#: Names accepted by the ``RISC_TF_CONV_POLICY`` environment variable.
+POLICIES = {"onednn": ONEDNN_POLICY, "eigen": EIGEN_POLICY}
+
+
 def active_policy() -> ConvPolicy:
-    """The :class:`ConvPolicy` for this process's CPU kernels (oneDNN or Eigen)."""
-    return ONEDNN_POLICY if onednn_enabled() else EIGEN_POLICY
+    """The :class:`ConvPolicy` for this process's CPU kernels (oneDNN or Eigen).
+
+    The environment variable ``RISC_TF_CONV_POLICY`` (``onednn`` or ``eigen``)
+    overrides the choice, e.g. to compare the two. It is read whenever a layer
+    is traced, so set it before the model's first call.
+
+    Raises
+    ------
+    ValueError
+        If ``RISC_TF_CONV_POLICY`` is set to another name.
+    """
+    name = os.environ.get("RISC_TF_CONV_POLICY", "").strip().lower()
+    if not name:
+        return ONEDNN_POLICY if onednn_enabled() else EIGEN_POLICY
+    if name not in POLICIES:
+        raise ValueError(
+            f"RISC_TF_CONV_POLICY must be one of {sorted(POLICIES)} or unset; got {name!r}"
+        )
+    return POLICIES[name]
 
 
 @keras.saving.register_keras_serializable(package="risc_tf")

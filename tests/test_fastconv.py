@@ -41,13 +41,12 @@ CASES = [
     (4, 5, 6, 3, 1, "valid", None, None),
     (9, 3, 4, 7, 2, "valid", None, None),  # stock
 ]
-POLICIES = {"onednn": ONEDNN_POLICY, "eigen": EIGEN_POLICY}
 
 
-@pytest.fixture(params=sorted(POLICIES))
+@pytest.fixture(params=["onednn", "eigen"])
 def policy(request, monkeypatch):
     """Run the test under each backend's rewrite policy, whatever this TF runs."""
-    monkeypatch.setattr(fastconv, "active_policy", lambda: POLICIES[request.param])
+    monkeypatch.setenv("RISC_TF_CONV_POLICY", request.param)
     return request.param
 
 
@@ -99,10 +98,19 @@ def test_dense_taps_link_each_pixel_pair_to_its_kernel_tap():
 
 
 def test_policy_follows_the_cpu_kernels(monkeypatch):
+    monkeypatch.delenv("RISC_TF_CONV_POLICY", raising=False)
     monkeypatch.setattr(fastconv, "onednn_enabled", lambda: False)
     assert fastconv.active_policy() == EIGEN_POLICY
     monkeypatch.setattr(fastconv, "onednn_enabled", lambda: True)
     assert fastconv.active_policy() == ONEDNN_POLICY
+    monkeypatch.setenv("RISC_TF_CONV_POLICY", " Eigen ")
+    assert fastconv.active_policy() == EIGEN_POLICY
+
+
+def test_unknown_policy_name_is_refused(monkeypatch):
+    monkeypatch.setenv("RISC_TF_CONV_POLICY", "mkl")
+    with pytest.raises(ValueError, match="RISC_TF_CONV_POLICY.*'mkl'"):
+        FastConv2D(2, 1)(tf.zeros((1, 2, 2, 3)))
 
 
 @pytest.mark.parametrize("flag, expected", [("0", "False"), ("1", "True")])
