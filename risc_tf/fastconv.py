@@ -202,8 +202,7 @@ class FastConv2D(keras.layers.Conv2D):
             return super().call(inputs)
         kind, plan = plan
         if kind == "flip":
-            y = conv_flipped_input_grad(inputs, tf.convert_to_tensor(self.kernel))
-            y = tf.nn.bias_add(y, self.bias) if self.use_bias else y
+            y = self._add_bias(conv_flipped_input_grad(inputs, tf.convert_to_tensor(self.kernel)))
         elif kind == "tap":
             y = self._tap_matmul(inputs, plan)
         else:
@@ -211,7 +210,7 @@ class FastConv2D(keras.layers.Conv2D):
         return y if self.activation is None else self.activation(y)
 
     def _add_bias(self, y):
-        # on a 2-D product with `filters` columns, so that Grappler fuses MatMul + BiasAdd
+        # the matmul paths add it on their 2-D product, so that Grappler fuses MatMul + BiasAdd
         return tf.nn.bias_add(y, self.bias) if self.use_bias else y
 
     def _tap_matmul(self, inputs, plan):
