@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from risc_tf.fastconv import onednn_enabled
+
 DATA_ROOT = os.environ.get("RISC_DATA", "../shared/data/medmnist")
 
 
 def machine() -> str:
     """One line naming the machine and the versions."""
-    from risc_tf.fastconv import onednn_enabled
-
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     kernels = "oneDNN" if onednn_enabled() else "Eigen (oneDNN off)"
     return (

@@ -137,7 +137,6 @@ def dense_conv_taps(
     return taps.reshape(h * w, oh * ow).astype(np.int32), oh, ow
 
 
-
 def flip_grad_applies(
     kernel_size: tuple[int, int], strides: tuple[int, int], padding: str
 ) -> bool:

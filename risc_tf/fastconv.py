@@ -95,7 +95,7 @@ class ConvPolicy:
 
     max_strided_pixels: int
     max_dense_pixels: int
-    max_flip_pixels: int = 0
+    max_flip_pixels: int
 
 
 #: With oneDNN: strided 1x1 convolutions on 4x4 and 8x8 maps and 3x3 ones on
