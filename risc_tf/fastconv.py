@@ -103,8 +103,8 @@ class ConvPolicy:
 ONEDNN_POLICY = ConvPolicy(max_strided_pixels=4, max_dense_pixels=0, max_flip_pixels=0)
 #: With Eigen: stock gradients of 3x3 convolutions on 2x2 maps and of strided
 #: 1x1 ones on 4x4 maps cost 5-7x the rewritten ones (on 8x8 maps, no gain);
-#: 3x3 ones on 4x4 / 8x8 maps train 1.8x / 1.2x faster with the flipped-kernel
-#: input gradient.
+#: 3x3 ones on 4x4 / 8x8 maps train about 2x / slightly faster with the
+#: flipped-kernel input gradient.
 EIGEN_POLICY = ConvPolicy(max_strided_pixels=16, max_dense_pixels=4, max_flip_pixels=64)
 
 
