@@ -70,6 +70,38 @@ def report(times: dict[str, list[float]], items: int, unit: str, base: str) -> N
         )
 
 
+def forward_flops(model: keras.Model) -> float:
+    """Floating-point operations of one image's forward pass (2 per multiply-add).
+
+    Counts the convolutions and dense layers, which hold all but a fraction of a
+    percent of a ResNet's arithmetic (BatchNorm, ReLU and the additions are
+    elementwise); nested models are walked through.
+    """
+    flops = 0.0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Conv2D):
+            _, oh, ow, f = layer.output.shape
+            kh, kw, cin, _ = layer.kernel.shape
+            flops += 2.0 * oh * ow * f * kh * kw * cin
+        elif isinstance(layer, keras.layers.Dense):
+            flops += 2.0 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return flops
+
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of a large float32 ``tf.matmul``: what this CPU's kernels can reach.
+
+    A square matmul is the most efficient operation TensorFlow has on CPU, so its
+    rate is a practical ceiling for any convolution network on the same kernels.
+    """
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    product()
+    best = statistics.median([timed(lambda: product().numpy()) for _ in range(repeats)])
+    return 2.0 * size**3 / best / 1e9
+
+
 def header(title: str) -> None:
     print(f"== {title}")
     print(f"machine: {cpu_model()}; {machine()}")

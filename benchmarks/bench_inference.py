@@ -13,6 +13,12 @@ write without the pipeline::
     x_up = np.stack([np.rot90(img, -k_i) for img, k_i in zip(x, k)])
     y = classifier.predict(x_up)
 
+It runs twice: at the pipeline's batch size (the like-for-like comparison) and
+at ``predict``'s default batch size (32), as the snippet above is written.
+Last, the arithmetic: the pair's floating-point operations per sample, this
+CPU's float32 matmul rate, and the share of it each side reaches, which bounds
+what any float32 pipeline on these kernels can do.
+
 Run from the repository root::
 
     PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_inference.py
@@ -25,16 +31,31 @@ import statistics
 
 import keras
 import numpy as np
-from _common import DATA_ROOT, header, interleaved, report, timed
+from _common import DATA_ROOT, forward_flops, header, interleaved, matmul_peak, report, timed
 
 import risc_tf
 
 
-def naive(rotnet, classifier, x, batch_size):
+def naive(rotnet, classifier, x, batch_size=None):
     p_rot = rotnet.predict(x, batch_size=batch_size, verbose=0)
     k = p_rot.argmax(axis=1)  # angles (0, 90, 180, 270) -> quarter turns
     upright = np.stack([np.rot90(img, -int(q)) for img, q in zip(x, k)])
     return classifier.predict(upright, batch_size=batch_size, verbose=0)
+
+
+def arithmetic(times, n, rotnet, classifier) -> None:
+    """Print each side's float32 rate against this CPU's matmul rate."""
+    rot, cls = forward_flops(rotnet), forward_flops(classifier)
+    peak = matmul_peak()
+    hard = rot + cls
+    print(f"arithmetic: RotNet {rot / 1e6:.1f} + classifier {cls / 1e6:.1f} MFLOP per sample "
+          f"(soft mode: RotNet + 4 classifiers); float32 matmul 2048x2048: {peak:.1f} GFLOP/s")
+    print(f"  ceiling at that rate: hard {peak * 1e9 / hard:.0f} samples/s, "
+          f"soft {peak * 1e9 / (rot + 4 * cls):.0f} samples/s")
+    for name, v in times.items():
+        flops = rot + 4 * cls if "soft" in name else hard
+        rate = n / statistics.median(v) * flops / 1e9
+        print(f"  {name:34s} {rate:6.1f} GFLOP/s ({rate / peak:.0%} of the matmul rate)")
 
 
 def main() -> None:
@@ -63,6 +84,7 @@ def main() -> None:
 
     sides = {
         "naive predict -> rot90 -> predict": lambda: naive(rotnet, classifier, x, args.batch_size),
+        "naive, predict's default batch": lambda: naive(rotnet, classifier, x),
         "naive, stock-layer copies": lambda: naive(*stock, x, args.batch_size),
         "RISCPipeline hard (fused)": lambda: hard.predict_proba(x),
         "RISCPipeline soft (fused, 4 rots)": lambda: soft.predict_proba(x),
@@ -74,9 +96,10 @@ def main() -> None:
     times = interleaved(sides, args.repeats)
     print(f"samples/s ({n} images per run, {args.repeats} runs per side, interleaved):")
     report(times, n, "samples/s", "naive predict -> rot90 -> predict")
-    ratio = np.median(times["naive, stock-layer copies"]) / np.median(
-        times["RISCPipeline hard (fused)"])
-    print(f"  fused hard / naive with stock-layer copies: {ratio:.2f}x")
+    fused = np.median(times["RISCPipeline hard (fused)"])
+    for name in ("naive, predict's default batch", "naive, stock-layer copies"):
+        print(f"  fused hard / {name}: {np.median(times[name]) / fused:.2f}x")
+    arithmetic(times, n, rotnet, classifier)
     traces = {k[0]: g.experimental_get_tracing_count() for k, g in hard._graphs.items()}
     print(f"  traces of the hard pipeline's graph after all runs: {traces}")
 
