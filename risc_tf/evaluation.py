@@ -27,7 +27,7 @@ import tensorflow as tf
 from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
 
 from risc_tf.datasets import rotated_test_arrays
-from risc_tf.pipeline import RISCPipeline
+from risc_tf.pipeline import RISCPipeline, run_in_batches
 from risc_tf.preprocessing import preprocess_images
 from risc_tf.rotation import check_angles, rotate, rotate_all
 
@@ -174,10 +174,7 @@ def _batched(fn: Callable[[tf.Tensor], tf.Tensor], images, batch_size: int) -> n
     x = np.asarray(images, np.float32)
     if x.ndim != 4:
         raise ValueError(f"images must be model input (N, S, S, 3); got shape {x.shape}")
-    return np.concatenate(
-        [fn(tf.convert_to_tensor(x[i : i + batch_size])).numpy()
-         for i in range(0, len(x), batch_size)]
-    )
+    return run_in_batches(fn, x, batch_size)
 
 
 def _graph(fn: Callable[[tf.Tensor], tf.Tensor], size: int):

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -24,13 +24,27 @@ from risc_tf.models import model_image_size, rotnet_angles, save_for_inference
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import check_angles, counter_rotate, rotate_all
 
-__all__ = ["MODES", "RISCPipeline"]
+__all__ = ["MODES", "RISCPipeline", "run_in_batches"]
 
 MODES = ("hard", "soft")
 _CONFIG = "risc_pipeline.json"
 _ROTNET = "rotnet.keras"
 _CLASSIFIER = "classifier.keras"
 _FORMAT = 1
+
+
+def run_in_batches(
+    graph: Callable[[tf.Tensor], tf.Tensor], x: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """``graph`` applied to ``x`` in slices of ``batch_size``, the outputs concatenated.
+
+    Bounds memory whatever ``len(x)``; every slice goes through the same traced
+    graph (its batch dimension is free), so there is no retracing.
+    """
+    return np.concatenate(
+        [graph(tf.convert_to_tensor(x[i : i + batch_size])).numpy()
+         for i in range(0, len(x), batch_size)]
+    )
 
 
 class RISCPipeline:
@@ -110,12 +124,7 @@ class RISCPipeline:
             self._graphs[key] = tf.function(
                 lambda t, _o=output: self._stages(t, _o), input_signature=[spec]
             )
-        graph = self._graphs[key]
-        parts = [
-            graph(tf.convert_to_tensor(x[i : i + self.batch_size])).numpy()
-            for i in range(0, len(x), self.batch_size)
-        ]
-        return np.concatenate(parts), single
+        return run_in_batches(self._graphs[key], x, self.batch_size), single
 
     # -- public API -------------------------------------------------------------
     def predict_rotation(self, images, return_proba: bool = False):
