@@ -5,8 +5,9 @@ The method, in the order of the modules:
 data (:mod:`risc_tf.data`) -> preprocessing (:mod:`risc_tf.preprocessing`) ->
 rotation (:mod:`risc_tf.rotation`) -> tf.data pipelines (:mod:`risc_tf.datasets`) ->
 models (:mod:`risc_tf.models`) -> training (:mod:`risc_tf.training`) ->
-pipeline (:mod:`risc_tf.pipeline`) -> evaluation (:mod:`risc_tf.evaluation`,
-:mod:`risc_tf.reproduce`) -> explanation (:mod:`risc_tf.explain`). The ``risc-tf``
+pipeline (:mod:`risc_tf.pipeline`; :mod:`risc_tf.folding` for deployment) ->
+evaluation (:mod:`risc_tf.evaluation`, :mod:`risc_tf.reproduce`) -> explanation
+(:mod:`risc_tf.explain`). The ``risc-tf``
 command line (:mod:`risc_tf.cli`) only wires these together.
 """
 
@@ -19,6 +20,7 @@ from risc_tf.datasets import (
     rotated_test_dataset,
     rotation_dataset,
 )
+from risc_tf.folding import FoldedBatchNormalization, fold_batchnorm
 from risc_tf.models import (
     BACKBONES,
     RotationOutput,
@@ -49,6 +51,7 @@ __all__ = [
     "BACKBONES",
     "DEFAULT_ANGLES",
     "BatchNormRecalibration",
+    "FoldedBatchNormalization",
     "InputNormalization",
     "RISCPipeline",
     "ReproduceConfig",
@@ -63,6 +66,7 @@ __all__ = [
     "dataset_info",
     "download_medmnist",
     "flags_2d",
+    "fold_batchnorm",
     "load_medmnist",
     "model_image_size",
     "preprocess_images",

@@ -1,0 +1,130 @@
+"""fold_batchnorm: a convolution-only copy that computes what the original computes."""
+
+import keras
+import numpy as np
+import pytest
+
+from risc_tf import (
+    FoldedBatchNormalization,
+    RISCPipeline,
+    build_classifier,
+    build_rotnet,
+    fold_batchnorm,
+    rotnet_angles,
+)
+from risc_tf.folding import batchnorm_pairs
+
+RNG = np.random.default_rng(0)
+
+
+def randomize_batchnorm(model: keras.Model) -> keras.Model:
+    """Give every BatchNormalization statistics and weights far from the identity."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(RNG.normal(0, 0.5, n).astype("float32"))
+            layer.moving_variance.assign(RNG.uniform(0.2, 3.0, n).astype("float32"))
+            if layer.scale:
+                layer.gamma.assign(RNG.uniform(0.3, 2.0, n).astype("float32"))
+            if layer.center:
+                layer.beta.assign(RNG.normal(0, 0.5, n).astype("float32"))
+    return model
+
+
+def images(n=4, size=32):
+    return RNG.random((n, size, size, 3)).astype("float32")
+
+
+def assert_same_outputs(model, folded, x, atol=1e-5):
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    got = keras.ops.convert_to_numpy(folded(x, training=False))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=atol)
+
+
+def test_small_classifier_folds_every_batchnorm_and_keeps_its_outputs():
+    model = randomize_batchnorm(build_classifier(3, backbone="small"))
+    n_bn = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert n_bn == 6 and len(batchnorm_pairs(model)) == n_bn
+    folded = fold_batchnorm(model)
+    assert [layer.name for layer in folded.layers] == [layer.name for layer in model.layers]
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    conv = folded.get_layer("block1_conv1")
+    assert conv.use_bias and not model.get_layer("block1_conv1").use_bias  # bias added
+    assert_same_outputs(model, folded, images())
+
+
+def test_the_copy_is_a_snapshot_and_the_original_is_untouched():
+    model = randomize_batchnorm(build_classifier(2, backbone="small"))
+    before = [w.copy() for w in model.get_weights()]
+    folded = fold_batchnorm(model)
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    x = images()
+    snapshot = keras.ops.convert_to_numpy(folded(x))
+    randomize_batchnorm(model)  # later changes to the original ...
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(folded(x)), snapshot)  # ... not seen
+
+
+def test_resnet50_folds_all_53_batchnorms_exactly():
+    model = randomize_batchnorm(build_classifier(2, backbone="resnet50"))
+    pairs = batchnorm_pairs(model)
+    assert len(pairs) == 53  # every BatchNormalization of keras.applications.ResNet50
+    assert pairs["conv1_bn"] == "conv1_conv" and pairs["conv5_block3_3_bn"] == "conv5_block3_3_conv"
+    assert_same_outputs(model, fold_batchnorm(model), images(3))
+
+
+def test_batchnorm_that_cannot_fold_is_kept_and_outputs_still_match():
+    inputs = keras.Input((8, 8, 4))
+    a = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="relu_conv")(inputs)
+    a = keras.layers.BatchNormalization(name="after_activation")(a)  # conv has an activation
+    b = keras.layers.Conv2D(6, 1, name="shared_conv")(a)
+    c = keras.layers.BatchNormalization(name="after_shared")(b)  # conv output used twice
+    d = keras.layers.Add()([b, c])
+    e = keras.layers.Conv2D(5, 3, name="plain_conv")(d)
+    f = keras.layers.BatchNormalization(center=False, scale=False, name="no_affine")(e)
+    g = keras.layers.GlobalAveragePooling2D()(f)
+    h = keras.layers.Dense(4, name="dense")(g)
+    i = keras.layers.BatchNormalization(name="after_dense")(h)  # not a convolution
+    model = randomize_batchnorm(keras.Model(inputs, i))
+    assert batchnorm_pairs(model) == {"no_affine": "plain_conv"}
+    folded = fold_batchnorm(model)
+    assert isinstance(folded.get_layer("no_affine"), FoldedBatchNormalization)
+    for kept in ("after_activation", "after_shared", "after_dense"):
+        assert isinstance(folded.get_layer(kept), keras.layers.BatchNormalization)
+    assert_same_outputs(model, folded, RNG.random((4, 8, 8, 4)).astype("float32"))
+
+
+def test_folded_model_saves_and_loads(tmp_path):
+    model = randomize_batchnorm(build_rotnet(backbone="small", angles=(0, 90, 180, 270)))
+    folded = fold_batchnorm(model)
+    path = tmp_path / "folded.keras"
+    folded.save(path)
+    loaded = keras.models.load_model(path)
+    assert rotnet_angles(loaded) == rotnet_angles(model)
+    x = images()
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(folded(x))
+    )
+
+
+def test_pipeline_on_folded_models_predicts_as_the_original():
+    keras.utils.set_random_seed(0)
+    rotnet = randomize_batchnorm(build_rotnet(backbone="small"))
+    classifier = randomize_batchnorm(build_classifier(3, backbone="small"))
+    x = (images(16) * 255).astype("uint8")
+    for mode in ("hard", "soft"):
+        plain = RISCPipeline(rotnet, classifier, mode=mode)
+        fast = RISCPipeline(fold_batchnorm(rotnet), fold_batchnorm(classifier), mode=mode)
+        np.testing.assert_allclose(fast.predict_proba(x), plain.predict_proba(x), atol=1e-5)
+        np.testing.assert_array_equal(fast.predict_rotation(x), plain.predict_rotation(x))
+
+
+class Subclassed(keras.Model):
+    def call(self, x):
+        return x
+
+
+@pytest.mark.parametrize("bad", [Subclassed(), "model.keras", None])
+def test_rejects_what_is_not_a_functional_model(bad):
+    with pytest.raises(ValueError, match="functional keras.Model"):
+        fold_batchnorm(bad)
