@@ -13,8 +13,11 @@ write without the pipeline::
     x_up = np.stack([np.rot90(img, -k_i) for img, k_i in zip(x, k)])
     y = classifier.predict(x_up)
 
-It runs twice: at the pipeline's batch size (the like-for-like comparison) and
-at ``predict``'s default batch size (32), as the snippet above is written.
+One more fused side runs the same pipeline on :func:`risc_tf.fold_batchnorm`
+copies of the two models (same predictions; BatchNorm folded into the
+convolutions). The naive two-step runs twice: at the pipeline's batch size
+(the like-for-like comparison) and at ``predict``'s default batch size (32),
+as the snippet above is written.
 Last, the arithmetic: the pair's floating-point operations per sample, this
 CPU's float32 matmul rate, and the share of it each side reaches, which bounds
 what any float32 pipeline on these kernels can do.
@@ -81,6 +84,8 @@ def main() -> None:
         stock.append(copy)
     hard = risc_tf.RISCPipeline(rotnet, classifier, mode="hard", batch_size=args.batch_size)
     soft = risc_tf.RISCPipeline(rotnet, classifier, mode="soft", batch_size=args.batch_size)
+    folded = risc_tf.RISCPipeline(risc_tf.fold_batchnorm(rotnet),
+                                  risc_tf.fold_batchnorm(classifier), batch_size=args.batch_size)
 
     sides = {
         "naive predict -> rot90 -> predict": lambda: naive(rotnet, classifier, x, args.batch_size),
@@ -88,17 +93,25 @@ def main() -> None:
         "naive, stock-layer copies": lambda: naive(*stock, x, args.batch_size),
         "RISCPipeline hard (fused)": lambda: hard.predict_proba(x),
         "RISCPipeline soft (fused, 4 rots)": lambda: soft.predict_proba(x),
+        "RISCPipeline hard, BatchNorm folded": lambda: folded.predict_proba(x),
     }
     for fn in sides.values():
         fn()  # trace and warm up
     same = np.array_equal(sides["naive predict -> rot90 -> predict"]().argmax(1), hard.predict(x))
     print(f"naive and fused hard predictions identical on {n} images: {same}")
+    gap = np.abs(sides["RISCPipeline hard, BatchNorm folded"]() - hard.predict_proba(x)).max()
+    agree = np.array_equal(folded.predict(x), hard.predict(x))
+    print(f"BatchNorm-folded pipeline: same predictions {agree}, "
+          f"largest probability difference {gap:.1e}")
     times = interleaved(sides, args.repeats)
     print(f"samples/s ({n} images per run, {args.repeats} runs per side, interleaved):")
     report(times, n, "samples/s", "naive predict -> rot90 -> predict")
     fused = np.median(times["RISCPipeline hard (fused)"])
     for name in ("naive, predict's default batch", "naive, stock-layer copies"):
         print(f"  fused hard / {name}: {np.median(times[name]) / fused:.2f}x")
+    folded_time = np.median(times["RISCPipeline hard, BatchNorm folded"])
+    for name in ("naive predict -> rot90 -> predict", "naive, predict's default batch"):
+        print(f"  folded hard / {name}: {np.median(times[name]) / folded_time:.2f}x")
     arithmetic(times, n, rotnet, classifier)
     traces = {k[0]: g.experimental_get_tracing_count() for k, g in hard._graphs.items()}
     print(f"  traces of the hard pipeline's graph after all runs: {traces}")
