@@ -9,6 +9,7 @@ images.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -64,6 +65,11 @@ class RISCPipeline:
         every counter-rotation in one batched pass.
     batch_size : int, default 256
         Images per graph call.
+
+    See Also
+    --------
+    risc_tf.fold_batchnorm : inference copies of the two models with BatchNorm
+        folded into the convolutions; a pipeline on them predicts the same, faster.
 
     Examples
     --------
@@ -121,8 +127,11 @@ class RISCPipeline:
         key = (output, x.dtype.str, x.shape[1:])
         if key not in self._graphs:
             spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
+            # no tensor-dependent Python control flow in _stages: nothing for AutoGraph to do
             self._graphs[key] = tf.function(
-                lambda t, _o=output: self._stages(t, _o), input_signature=[spec]
+                functools.partial(self._stages, output=output),
+                input_signature=[spec],
+                autograph=False,
             )
         return run_in_batches(self._graphs[key], x, self.batch_size), single
 
