@@ -107,7 +107,7 @@ def test_folded_model_saves_and_loads(tmp_path):
     )
 
 
-def test_pipeline_on_folded_models_predicts_as_the_original():
+def test_pipeline_on_folded_models_predicts_as_the_original(tmp_path):
     keras.utils.set_random_seed(0)
     rotnet = randomize_batchnorm(build_rotnet(backbone="small"))
     classifier = randomize_batchnorm(build_classifier(3, backbone="small"))
@@ -117,6 +117,10 @@ def test_pipeline_on_folded_models_predicts_as_the_original():
         fast = RISCPipeline(fold_batchnorm(rotnet), fold_batchnorm(classifier), mode=mode)
         np.testing.assert_allclose(fast.predict_proba(x), plain.predict_proba(x), atol=1e-5)
         np.testing.assert_array_equal(fast.predict_rotation(x), plain.predict_rotation(x))
+    fast.save(tmp_path / "folded-pipeline")
+    reloaded = RISCPipeline.load(tmp_path / "folded-pipeline")
+    assert isinstance(reloaded.classifier.get_layer("block1_bn1"), FoldedBatchNormalization)
+    np.testing.assert_array_equal(reloaded.predict_proba(x), fast.predict_proba(x))
 
 
 class Subclassed(keras.Model):
