@@ -157,9 +157,10 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
             config["bias_initializer"] = "zeros"
         return layer.__class__.from_config(config)
 
+    structure = model.inputs[0] if isinstance(model, keras.Sequential) else model.input
     inputs = keras.tree.map_structure(  # named as the original's (clone_model renames some)
         lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_producer(t).name),
-        model.input,
+        structure,
     )
     copy = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
     for old in model.layers:

@@ -94,6 +94,19 @@ def test_batchnorm_that_cannot_fold_is_kept_and_outputs_still_match():
     assert_same_outputs(model, folded, RNG.random((4, 8, 8, 4)).astype("float32"))
 
 
+def test_sequential_model_folds():
+    model = randomize_batchnorm(keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(4, 3, name="conv"),
+        keras.layers.BatchNormalization(name="bn"),
+        keras.layers.ReLU(name="relu"),
+    ]))
+    folded = fold_batchnorm(model)
+    assert isinstance(folded, keras.Sequential) and batchnorm_pairs(model) == {"bn": "conv"}
+    assert isinstance(folded.get_layer("bn"), FoldedBatchNormalization)
+    assert_same_outputs(model, folded, images(size=8))
+
+
 def test_folded_model_saves_and_loads(tmp_path):
     model = randomize_batchnorm(build_rotnet(backbone="small", angles=(0, 90, 180, 270)))
     folded = fold_batchnorm(model)
