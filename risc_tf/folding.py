@@ -164,9 +164,9 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     )
     copy = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
     for old in model.layers:
-        new = copy.get_layer(old.name)
-        if old.name in pairs:
+        if old.name in pairs:  # a FoldedBatchNormalization now: no weights
             continue
+        new = copy.get_layer(old.name)
         if old.name in folded_convs:
             new.set_weights(_folded_weights(old, model.get_layer(folded_convs[old.name])))
         else:
