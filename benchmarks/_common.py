@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from risc_tf.fastconv import onednn_enabled
+from risc_tf.fast import onednn_enabled
 
 DATA_ROOT = os.environ.get("RISC_DATA", "../shared/data/medmnist")
 

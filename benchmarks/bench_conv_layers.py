@@ -23,7 +23,7 @@ import tensorflow as tf
 from _common import header, timed
 
 import risc_tf
-from risc_tf.fastconv import FastConv2D
+from risc_tf.fast import FastConv2D
 
 
 def patches_conv(layer: keras.layers.Conv2D):

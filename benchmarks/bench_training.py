@@ -28,8 +28,8 @@ import tensorflow as tf
 from _common import DATA_ROOT, header, report
 
 import risc_tf
-from risc_tf.fastconv import onednn_enabled
-from risc_tf.optimizers import FusedAdam
+from risc_tf.fast import onednn_enabled
+from risc_tf.fast import FusedAdam
 
 #: Under Eigen kernels, one more side: the fast layers with the rewrites chosen for
 #: oneDNN (what FastConv2D did before it had a policy per backend).

@@ -24,7 +24,7 @@ from _common import DATA_ROOT, header
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 import risc_tf
-from risc_tf.optimizers import FusedAdam
+from risc_tf.fast import FusedAdam
 
 
 def op_times(logdir: str) -> collections.Counter:

@@ -2,82 +2,117 @@
 
 The method, in the order of the modules:
 
-data (:mod:`risc_tf.data`) -> preprocessing (:mod:`risc_tf.preprocessing`) ->
-rotation (:mod:`risc_tf.rotation`) -> tf.data pipelines (:mod:`risc_tf.datasets`) ->
-models (:mod:`risc_tf.models`) -> training (:mod:`risc_tf.training`) ->
-pipeline (:mod:`risc_tf.pipeline`; :mod:`risc_tf.folding` for deployment) ->
-evaluation (:mod:`risc_tf.evaluation`, :mod:`risc_tf.reproduce`) -> explanation
-(:mod:`risc_tf.explain`). The ``risc-tf``
-command line (:mod:`risc_tf.cli`) only wires these together.
+data (:mod:`risc_tf.data` for MedMNIST, :mod:`risc_tf.io` for a user's own
+image files) -> preprocessing (:mod:`risc_tf.preprocessing`) -> rotation
+(:mod:`risc_tf.angles`, :mod:`risc_tf.rotation`) -> tf.data pipelines
+(:mod:`risc_tf.datasets`) -> models (:mod:`risc_tf.models`, fast CPU layers in
+:mod:`risc_tf.fast`, files in :mod:`risc_tf.saving`) -> training
+(:mod:`risc_tf.training`) -> pipeline (:mod:`risc_tf.pipeline`, serving in
+:mod:`risc_tf.export`) -> evaluation (:mod:`risc_tf.evaluation`,
+:mod:`risc_tf.statistics`, :mod:`risc_tf.experiments`) -> explanation
+(:mod:`risc_tf.explain`). The ``risc-tf`` command line (:mod:`risc_tf.cli`)
+only wires these together.
+
+Importing the package is cheap: each public name below is imported from its
+module on first use (TensorFlow loads when a name that needs it is first
+used), so ``risc-tf --help`` starts without TensorFlow.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from risc_tf.data import dataset_info, download_medmnist, flags_2d, load_medmnist
-from risc_tf.datasets import (
-    classification_dataset,
-    rotated_test_arrays,
-    rotated_test_dataset,
-    rotation_dataset,
-)
-from risc_tf.folding import FoldedBatchNormalization, fold_batchnorm
-from risc_tf.models import (
-    BACKBONES,
-    RotationOutput,
-    build_classifier,
-    build_rotnet,
-    model_image_size,
-    rotnet_angles,
-)
-from risc_tf.pipeline import RISCPipeline
-from risc_tf.preprocessing import InputNormalization, check_images, preprocess_images
-from risc_tf.reproduce import ReproduceConfig, reproduce
-from risc_tf.rotation import (
-    DEFAULT_ANGLES,
-    angles_every,
-    check_angles,
-    counter_rotate,
-    rotate,
-    rotate_all,
-)
-from risc_tf.training import (
-    BatchNormRecalibration,
-    recalibrate_batchnorm,
-    train_classifier,
-    train_rotnet,
-)
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "BACKBONES",
-    "DEFAULT_ANGLES",
-    "BatchNormRecalibration",
-    "FoldedBatchNormalization",
-    "InputNormalization",
-    "RISCPipeline",
-    "ReproduceConfig",
-    "RotationOutput",
-    "angles_every",
-    "build_classifier",
-    "build_rotnet",
-    "check_angles",
-    "check_images",
-    "classification_dataset",
-    "counter_rotate",
-    "dataset_info",
-    "download_medmnist",
-    "flags_2d",
-    "fold_batchnorm",
-    "load_medmnist",
-    "model_image_size",
-    "preprocess_images",
-    "recalibrate_batchnorm",
-    "reproduce",
-    "rotate",
-    "rotate_all",
-    "rotated_test_arrays",
-    "rotated_test_dataset",
-    "rotation_dataset",
-    "rotnet_angles",
-    "train_classifier",
-    "train_rotnet",
-]
+__version__ = "0.2.0"
+
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # data
+    "dataset_info": "risc_tf.data",
+    "download_medmnist": "risc_tf.data",
+    "flags_2d": "risc_tf.data",
+    "load_medmnist": "risc_tf.data",
+    "load_splits": "risc_tf.data",
+    "load_images": "risc_tf.io",
+    "iter_images": "risc_tf.io",
+    # preprocessing
+    "check_images": "risc_tf.preprocessing",
+    "preprocess_images": "risc_tf.preprocessing",
+    # rotation
+    "DEFAULT_ANGLES": "risc_tf.angles",
+    "FILLS": "risc_tf.angles",
+    "angles_every": "risc_tf.angles",
+    "check_angles": "risc_tf.angles",
+    "match_angles": "risc_tf.angles",
+    "counter_rotate": "risc_tf.rotation",
+    "rotate": "risc_tf.rotation",
+    "rotate_all": "risc_tf.rotation",
+    # tf.data
+    "classification_dataset": "risc_tf.datasets",
+    "rotated_test_arrays": "risc_tf.datasets",
+    "rotated_test_dataset": "risc_tf.datasets",
+    "rotation_dataset": "risc_tf.datasets",
+    # models
+    "BACKBONES": "risc_tf.backbones",
+    "RotationOutput": "risc_tf.models",
+    "build_classifier": "risc_tf.models",
+    "build_rotnet": "risc_tf.models",
+    "model_image_size": "risc_tf.models",
+    "rotnet_angles": "risc_tf.models",
+    "FoldedBatchNormalization": "risc_tf.fast",
+    "fold_batchnorm": "risc_tf.fast",
+    "load_model": "risc_tf.saving",
+    "save_model": "risc_tf.saving",
+    # training
+    "BatchNormRecalibration": "risc_tf.recalibration",
+    "recalibrate_batchnorm": "risc_tf.recalibration",
+    "train_classifier": "risc_tf.training",
+    "train_rotnet": "risc_tf.training",
+    # pipeline and evaluation
+    "RISCPipeline": "risc_tf.pipeline",
+    "ReproduceConfig": "risc_tf.experiments",
+    "reproduce": "risc_tf.experiments",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'risc_tf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from risc_tf.angles import DEFAULT_ANGLES, FILLS, angles_every, check_angles, match_angles
+    from risc_tf.backbones import BACKBONES
+    from risc_tf.data import dataset_info, download_medmnist, flags_2d, load_medmnist, load_splits
+    from risc_tf.datasets import (
+        classification_dataset,
+        rotated_test_arrays,
+        rotated_test_dataset,
+        rotation_dataset,
+    )
+    from risc_tf.experiments import ReproduceConfig, reproduce
+    from risc_tf.fast import FoldedBatchNormalization, fold_batchnorm
+    from risc_tf.io import iter_images, load_images
+    from risc_tf.models import (
+        RotationOutput,
+        build_classifier,
+        build_rotnet,
+        model_image_size,
+        rotnet_angles,
+    )
+    from risc_tf.pipeline import RISCPipeline
+    from risc_tf.preprocessing import check_images, preprocess_images
+    from risc_tf.rotation import counter_rotate, rotate, rotate_all
+    from risc_tf.saving import load_model, save_model
+    from risc_tf.recalibration import BatchNormRecalibration, recalibrate_batchnorm
+    from risc_tf.training import train_classifier, train_rotnet

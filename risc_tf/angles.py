@@ -1,4 +1,6 @@
-"""Angle sets and angle matching: the one place where two angles are compared.
+"""Angle sets, angle matching and fills: the vocabulary of rotations, in pure numpy.
+
+:func:`match_angles` is the one place where two angles are compared.
 
 Angles are degrees, counter-clockwise as displayed. Two angles are the same
 rotation when they differ by a multiple of 360 degrees, up to
@@ -6,6 +8,9 @@ rotation when they differ by a multiple of 360 degrees, up to
 last digits of an angle; nothing finer than a thousandth of a degree is
 meaningful for images). :func:`match_angles` is the matcher every module calls:
 angle-set validation, evaluation, reports and explanations.
+
+:data:`FILLS` names what fills the pixels an interpolated rotation brings in
+(see :mod:`risc_tf.rotation`).
 
 Pure numpy (no TensorFlow), so the command line can parse angle options
 without loading TensorFlow; :mod:`risc_tf.rotation` re-exports these names.
@@ -18,15 +23,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from risc_tf.validation import check_number
+from risc_tf.validation import check_choice, check_number
 
 __all__ = [
     "ANGLE_TOLERANCE",
     "DEFAULT_ANGLES",
+    "FILLS",
     "QUARTER_TURNS",
     "angle_difference",
     "angles_every",
     "check_angles",
+    "check_fill",
+    "check_resolution",
+    "check_tilt",
+    "default_tilt",
+    "smallest_gap",
     "is_quarter_turn_set",
     "match_angles",
 ]
@@ -37,6 +48,17 @@ ANGLE_TOLERANCE = 1e-3
 #: The paper's RotNet angle set.
 DEFAULT_ANGLES: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
 QUARTER_TURNS = DEFAULT_ANGLES
+
+#: What fills the pixels an interpolated rotation brings in: black
+#: (``"constant"``, the paper), the image reflected about its edge
+#: (``"reflect"``), or a circular field of view applied to every image
+#: (``"circle"``); see :mod:`risc_tf.rotation`.
+FILLS = ("constant", "reflect", "circle")
+
+
+def check_fill(fill: str) -> str:
+    """``fill`` if it is one of :data:`FILLS`; a ValueError naming them otherwise."""
+    return check_choice("fill", fill, FILLS)
 
 
 def angle_difference(a, b) -> np.ndarray:
@@ -128,7 +150,7 @@ def angles_every(step: float) -> tuple[float, ...]:
     >>> angles_every(90)
     (0.0, 90.0, 180.0, 270.0)
     """
-    message = f"step must be a number of degrees that divides 360 into >= 2 angles; got {step!r}"
+    message = f"step must divide 360 into >= 2 angles (a number of degrees); got {step!r}"
     try:
         step = check_number("step", step, 0.0, 180.0, include_minimum=False)
     except ValueError:
@@ -142,3 +164,68 @@ def angles_every(step: float) -> tuple[float, ...]:
 def is_quarter_turn_set(angles: Sequence[float]) -> bool:
     """Whether every angle of a set is a multiple of 90 degrees (exact, lossless rotations)."""
     return bool(np.all(match_angles(angles, QUARTER_TURNS) >= 0))
+
+
+def smallest_gap(angles: Sequence[float]) -> float:
+    """The smallest angle between two rotations of a set, around the circle (degrees).
+
+    Examples
+    --------
+    >>> smallest_gap((0, 90, 180, 270))
+    90.0
+    """
+    a = np.sort(np.mod(np.asarray(check_angles(angles), np.float64), 360.0))
+    return float(np.min(np.diff(np.append(a, a[0] + 360.0))))
+
+
+def default_tilt(angles: Sequence[float]) -> float:
+    """The classifier's training tilt for a RotNet angle set: half its smallest gap.
+
+    Zero for quarter-turn sets (the paper's protocol: test images are turned by
+    exact quarter turns, which the RotNet undoes exactly); otherwise the largest
+    residual the RotNet leaves when it picks the nearest angle.
+    """
+    return 0.0 if is_quarter_turn_set(angles) else smallest_gap(angles) / 2.0
+
+
+def check_tilt(tilt: float, angles: Sequence[float] | None = None, name: str = "tilt") -> float:
+    """A tilt or jitter range in degrees: in [0, 180), and for an angle set at most half its gap.
+
+    Raises
+    ------
+    ValueError
+        Negative, not finite, or (with ``angles``) larger than half the smallest
+        gap between two angles, where a rotation would be closer to another angle
+        of the set than to its own.
+    """
+    tilt = check_number(name, tilt, 0.0, 180.0, include_maximum=False)
+    if angles is not None and tilt > 0:
+        half = smallest_gap(angles) / 2.0
+        if tilt > half + ANGLE_TOLERANCE:
+            raise ValueError(
+                f"{name} of {tilt:g} deg is larger than half the smallest gap between the angles "
+                f"({half:g} deg): a rotation would then be nearer another angle of the set"
+            )
+    return tilt
+
+
+def check_resolution(angles: Sequence[float], image_size: int) -> None:
+    """Refuse an angle set too fine for the image size.
+
+    Two rotations a gap ``g`` apart move a point on the image's inscribed circle
+    by ``g * pi / 180 * S / 2`` pixels; below one pixel, they cannot be told apart.
+
+    Raises
+    ------
+    ValueError
+        The message names the finest gap the size allows.
+    """
+    gap = smallest_gap(angles)
+    finest = 360.0 / (math.pi * image_size)
+    if gap < finest - ANGLE_TOLERANCE:
+        raise ValueError(
+            f"angles {gap:g} deg apart are too fine for {image_size}x{image_size} inputs: "
+            f"neighbouring rotations move the image's edge by less than one pixel (the finest "
+            f"gap at this size is {finest:.2f} deg; use fewer angles or a larger input)"
+        )
+

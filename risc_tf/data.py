@@ -4,6 +4,13 @@ Metadata (URLs, MD5s, label names, split sizes) comes from ``medmnist.info``,
 which imports without torch. risc_tf does not declare ``medmnist`` as a
 dependency because medmnist 3.0.2 pulls torch + torchvision; install it with
 ``pip install --no-deps medmnist==3.0.2`` (see docs/install.md).
+
+The data folder is ``root=`` when given, else ``$RISC_TF_DATA`` (the one
+variable the library, the command line, the tests and the benchmarks read),
+else medmnist's usual ``~/.medmnist``.
+
+Numpy only: the command line reads dataset names from here without loading
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,21 +19,31 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
+import socket
 import tempfile
+import time
 import zipfile
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from risc_tf.validation import check_int, check_number, check_optional_int
+
 __all__ = [
     "DATA_ENV",
+    "DOWNLOAD_TIMEOUT",
     "SIZES",
     "SPLITS",
     "dataset_info",
     "default_root",
     "download_medmnist",
     "flags_2d",
+    "label_names",
     "load_medmnist",
+    "load_splits",
     "medmnist_filename",
 ]
 
@@ -34,6 +51,10 @@ __all__ = [
 DATA_ENV = "RISC_TF_DATA"
 SIZES = (28, 64, 128, 224)
 SPLITS = ("train", "val", "test")
+#: Seconds a download may wait for the server before it fails (per connect or read).
+DOWNLOAD_TIMEOUT = 60.0
+_TMP_PREFIX = ".download-"
+_STALE_AFTER_S = 3600.0
 
 _VERIFIED: set[tuple[str, int, int, str]] = set()
 
@@ -74,7 +95,17 @@ def dataset_info(flag: str) -> dict:
     return info[flag]
 
 
+def label_names(flag: str) -> list[str]:
+    """The class names of a dataset, in label order (from medmnist's INFO)."""
+    labels = dataset_info(flag)["label"]
+    return [labels[k] for k in sorted(labels, key=int)]
+
+
 def _check_size(size: int) -> int:
+    try:
+        size = check_int("size", size)
+    except ValueError:
+        size = None
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}; got {size!r}")
     return int(size)
@@ -122,14 +153,73 @@ def _verify_md5(path: Path, md5: str | None) -> None:
     _VERIFIED.add(key)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_stale_downloads(root: Path) -> None:
+    """Delete temporary download folders that no running process owns.
+
+    Folders are named ``.download-<pid>-*``; one whose process is gone (a
+    killed download) is deleted, as is any other ``.download-*`` folder older
+    than an hour.
+    """
+    for tmp in root.glob(f"{_TMP_PREFIX}*"):
+        if not tmp.is_dir():
+            continue
+        owner = tmp.name[len(_TMP_PREFIX):].split("-", 1)[0]
+        if owner.isdigit():
+            stale = int(owner) != os.getpid() and not _pid_alive(int(owner))
+        else:
+            stale = time.time() - tmp.stat().st_mtime > _STALE_AFTER_S
+        if stale:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """``keras.utils.get_file`` opens its connection with the default socket timeout."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _data_folder(root: str | os.PathLike | None, create: bool) -> Path:
+    path = Path(root).expanduser() if root is not None else default_root()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"data root {path} is a file, not a folder")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise NotADirectoryError(
+                f"cannot create data root {path}: a parent is a file"
+            ) from None
+    return path
+
+
 def download_medmnist(
-    flag: str, root: str | os.PathLike | None = None, size: int = 28, url: str | None = None
+    flag: str,
+    root: str | os.PathLike | None = None,
+    size: int = 28,
+    url: str | None = None,
+    timeout: float = DOWNLOAD_TIMEOUT,
 ) -> Path:
     """Download one MedMNIST npz into ``root`` and verify its MD5.
 
     Uses ``keras.utils.get_file`` (with its hash check) into a temporary folder
     inside ``root``; the file is moved into place only once verified, so a failed
-    or interrupted download never leaves a partial file behind.
+    or interrupted download never leaves a partial file behind, and temporary
+    folders left by killed downloads are deleted on the next call.
 
     Parameters
     ----------
@@ -141,11 +231,22 @@ def download_medmnist(
         Image size.
     url : str, optional
         Override the official URL (mirrors, tests).
+    timeout : float, default 60
+        Seconds to wait for the server at each connect or read before failing.
 
     Returns
     -------
     Path
         The verified file.
+
+    Raises
+    ------
+    OSError
+        The download failed or timed out (the message names the file and URL).
+    ValueError
+        The downloaded file failed its MD5 check (nothing is written).
+    NotADirectoryError
+        ``root`` is a file.
     """
     import keras
 
@@ -154,22 +255,27 @@ def download_medmnist(
     url = url or official_url
     if url is None:
         raise ValueError(f"medmnist lists no download URL for {flag} at size {size}")
-    root = Path(root).expanduser() if root is not None else default_root()
-    root.mkdir(parents=True, exist_ok=True)
+    timeout = check_number("timeout", timeout, 0.0, include_minimum=False)
+    root = _data_folder(root, create=True)
+    _remove_stale_downloads(root)
     target = root / name
-    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+    with tempfile.TemporaryDirectory(dir=root, prefix=f"{_TMP_PREFIX}{os.getpid()}-") as tmp:
         try:
-            fetched = keras.utils.get_file(
-                fname=name, origin=url, file_hash=md5, hash_algorithm="md5",
-                cache_dir=tmp, cache_subdir="",
-            )
+            with _socket_timeout(timeout):
+                fetched = keras.utils.get_file(
+                    fname=name, origin=url, file_hash=md5, hash_algorithm="md5",
+                    cache_dir=tmp, cache_subdir="",
+                )
         except ValueError as err:
             raise ValueError(
                 f"download of {name} from {url} failed its MD5 check (expected {md5}); "
                 "nothing was written"
             ) from err
         except Exception as err:
-            raise OSError(f"could not download {name} from {url}: {err}") from err
+            reason = "timed out" if "timed out" in str(err) else "failed"
+            raise OSError(
+                f"download of {name} from {url} {reason} (timeout {timeout:g} s): {err}"
+            ) from err
         os.replace(fetched, target)
     return target
 
@@ -184,10 +290,14 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                     f"{path} is missing keys {missing}; it has {sorted(npz.files)}"
                 )
             images, labels = npz[keys[0]], npz[keys[1]]
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
         raise ValueError(
             f"{path} is truncated or corrupt ({err}); delete it and download it again"
         ) from err
+    except ValueError as err:  # e.g. pickled object arrays, refused with allow_pickle=False
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"{path} is not a MedMNIST npz file: {err}") from err
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != len(labels):
         raise ValueError(
             f"{path}: {keys[0]} must be uint8 (N, H, W[, 3]) with one label row per "
@@ -203,6 +313,7 @@ def load_medmnist(
     size: int = 28,
     download: bool = False,
     verify: bool = True,
+    timeout: float = DOWNLOAD_TIMEOUT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load one split of a 2D MedMNIST dataset from its official npz file.
 
@@ -219,6 +330,8 @@ def load_medmnist(
         Fetch the file (MD5-checked) when it is missing.
     verify : bool, default True
         Check the file's MD5 against medmnist's INFO (once per process and file).
+    timeout : float, default 60
+        Download timeout in seconds (see :func:`download_medmnist`).
 
     Returns
     -------
@@ -237,7 +350,7 @@ def load_medmnist(
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
     name = medmnist_filename(flag, size)  # validates size
     url, md5 = _url_and_md5(flag, size)  # validates flag
-    root = Path(root).expanduser() if root is not None else default_root()
+    root = _data_folder(root, create=False)
     path = root / name
     if not path.is_file():
         if not download:
@@ -245,7 +358,7 @@ def load_medmnist(
                 f"{name} not found in {root}. Put the file there (from {url}), pass "
                 f"root= the folder that holds it, set ${DATA_ENV}, or use download=True."
             )
-        path = download_medmnist(flag, root, size)
+        path = download_medmnist(flag, root, size, timeout=timeout)
     if verify:
         _verify_md5(path, md5)
     images, labels = _read_npz(path, split)
@@ -254,3 +367,54 @@ def load_medmnist(
         labels = labels[:, 0]
     return images, labels
 
+
+def load_splits(
+    dataset: str,
+    root: str | os.PathLike | None = None,
+    size: int = 28,
+    subset: int | None = None,
+    seed: int = 0,
+    splits: Sequence[str] = SPLITS,
+    download: bool = False,
+    verify: bool = True,
+    timeout: float = DOWNLOAD_TIMEOUT,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Load splits of a single-label MedMNIST dataset, optionally a seeded random subset.
+
+    Parameters
+    ----------
+    dataset, root, size, download, verify, timeout
+        As in :func:`load_medmnist`.
+    subset : int, optional
+        Keep at most this many images of each split, drawn without replacement
+        (seeded) and kept in file order.
+    seed : int, default 0
+        Seeds the subset draw.
+    splits : sequence of str, default ("train", "val", "test")
+
+    Returns
+    -------
+    dict
+        split -> ``(images uint8, labels int64 (N,))``.
+
+    Raises
+    ------
+    ValueError
+        A multi-label dataset (ChestMNIST), or bad arguments.
+    """
+    subset = check_optional_int("subset", subset, 2)
+    rng = np.random.default_rng(check_int("seed", seed, 0))
+    out = {}
+    for split in splits:
+        x, y = load_medmnist(dataset, split, root, size, download=download, verify=verify,
+                             timeout=timeout)
+        if y.ndim != 1:
+            raise ValueError(
+                f"{dataset} is multi-label ({split} labels have shape {y.shape}); risc_tf's "
+                "classifiers and reports need one label per image"
+            )
+        if subset is not None and len(x) > subset:
+            keep = np.sort(rng.choice(len(x), subset, replace=False))
+            x, y = x[keep], y[keep]
+        out[split] = (x, y)
+    return out

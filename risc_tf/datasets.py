@@ -1,10 +1,17 @@
 """tf.data input pipelines for classification, the rotation pretext task and rotated tests.
 
 All pipelines take raw image arrays (any form :func:`risc_tf.check_images`
-accepts), batch them, and map :func:`risc_tf.preprocessing.to_model_input` and
-:func:`risc_tf.rotation.rotate` over whole batches, with prefetching. Given a
-seed they are reproducible: the same seed gives the same batches, epoch after
-epoch, while each epoch still draws fresh shuffles and rotations.
+accepts), batch them, and map :func:`risc_tf.preprocessing.to_model_input`,
+:mod:`risc_tf.augment` and :func:`risc_tf.rotation.rotate` over whole batches,
+with prefetching. Given a seed they are reproducible: the same seed gives the
+same batches, epoch after epoch, while each epoch still draws fresh shuffles,
+rotations and augmentations (every random draw is stateless, from a per-batch
+seed). ``fill`` (see :mod:`risc_tf.rotation`) is applied to every image,
+rotated or not.
+
+Under a ``tf.distribute`` strategy, ``batch_size`` is the global batch (split
+across replicas), and in-memory data is sharded by element across workers
+(``AutoShardPolicy.DATA``), so that each worker sees a distinct part of it.
 """
 
 from __future__ import annotations
@@ -14,11 +21,16 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from risc_tf.angles import DEFAULT_ANGLES, check_angles, check_fill, check_tilt
+from risc_tf.augment import make_augmenter
 from risc_tf.preprocessing import check_images, to_model_input
-from risc_tf.rotation import DEFAULT_ANGLES, check_angles, rotate, rotate_all
+from risc_tf.rotation import apply_fill, rotate, rotate_all
+from risc_tf.validation import check_choice, check_int, check_labels
 
 __all__ = [
+    "PROTOCOLS",
     "classification_dataset",
+    "draw_test_angles",
     "rotated_test_arrays",
     "rotated_test_dataset",
     "rotation_dataset",
@@ -26,28 +38,14 @@ __all__ = [
 
 AUTOTUNE = tf.data.AUTOTUNE
 
+#: How a rotated test set draws each image's angle: from the angle set (the
+#: paper's protocol) or uniformly over the circle.
+PROTOCOLS = ("set", "uniform")
+
 
 def _check_batch(images, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
     x, _ = check_images(images)
-    if labels is None:
-        return x, None
-    y = np.asarray(labels)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(
-            f"labels must be (N,) with N = {len(x)} images; got shape {np.shape(labels)}. "
-            "Multi-label targets are not supported."
-        )
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be integer class indices; got dtype {y.dtype}")
-    return x, y.astype(np.int64)
-
-
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return int(value)
+    return x, None if labels is None else check_labels(labels, n=len(x))
 
 
 def _batch_seeds(seed: int | None) -> tf.data.Dataset:
@@ -55,11 +53,26 @@ def _batch_seeds(seed: int | None) -> tf.data.Dataset:
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
 
-def _draw(batch_seed: tf.Tensor, n: tf.Tensor, num_angles: int) -> tf.Tensor:
-    seed = tf.stack([batch_seed, tf.constant(0, tf.int64)])
+def _seed(batch_seed: tf.Tensor, stream: int) -> tf.Tensor:
+    return tf.stack([batch_seed, tf.constant(stream, tf.int64)])
+
+
+def _draw_index(batch_seed: tf.Tensor, n: tf.Tensor, count: int) -> tf.Tensor:
     return tf.random.stateless_uniform(
-        tf.reshape(n, [1]), seed=seed, minval=0, maxval=num_angles, dtype=tf.int32
+        tf.reshape(n, [1]), seed=_seed(batch_seed, 0), minval=0, maxval=count, dtype=tf.int32
     )
+
+
+def _draw_tilt(batch_seed: tf.Tensor, n: tf.Tensor, tilt: float) -> tf.Tensor:
+    return tf.random.stateless_uniform(
+        tf.reshape(n, [1]), seed=_seed(batch_seed, 1), minval=-tilt, maxval=tilt
+    )
+
+
+def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(AUTOTUNE)
 
 
 def _source(arrays: tuple, shuffle: bool, seed: int | None, batch_size: int, drop: bool):
@@ -69,13 +82,23 @@ def _source(arrays: tuple, shuffle: bool, seed: int | None, batch_size: int, dro
     return ds.batch(batch_size, drop_remainder=drop)
 
 
+def _check_common(batch_size, image_size, seed):
+    if seed is not None:
+        check_int("seed", seed, 0)
+    return check_int("batch_size", batch_size), check_int("image_size", image_size, 8)
+
+
 def classification_dataset(
     images,
     labels,
+    *,
     batch_size: int = 64,
     image_size: int = 32,
     shuffle: bool = False,
     augment_angles: Sequence[float] | None = None,
+    tilt: float = 0.0,
+    augment=None,
+    fill: str = "constant",
     seed: int | None = None,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
@@ -84,16 +107,25 @@ def classification_dataset(
     Parameters
     ----------
     images, labels : array_like
-        Raw images (uint8 or [0, 1] floats) and integer labels ``(N,)``.
+        Raw images (see :func:`risc_tf.check_images`) and integer labels ``(N,)``
+        (``(N, 1)`` and one-hot rows are accepted too).
     batch_size, image_size : int
-        Batch size and model input side.
+        Batch size (global, under a distribution strategy) and model input side.
     shuffle : bool, default False
         Reshuffle every epoch.
     augment_angles : sequence of float, optional
         Rotate each image by an angle drawn uniformly from this set (the
         rotation-augmented baseline); off by default (upright training, as the paper).
+    tilt : float, default 0
+        Also rotate each image by a uniform random angle in ``[-tilt, tilt]``
+        degrees: robustness to the residual a RotNet with a finite angle set
+        leaves (see :func:`risc_tf.train_classifier`).
+    augment : None, "light", callable or keras layer
+        Label-preserving, non-rotation augmentation (see :mod:`risc_tf.augment`).
+    fill : {"constant", "reflect", "circle"}, default "constant"
+        See :mod:`risc_tf.rotation`.
     seed : int, optional
-        Makes shuffling and augmentation reproducible.
+        Makes shuffling and every random draw reproducible.
 
     Returns
     -------
@@ -101,30 +133,42 @@ def classification_dataset(
         ``(float32 (B, S, S, 3) in [0, 1], int64 (B,))`` batches.
     """
     x, y = _check_batch(images, labels)
-    batch_size = _check_int("batch_size", batch_size)
-    image_size = _check_int("image_size", image_size, 8)
-    ds = _source((x, y), shuffle, seed, batch_size, drop_remainder)
-    if augment_angles is None:
-        ds = ds.map(lambda a, b: (to_model_input(a, image_size), b), num_parallel_calls=AUTOTUNE)
-        return ds.prefetch(AUTOTUNE)
-    table = tf.constant(check_angles(augment_angles), tf.float32)
+    batch_size, image_size = _check_common(batch_size, image_size, seed)
+    fill, tilt = check_fill(fill), check_tilt(tilt)
+    augmenter = make_augmenter(augment)
+    table = None if augment_angles is None else tf.constant(
+        check_angles(augment_angles, "augment_angles"), tf.float32)
+    ds = tf.data.Dataset.zip(_source((x, y), shuffle, seed, batch_size, drop_remainder),
+                             _batch_seeds(seed))
 
-    def augment(batch, seed_):
-        (a, b) = batch
-        k = _draw(seed_, tf.shape(a)[0], len(table))
-        return rotate(to_model_input(a, image_size), tf.gather(table, k)), b
+    def prepare(batch, batch_seed):
+        images_, labels_ = batch
+        a = to_model_input(images_, image_size)
+        n = tf.shape(a)[0]
+        if augmenter is not None:
+            a = augmenter(a, _seed(batch_seed, 2))
+        angle = tf.zeros([n])
+        if table is not None:
+            angle += tf.gather(table, _draw_index(batch_seed, n, len(table)))
+        if tilt:
+            angle += _draw_tilt(batch_seed, n, tilt)
+        if table is not None or tilt:
+            a = rotate(a, angle, fill)
+        return apply_fill(a, fill), labels_
 
-    ds = tf.data.Dataset.zip(ds, _batch_seeds(seed))
-    return ds.map(augment, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return _finish(ds.map(prepare, num_parallel_calls=AUTOTUNE))
 
 
 def rotation_dataset(
     images,
     angles: Sequence[float] = DEFAULT_ANGLES,
+    *,
     batch_size: int = 64,
     image_size: int = 32,
     shuffle: bool = True,
     all_rotations: bool = False,
+    jitter: float = 0.0,
+    fill: str = "constant",
     seed: int | None = None,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
@@ -141,7 +185,12 @@ def rotation_dataset(
         Unlabelled raw images.
     angles : sequence of float, default (0, 90, 180, 270)
         The RotNet's angle set; the target is the index into it.
-    batch_size, image_size, shuffle, seed, drop_remainder
+    jitter : float, default 0
+        Add a uniform random angle in ``[-jitter, jitter]`` degrees to each
+        rotation (the target stays the set's angle), so that a RotNet with a
+        finite angle set learns to assign any angle to its nearest one; at most
+        half the smallest gap between two angles of the set.
+    batch_size, image_size, shuffle, fill, seed, drop_remainder
         As in :func:`classification_dataset`.
     all_rotations : bool, default False
         Every rotation of each image in the same batch.
@@ -152,41 +201,80 @@ def rotation_dataset(
         ``(float32 (B, S, S, 3), int32 (B,))`` batches.
     """
     x, _ = _check_batch(images)
-    table = tf.constant(check_angles(angles), tf.float32)
-    num = len(table)
-    batch_size = _check_int("batch_size", batch_size)
-    image_size = _check_int("image_size", image_size, 8)
-    ds = _source((x,), shuffle, seed, batch_size, drop_remainder)
+    angles = check_angles(angles)
+    table = tf.constant(angles, tf.float32)
+    num = len(angles)
+    batch_size, image_size = _check_common(batch_size, image_size, seed)
+    fill, jitter = check_fill(fill), check_tilt(jitter, angles, "jitter")
+    ds = tf.data.Dataset.zip(_source((x,), shuffle, seed, batch_size, drop_remainder),
+                             _batch_seeds(seed))
 
-    if all_rotations:
-
-        def every(a):
-            k = tf.repeat(tf.range(num, dtype=tf.int32), tf.shape(a)[0])
-            return rotate_all(to_model_input(a, image_size), table), k
-
-        return ds.map(every, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-
-    def one(batch, seed_):
+    def prepare(batch, batch_seed):
         a = to_model_input(batch[0], image_size)
-        k = _draw(seed_, tf.shape(a)[0], num)
-        return rotate(a, tf.gather(table, k)), k
+        n = tf.shape(a)[0]
+        if all_rotations:
+            k = tf.repeat(tf.range(num, dtype=tf.int32), n)
+            a = rotate_all(a, table, fill) if not jitter else rotate(
+                tf.tile(a, [num, 1, 1, 1]),
+                tf.gather(table, k) + _draw_tilt(batch_seed, n * num, jitter), fill)
+        else:
+            k = _draw_index(batch_seed, n, num)
+            angle = tf.gather(table, k)
+            if jitter:
+                angle += _draw_tilt(batch_seed, n, jitter)
+            a = rotate(a, angle, fill)
+        return apply_fill(a, fill), k
 
-    ds = tf.data.Dataset.zip(ds, _batch_seeds(seed))
-    return ds.map(one, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return _finish(ds.map(prepare, num_parallel_calls=AUTOTUNE))
+
+
+def draw_test_angles(
+    n: int, angles: Sequence[float] = DEFAULT_ANGLES, protocol: str = "set", seed: int = 0
+) -> np.ndarray:
+    """The angle each of ``n`` test images is rotated by: float32 ``(n,)`` degrees.
+
+    ``protocol="set"`` (the paper's) draws each from ``angles``;
+    ``"uniform"`` draws each uniformly in [0, 360). Deterministic given ``seed``
+    (``numpy.random.default_rng``).
+    """
+    check_choice("protocol", protocol, PROTOCOLS)
+    rng = np.random.default_rng(check_int("seed", seed, 0))
+    if protocol == "uniform":
+        return rng.uniform(0.0, 360.0, size=n).astype(np.float32)
+    table = np.asarray(check_angles(angles), np.float32)
+    return table[rng.integers(0, len(table), size=n)]
 
 
 def rotated_test_dataset(
     images,
     labels,
     angles: Sequence[float] = DEFAULT_ANGLES,
+    *,
+    protocol: str = "set",
     seed: int = 0,
     batch_size: int = 256,
     image_size: int = 32,
+    fill: str = "constant",
 ) -> tf.data.Dataset:
     """A deterministic randomly rotated test set, for evaluation only.
 
-    Image ``i`` is rotated by ``angles[j_i]`` with ``j`` drawn once from
-    ``numpy.random.default_rng(seed)``; the same seed always gives the same set.
+    Image ``i`` is rotated by the ``i``-th angle of :func:`draw_test_angles`;
+    the same seed always gives the same set.
+
+    Parameters
+    ----------
+    images, labels : array_like
+    angles : sequence of float, default (0, 90, 180, 270)
+        The angles drawn from (``protocol="set"``).
+    protocol : {"set", "uniform"}, default "set"
+        See :data:`PROTOCOLS`.
+    seed : int, default 0
+    batch_size : int, default 256
+    image_size : int, default 32
+        The model's input side (take it from the model:
+        :func:`risc_tf.model_image_size`).
+    fill : str, default "constant"
+        See :mod:`risc_tf.rotation`.
 
     Returns
     -------
@@ -195,22 +283,34 @@ def rotated_test_dataset(
         batches; the true angle is for scoring only and is never shown to a model.
     """
     x, y = _check_batch(images, labels)
-    table = np.asarray(check_angles(angles), np.float32)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int; got {seed!r}")
-    image_size = _check_int("image_size", image_size, 8)
-    chosen = table[np.random.default_rng(int(seed)).integers(0, len(table), size=len(x))]
-    ds = _source((x, y, chosen), False, None, _check_int("batch_size", batch_size), False)
+    batch_size, image_size = _check_common(batch_size, image_size, seed)
+    fill = check_fill(fill)
+    chosen = draw_test_angles(len(x), angles, protocol, seed)
+    ds = _source((x, y, chosen), False, None, batch_size, False)
 
     def apply(a, b, angle):
-        return rotate(to_model_input(a, image_size), angle), b, angle
+        return rotate(to_model_input(a, image_size), angle, fill), b, angle
 
-    return ds.map(apply, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return _finish(ds.map(apply, num_parallel_calls=AUTOTUNE))
 
 
 def rotated_test_arrays(
-    images, labels, angles: Sequence[float] = DEFAULT_ANGLES, seed: int = 0, image_size: int = 32
+    images,
+    labels,
+    angles: Sequence[float] = DEFAULT_ANGLES,
+    *,
+    image_size: int,
+    protocol: str = "set",
+    seed: int = 0,
+    fill: str = "constant",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`rotated_test_dataset` gathered into numpy ``(images, labels, angles)``."""
-    parts = list(rotated_test_dataset(images, labels, angles, seed, 256, image_size))
+    """:func:`rotated_test_dataset` gathered into numpy ``(images, labels, angles)``.
+
+    ``image_size`` is required: the model's input side (``risc_tf.model_image_size(model)``).
+    """
+    if isinstance(image_size, (bool, np.bool_)) or image_size is None:
+        raise ValueError("image_size must be the model's input side (an int)")
+    parts = list(rotated_test_dataset(images, labels, angles, protocol=protocol, seed=seed,
+                                      image_size=image_size, fill=fill))
     return tuple(np.concatenate([p[i].numpy() for p in parts]) for i in range(3))
+

@@ -2,11 +2,19 @@
 
 Every model is a single flat functional graph::
 
-    Input (S, S, 3) in [0, 1] -> InputNormalization(mode) -> backbone (no top)
+    Input (S, S, 3) in [0, 1] -> input_normalization -> backbone (no top)
         -> GlobalAveragePooling2D -> head
 
-so tf-keras-vis sees every convolution, and the input normalisation that the
-backbone's weights expect is part of the saved model.
+so tf-keras-vis sees every convolution. The input normalisation that the
+backbone's weights expect belongs to the model: it is its first layer, a
+frozen ``Dense(3)`` acting on the colour channels (an exact affine map for
+every mode of :data:`~risc_tf.backbones.NORMALIZATION_MODES`, e.g. ImageNet's
+"caffe" channel flip and mean subtraction), saved with the model as a stock
+Keras layer.
+
+The classifier can start from a trained RotNet's backbone
+(``build_classifier(..., weights=rotnet)``): the self-supervised
+initialisation that the "self-supervised" in RISC stands for.
 """
 
 from __future__ import annotations
@@ -16,26 +24,58 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from risc_tf.fastconv import use_fast_conv
-from risc_tf.preprocessing import NORMALIZATION_MODES, InputNormalization
-from risc_tf.rotation import DEFAULT_ANGLES, check_angles
+from risc_tf.angles import DEFAULT_ANGLES, check_angles, check_resolution
+from risc_tf.backbones import BACKBONES, NORMALIZATION_MODES, check_backbone
+from risc_tf.fast import use_fast_conv
+from risc_tf.validation import check_choice, check_fraction, check_int
 
 __all__ = [
     "BACKBONES",
     "RotationOutput",
+    "backbone_of",
     "build_classifier",
     "build_rotnet",
     "model_image_size",
+    "normalization_weights",
     "rotnet_angles",
-    "save_for_inference",
 ]
+
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])
+
+
+def normalization_weights(mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel ``(3, 3)`` and bias ``(3,)`` of the affine map ``y = x @ W + b`` of a mode.
+
+    ``x`` is an RGB pixel in [0, 1]; ``y`` is what keras.applications'
+    ``preprocess_input(255 * x, mode)`` gives (``"unit"``: ``x``; ``"raw"``: ``255 x``).
+
+    Examples
+    --------
+    >>> w, b = normalization_weights("tf")
+    >>> (np.array([0.0, 0.5, 1.0]) @ w + b).tolist()
+    [-1.0, 0.0, 1.0]
+    """
+    check_choice("normalization", mode, NORMALIZATION_MODES)
+    eye = np.eye(3)
+    if mode == "unit":
+        w, b = eye, np.zeros(3)
+    elif mode == "raw":
+        w, b = 255.0 * eye, np.zeros(3)
+    elif mode == "caffe":  # RGB -> BGR, then subtract the BGR mean (0-255 scale)
+        w, b = 255.0 * eye[:, ::-1], -_CAFFE_MEAN_BGR
+    elif mode == "tf":
+        w, b = 2.0 * eye, -np.ones(3)
+    else:  # torch
+        w, b = np.diag(1.0 / _IMAGENET_STD), -_IMAGENET_MEAN / _IMAGENET_STD
+    return w.astype(np.float32), b.astype(np.float32)
 
 
 def _small_backbone(include_top=False, weights=None, input_tensor=None, input_shape=None):
     """A small VGG-style CNN (about 0.3 M parameters) for tests and quick CPU runs."""
-    if weights not in (None,):
-        raise ValueError('the "small" backbone has no pretrained weights; use weights=None')
     inputs = input_tensor if input_tensor is not None else keras.Input(input_shape)
     x = inputs
     for block, filters in enumerate((32, 64, 128), start=1):
@@ -51,26 +91,17 @@ def _small_backbone(include_top=False, weights=None, input_tensor=None, input_sh
     return keras.Model(source, x, name="small")
 
 
-_apps = keras.applications
-#: backbone name -> (constructor with the keras.applications signature,
-#: normalisation its ImageNet weights expect).
-BACKBONES: dict[str, tuple[Callable, str]] = {
-    "resnet50": (_apps.ResNet50, "caffe"),
-    "resnet101": (_apps.ResNet101, "caffe"),
-    "resnet152": (_apps.ResNet152, "caffe"),
-    "resnet50v2": (_apps.ResNet50V2, "tf"),
-    "vgg16": (_apps.VGG16, "caffe"),
-    "vgg19": (_apps.VGG19, "caffe"),
-    "mobilenetv2": (_apps.MobileNetV2, "tf"),
-    "densenet121": (_apps.DenseNet121, "torch"),
-    "efficientnetb0": (_apps.EfficientNetB0, "raw"),
-    "small": (_small_backbone, "unit"),
-}
+def _constructor(backbone: str) -> Callable:
+    name = BACKBONES[backbone][0]
+    return _small_backbone if name is None else getattr(keras.applications, name)
 
 
 @keras.saving.register_keras_serializable(package="risc_tf")
 class RotationOutput(keras.layers.Dense):
     """The RotNet's last fully connected layer (softmax), which records its angles.
+
+    Saved as a plain ``Dense`` layer (see :func:`risc_tf.save_model`), with the
+    angles beside it.
 
     Parameters
     ----------
@@ -92,24 +123,36 @@ class RotationOutput(keras.layers.Dense):
 
 
 def rotnet_angles(model: keras.Model) -> tuple[float, ...]:
-    """The angle set a RotNet built by :func:`build_rotnet` predicts."""
+    """The angle set a RotNet built by :func:`build_rotnet` predicts.
+
+    Raises
+    ------
+    ValueError
+        The model does not record angles (it is not a RotNet, or it was loaded
+        with plain ``keras.models.load_model``: load it with
+        :func:`risc_tf.load_model`, or give the angles explicitly).
+    """
     last = model.layers[-1]
     if not isinstance(last, RotationOutput):
         raise ValueError(
-            f"model {model.name!r} is not a RotNet built by risc_tf (its last layer is "
-            f"{type(last).__name__}, not RotationOutput); pass angles= explicitly"
+            f"model {model.name!r} records no rotation angles (its last layer is "
+            f"{type(last).__name__}, not RotationOutput): load saved RotNets with "
+            "risc_tf.load_model, or pass angles= explicitly"
         )
     return last.angles
 
 
-def save_for_inference(model: keras.Model, path: str | os.PathLike) -> None:
-    """Save a model in Keras format without its optimizer state.
+def is_rotnet(model: keras.Model) -> bool:
+    """Whether ``model`` is a RotNet built by risc_tf (it records its angles)."""
+    return isinstance(model, keras.Model) and isinstance(model.layers[-1], RotationOutput)
 
-    A compiled Adam-trained ResNet50 would otherwise carry two extra copies of
-    its weights (about 3x the file size). The saved graph and weights are the
-    model's own; reload with ``keras.models.load_model`` (after ``import risc_tf``).
-    """
-    keras.Model(model.inputs, model.outputs, name=model.name).save(path)
+
+def backbone_of(model: keras.Model) -> str | None:
+    """The backbone name a risc_tf model was built on (from its name), or None."""
+    for prefix in ("rotnet_", "classifier_"):
+        if model.name.startswith(prefix) and model.name[len(prefix):] in BACKBONES:
+            return model.name[len(prefix):]
+    return None
 
 
 def model_image_size(model: keras.Model) -> int:
@@ -120,35 +163,58 @@ def model_image_size(model: keras.Model) -> int:
     return int(shape[0])
 
 
-def _check_common(input_shape, backbone, weights, normalization) -> tuple[tuple, str]:
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
-    shape = tuple(input_shape)
+def _check_shape(input_shape, backbone: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(check_int("input_shape", s, 1)) for s in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
     if len(shape) != 3 or shape[2] != 3 or shape[0] != shape[1] or shape[0] < 8:
         raise ValueError(
             f"input_shape must be (S, S, 3) with S >= 8 (grayscale is stacked to 3 "
-            f"channels); got {input_shape}"
+            f"channels); got {input_shape!r}"
         )
     if backbone != "small" and shape[0] < 32:
         raise ValueError(f"backbone {backbone!r} needs inputs of at least 32x32; got {shape}")
-    if weights is not None and weights != "imagenet":
-        if not isinstance(weights, (str, os.PathLike)) or not Path(weights).is_file():
-            raise ValueError(
-                f'weights must be None, "imagenet" or the path of a weights file; '
-                f"{weights!r} is not an existing file"
-            )
-    if weights == "imagenet" and backbone == "small":
-        raise ValueError('the "small" backbone has no ImageNet weights; use weights=None')
-    if normalization is None:
-        normalization = "unit" if weights is None else BACKBONES[backbone][1]
-    if normalization not in NORMALIZATION_MODES:
+    return shape
+
+
+def _check_weights(weights, backbone: str, shape: tuple, kind: str):
+    if weights is None or isinstance(weights, keras.Model):
+        if isinstance(weights, keras.Model):
+            _check_rotnet_source(weights, backbone, shape, kind)
+        return weights
+    if weights == "imagenet":
+        if backbone == "small":
+            raise ValueError('the "small" backbone has no ImageNet weights; use weights=None')
+        return weights
+    if not isinstance(weights, (str, os.PathLike)) or not Path(weights).is_file():
+        what = "a trained RotNet, " if kind == "classifier" else ""
         raise ValueError(
-            f"normalization must be one of {NORMALIZATION_MODES} or None; got {normalization!r}"
+            f'weights must be None, "imagenet", {what}or the path of a weights file; '
+            f"got {weights!r}, which is not an existing file"
         )
-    return shape, normalization
+    return weights
 
 
-def _load_backbone_weights(model: keras.Model, backbone: str, shape: tuple, path) -> None:
+def _check_rotnet_source(rotnet: keras.Model, backbone: str, shape: tuple, kind: str) -> None:
+    if kind != "classifier":
+        raise ValueError("weights= a model is only for build_classifier (RotNet initialisation)")
+    if not is_rotnet(rotnet):
+        raise ValueError(
+            f"weights= must be a RotNet built by risc_tf.build_rotnet (or loaded with "
+            f"risc_tf.load_model); model {rotnet.name!r} ends in "
+            f"{type(rotnet.layers[-1]).__name__}, not RotationOutput"
+        )
+    source = (backbone_of(rotnet), model_image_size(rotnet))
+    if source != (backbone, shape[0]):
+        raise ValueError(
+            f"weights= a RotNet with backbone {source[0]!r} and input {source[1]}x{source[1]}, "
+            f"but the classifier has backbone {backbone!r} and input {shape[0]}x{shape[0]}: "
+            "they must match"
+        )
+
+
+def _load_backbone_file(model: keras.Model, backbone: str, shape: tuple, path) -> None:
     """Load a weights file saved from the bare keras.applications backbone.
 
     Both the legacy ``.h5`` files that keras.applications distributes (e.g.
@@ -156,7 +222,7 @@ def _load_backbone_weights(model: keras.Model, backbone: str, shape: tuple, path
     ``.weights.h5`` files saved from ``ResNet50(include_top=False)`` work: the file
     is read into a standalone backbone, then copied layer by layer (by name).
     """
-    reference = BACKBONES[backbone][0](include_top=False, weights=None, input_shape=shape)
+    reference = _constructor(backbone)(include_top=False, weights=None, input_shape=shape)
     try:
         reference.load_weights(str(path))
     except Exception as err:
@@ -169,35 +235,67 @@ def _load_backbone_weights(model: keras.Model, backbone: str, shape: tuple, path
             model.get_layer(layer.name).set_weights(layer.get_weights())
 
 
+def _copy_backbone(model: keras.Model, rotnet: keras.Model, freeze: bool) -> None:
+    """Copy the RotNet's normalisation and backbone weights (every layer up to the pooling)."""
+    for layer in model.layers[1:]:  # [0] is the input
+        if layer.name == "avg_pool":
+            break
+        layer.set_weights(rotnet.get_layer(layer.name).get_weights())
+        if freeze and layer.name != "input_normalization":
+            layer.trainable = False
+
+
 def _build(
     head: Callable[[keras.KerasTensor], keras.KerasTensor],
-    name: str,
+    kind: str,
     input_shape,
     backbone: str,
     weights,
     normalization: str | None,
     fast_conv: bool,
+    freeze_backbone: bool = False,
 ) -> keras.Model:
+    check_backbone(backbone)
+    shape = _check_shape(input_shape, backbone)
+    weights = _check_weights(weights, backbone, shape, kind)
     if not isinstance(fast_conv, bool):
         raise ValueError(f"fast_conv must be True or False; got {fast_conv!r}")
-    shape, normalization = _check_common(input_shape, backbone, weights, normalization)
+    if not isinstance(freeze_backbone, bool):
+        raise ValueError(f"freeze_backbone must be True or False; got {freeze_backbone!r}")
+    if freeze_backbone and weights is None:
+        raise ValueError(
+            "freeze_backbone=True needs pretrained weights (a RotNet, imagenet or a file)"
+        )
+    if isinstance(weights, keras.Model):
+        if normalization is not None:
+            raise ValueError("normalization is taken from the RotNet given as weights; omit it")
+    if normalization is None:
+        normalization = "unit" if weights is None else BACKBONES[backbone][1]
+    check_choice("normalization", normalization, NORMALIZATION_MODES)
+
     inputs = keras.Input(shape, name="image")
-    x = InputNormalization(normalization, name="input_normalization")(inputs)
-    constructor = BACKBONES[backbone][0]
-    base = constructor(
-        include_top=False,
-        weights="imagenet" if weights == "imagenet" else None,
-        input_tensor=x,
+    norm = keras.layers.Dense(3, trainable=False, dtype="float32", name="input_normalization")
+    base = _constructor(backbone)(
+        include_top=False, weights="imagenet" if weights == "imagenet" else None,
+        input_tensor=norm(inputs),
     )
     features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
-    model = keras.Model(inputs, head(features), name=f"{name}_{backbone}")
-    if weights not in (None, "imagenet"):
-        _load_backbone_weights(model, backbone, shape, weights)
+    model = keras.Model(inputs, head(features), name=f"{kind}_{backbone}")
+    if isinstance(weights, keras.Model):
+        _copy_backbone(model, weights, freeze_backbone)
+    else:
+        norm.set_weights(list(normalization_weights(normalization)))
+        if weights not in (None, "imagenet"):
+            _load_backbone_file(model, backbone, shape, weights)
+        if freeze_backbone:
+            for layer in model.layers[2 : model.layers.index(model.get_layer("avg_pool"))]:
+                layer.trainable = False  # [0] input, [1] input_normalization (never trained)
     return use_fast_conv(model) if fast_conv else model
 
 
 def build_rotnet(
     input_shape: Sequence[int] = (32, 32, 3),
+    *,
     angles: Sequence[float] = DEFAULT_ANGLES,
     backbone: str = "resnet50",
     weights: str | os.PathLike | None = None,
@@ -215,7 +313,8 @@ def build_rotnet(
     angles : sequence of float, default (0, 90, 180, 270)
         Rotations (degrees) to classify; any set of distinct angles.
     backbone : str, default "resnet50"
-        A name from :data:`BACKBONES`; ``"small"`` is a fast CNN for tests and CPUs.
+        A name from :data:`~risc_tf.backbones.BACKBONES`; ``"small"`` is a fast
+        CNN for tests and CPUs.
     weights : None, "imagenet" or path, default None
         Backbone initialisation. A path names a weights file of the bare
         keras.applications backbone (``include_top=False``).
@@ -228,7 +327,7 @@ def build_rotnet(
         backbone's ImageNet mode with weights).
     fast_conv : bool, default True
         Build the Conv2D and BatchNormalization layers as
-        :class:`risc_tf.fastconv.FastConv2D` / ``FastBatchNormalization`` (same
+        :class:`risc_tf.fast.FastConv2D` / ``FastBatchNormalization`` (same
         layers, names, weights and outputs; faster on CPU at small inputs, see
         docs/performance.md). False gives the stock Keras layers.
 
@@ -244,17 +343,20 @@ def build_rotnet(
     (None, 4)
     """
     angles = check_angles(angles)
-    units = tuple(hidden_units)
-    if len(units) != 2 or not all(isinstance(u, int) and u > 0 for u in units):
+    check_resolution(angles, _check_shape(input_shape, check_backbone(backbone))[0])
+    try:
+        units = tuple(check_int("hidden_units", u) for u in hidden_units)
+    except (TypeError, ValueError):
+        units = ()
+    if len(units) != 2:
         raise ValueError(f"hidden_units must be two positive ints; got {hidden_units!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+    dropout = check_fraction("dropout", dropout)
 
     def head(x):
         for i, width in enumerate(units, start=1):
             x = keras.layers.Dropout(dropout, name=f"rot_dropout{i}")(x)
             x = keras.layers.Dense(width, activation="relu", name=f"rot_fc{i}")(x)
-        return RotationOutput(angles, name="rotation")(x)
+        return RotationOutput(angles, dtype="float32", name="rotation")(x)
 
     return _build(head, "rotnet", input_shape, backbone, weights, normalization, fast_conv)
 
@@ -262,8 +364,10 @@ def build_rotnet(
 def build_classifier(
     num_classes: int,
     input_shape: Sequence[int] = (32, 32, 3),
+    *,
     backbone: str = "resnet50",
-    weights: str | os.PathLike | None = None,
+    weights: str | os.PathLike | keras.Model | None = None,
+    freeze_backbone: bool = False,
     dropout: float = 0.0,
     normalization: str | None = None,
     fast_conv: bool = True,
@@ -274,8 +378,15 @@ def build_classifier(
     ----------
     num_classes : int
         Number of classes (>= 2; binary tasks use a 2-way softmax).
-    input_shape, backbone, weights, normalization, fast_conv
+    input_shape, backbone, normalization, fast_conv
         As in :func:`build_rotnet`.
+    weights : None, "imagenet", path or keras.Model, default None
+        As in :func:`build_rotnet`, or a trained RotNet (same backbone and input
+        size): its input normalisation and backbone weights are copied into the
+        classifier, which is then fine-tuned (self-supervised initialisation).
+    freeze_backbone : bool, default False
+        Keep the initialised backbone fixed and train the head only (a linear
+        probe); needs ``weights``.
     dropout : float, default 0.0
         Dropout before the output layer.
 
@@ -284,20 +395,27 @@ def build_classifier(
     keras.Model
         Uncompiled, output ``(N, num_classes)`` probabilities.
 
+    Raises
+    ------
+    ValueError
+        Bad arguments; ``weights=`` a model that is not a RotNet, or a RotNet of
+        another backbone or input size (the message names both).
+
     Examples
     --------
     >>> clf = build_classifier(2, backbone="small")
     >>> clf.output_shape
     (None, 2)
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2; got {num_classes!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+    num_classes = check_int("num_classes", num_classes, 2)
+    dropout = check_fraction("dropout", dropout)
 
     def head(x):
         if dropout:
             x = keras.layers.Dropout(dropout, name="dropout")(x)
-        return keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        return keras.layers.Dense(
+            num_classes, activation="softmax", dtype="float32", name="predictions"
+        )(x)
 
-    return _build(head, "classifier", input_shape, backbone, weights, normalization, fast_conv)
+    return _build(head, "classifier", input_shape, backbone, weights, normalization, fast_conv,
+                  freeze_backbone)

@@ -2,119 +2,167 @@
 
 Every image that reaches a risc_tf model goes through two steps:
 
-1. :func:`check_images` validates a numpy batch once, at the boundary (shape,
-   dtype, value range, NaN/inf), and returns it as a rank-4 array.
+1. :func:`check_images` validates an array batch once, at the boundary (shape,
+   layout, dtype, value range, NaN/inf), and returns it as a rank-4 array.
 2. :func:`to_model_input` turns a validated batch into float32
-   ``(N, size, size, 3)`` in ``[0, 1]`` (grayscale stacked to RGB, bilinear
-   resize). It is pure TensorFlow, so tf.data pipelines and the fused
-   :class:`~risc_tf.RISCPipeline` graph call the very same code.
+   ``(N, size, size, 3)`` in ``[0, 1]``. It is pure TensorFlow, so tf.data
+   pipelines and the fused :class:`~risc_tf.RISCPipeline` graph call the very
+   same code.
 
-Backbone-specific normalisation (e.g. ResNet50's ImageNet "caffe" mode) is
-*not* done here: it is the first layer of every model built by risc_tf
-(:class:`InputNormalization`), so it is saved with the model and is identical at
-training and at predict time.
+Conventions:
+
+* **Values.** uint8 is read as [0, 255]; uint16 as [0, 65535] (the full range of
+  the type: a 12-bit X-ray stored in 16 bits looks dark; stretch it first if
+  that matters); other integer types must hold values in [0, 255]; floats must
+  lie in [0, 1].
+* **Channels.** 1 (grayscale, stacked to RGB), 3 (RGB) or 4 (RGBA: composited
+  over black, i.e. colour times alpha, so transparent areas become background).
+* **Layout.** Channels last. ``(H, W)`` and ``(H, W, C)`` with C in 1, 3, 4 are
+  one image; ``(N, H, W)`` and ``(N, H, W, C)`` are batches. A ``(3, H, W)``
+  array is a batch of three grayscale images (with a warning that a
+  channels-first image must be moved to ``(H, W, 3)``).
+* **Size.** Images are resized (bilinear, antialiased) to the model's square
+  input. A non-square image is stretched to square, as MedMNIST's own
+  preprocessing resized its sources; crop or pad it first to keep its aspect
+  ratio.
+
+Backbone-specific normalisation (e.g. ResNet50's ImageNet "caffe" mode) is not
+done here: it is the first layer of every model (see :mod:`risc_tf.models`).
 """
 
 from __future__ import annotations
 
-import keras
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
-__all__ = [
-    "NORMALIZATION_MODES",
-    "InputNormalization",
-    "check_images",
-    "preprocess_images",
-    "to_model_input",
-]
+from risc_tf.validation import check_int
 
-#: Modes of :class:`InputNormalization`. ``"unit"`` feeds [0, 1] images as they
-#: are (models trained from scratch); ``"raw"`` scales to [0, 255] (backbones
-#: such as EfficientNet that normalise internally); ``"caffe"``, ``"tf"`` and
-#: ``"torch"`` are keras.applications' ImageNet ``preprocess_input`` modes.
-NORMALIZATION_MODES = ("unit", "raw", "caffe", "tf", "torch")
+__all__ = ["MIN_SIDE", "check_images", "preprocess_images", "to_model_input"]
 
-_MIN_SIDE = 4
+#: Smallest image side accepted.
+MIN_SIDE = 4
+_CHANNELS = (1, 3, 4)
+_LAYOUTS = "(H, W), (H, W, C), (N, H, W) or (N, H, W, C) with C in 1, 3, 4 (RGBA)"
+
+
+def _as_array(images, name: str) -> np.ndarray:
+    if isinstance(images, (tf.Tensor, tf.Variable)):
+        return images.numpy()
+    if isinstance(images, tf.data.Dataset):
+        raise ValueError(
+            f"{name} is a tf.data.Dataset: RISCPipeline.predict streams datasets; "
+            "array functions need arrays"
+        )
+    try:
+        return np.asarray(images)
+    except ValueError:  # ragged nested lists
+        raise ValueError(
+            f"{name} must be one array of same-sized images; got a ragged sequence. "
+            "RISCPipeline.predict takes a list of differently sized images."
+        ) from None
+
+
+def _check_dtype(x: np.ndarray, name: str) -> np.ndarray:
+    if x.dtype in (np.uint8, np.uint16):
+        return x
+    if np.issubdtype(x.dtype, np.integer):
+        lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+        if lo < 0 or hi > 255:
+            raise ValueError(
+                f"{name} of dtype {x.dtype} must hold values in [0, 255]; got [{lo}, {hi}]. "
+                "uint16 images are read as [0, 65535]; floats must lie in [0, 1]."
+            )
+        return x.astype(np.uint8)
+    if np.issubdtype(x.dtype, np.floating):
+        if x.size and not np.all(np.isfinite(x)):
+            raise ValueError(f"{name} contains NaN or inf (shape {x.shape})")
+        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"float {name} must lie in [0, 1]; got values in [{lo:g}, {hi:g}] "
+                f"(dtype {x.dtype}). Divide uint8-range floats by 255."
+            )
+        return x
+    raise ValueError(
+        f"{name} must be uint8, uint16, another integer type in [0, 255] or float in "
+        f"[0, 1]; got dtype {x.dtype} with shape {x.shape}"
+    )
+
+
+def _to_rank4(x: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+    shape = x.shape
+    if x.ndim == 2:
+        return x[None, :, :, None], True
+    if x.ndim == 3 and shape[-1] in _CHANNELS:
+        return x[None], True
+    if x.ndim == 3:
+        if shape[0] in (3, 4) and shape[1] > 4 and shape[2] > 4:
+            warnings.warn(
+                f"{name} of shape {shape} are read as a batch of {shape[0]} grayscale "
+                f"{shape[1]}x{shape[2]} images; a channels-first colour image must be "
+                "passed as (H, W, C): np.moveaxis(image, 0, -1)",
+                UserWarning,
+                stacklevel=4,
+            )
+        return x[..., None], False
+    if x.ndim == 4 and shape[-1] in _CHANNELS:
+        return x, False
+    if x.ndim == 4 and shape[1] in _CHANNELS:
+        raise ValueError(
+            f"{name} of shape {shape} look channels-first (N, C, H, W); risc_tf takes "
+            "channels last: np.moveaxis(images, 1, -1)"
+        )
+    if x.ndim == 4:
+        raise ValueError(f"{name} must have 1, 3 or 4 channels (last axis); got shape {shape}")
+    raise ValueError(f"{name} must have shape {_LAYOUTS}; got rank {x.ndim} with shape {shape}")
 
 
 def check_images(images, name: str = "images") -> tuple[np.ndarray, bool]:
     """Validate an image array and return it as a rank-4 batch.
 
-    Accepted forms: ``(H, W)`` (one grayscale image), ``(H, W, 1|3)`` (one
-    image), ``(N, H, W)``, ``(N, H, W, 1)`` and ``(N, H, W, 3)``. A rank-3 array
-    whose last axis is 1 or 3 is read as one image, any other rank-3 array as a
-    batch of grayscale images. Values are uint8 in [0, 255] or floating point in
-    [0, 1].
-
     Parameters
     ----------
-    images : array_like
-        The images.
+    images : array_like or tf.Tensor
+        One image or a batch of same-sized images; see the module docs for the
+        accepted layouts, dtypes and value ranges.
     name : str
         How to call the argument in error messages.
 
     Returns
     -------
     batch : np.ndarray
-        Rank-4 ``(N, H, W, C)`` view of the input (C is 1 or 3), dtype unchanged.
+        Rank-4 ``(N, H, W, C)`` (C in 1, 3, 4), dtype uint8, uint16 or float
+        (other integer types become uint8).
     single : bool
         True when the input was one image (callers return one result).
 
     Raises
     ------
     ValueError
-        Empty batch, wrong rank or channel count, too small, float values outside
-        [0, 1], NaN or inf, or an unsupported dtype.
+        Empty batch, ragged input, wrong rank or channel count (with a hint for
+        channels-first arrays), images smaller than 4x4, values out of range,
+        NaN or inf, or an unsupported dtype.
+
+    Examples
+    --------
+    >>> check_images(np.zeros((28, 28, 4), np.uint8))[0].shape  # one RGBA image
+    (1, 28, 28, 4)
     """
-    if isinstance(images, tf.Tensor):
-        images = images.numpy()
-    x = np.asarray(images)
-    if x.dtype == object or not (
-        x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)
-    ):
-        raise ValueError(
-            f"{name} must be uint8 in [0, 255] or float in [0, 1]; got dtype {x.dtype} "
-            f"with shape {x.shape}"
-        )
-    single = False
-    if x.ndim == 2:
-        x, single = x[None, :, :, None], True
-    elif x.ndim == 3 and x.shape[-1] in (1, 3):
-        x, single = x[None], True
-    elif x.ndim == 3:
-        x = x[..., None]
-    elif x.ndim != 4:
-        raise ValueError(
-            f"{name} must have shape (H, W), (H, W, C), (N, H, W) or (N, H, W, C); "
-            f"got rank {x.ndim} with shape {x.shape}"
-        )
-    if x.shape[-1] not in (1, 3):
-        raise ValueError(
-            f"{name} must have 1 or 3 channels; got shape {np.shape(images)} "
-            f"({x.shape[-1]} channels)"
-        )
+    x = _check_dtype(_as_array(images, name), name)
+    x, single = _to_rank4(x, name)
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {np.shape(images)})")
-    if min(x.shape[1], x.shape[2]) < _MIN_SIDE:
+    if min(x.shape[1], x.shape[2]) < MIN_SIDE:
         raise ValueError(
-            f"{name} must be at least {_MIN_SIDE}x{_MIN_SIDE} pixels; got shape "
-            f"{np.shape(images)}"
+            f"{name} must be at least {MIN_SIDE}x{MIN_SIDE} pixels; got shape {np.shape(images)}"
         )
-    if x.dtype != np.uint8:
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{name} contains NaN or inf (shape {np.shape(images)})")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"float {name} must lie in [0, 1]; got values in [{lo:g}, {hi:g}] "
-                f"(dtype {x.dtype}). Divide uint8-range floats by 255."
-            )
     return x, single
 
 
 def to_model_input(images: tf.Tensor, size: int | None = 32) -> tf.Tensor:
-    """Convert a rank-4 uint8/float batch to float32 ``(N, size, size, 3)`` in [0, 1].
+    """Convert a rank-4 batch to float32 ``(N, size, size, 3)`` in [0, 1].
 
     Pure TensorFlow (usable inside ``tf.data`` and ``tf.function``); the input is
     assumed to have passed :func:`check_images`. ``size=None`` keeps the images'
@@ -123,9 +171,13 @@ def to_model_input(images: tf.Tensor, size: int | None = 32) -> tf.Tensor:
     x = tf.convert_to_tensor(images)
     if x.dtype == tf.uint8:
         x = tf.cast(x, tf.float32) / 255.0
+    elif x.dtype == tf.uint16:
+        x = tf.cast(x, tf.float32) / 65535.0
     else:
         x = tf.cast(x, tf.float32)
-    if x.shape[-1] == 1:
+    if x.shape[-1] == 4:  # RGBA composited over black
+        x = x[..., :3] * x[..., 3:]
+    elif x.shape[-1] == 1:
         x = tf.image.grayscale_to_rgb(x)
     if size is not None and (x.shape[1] != size or x.shape[2] != size):
         x = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
@@ -154,43 +206,6 @@ def preprocess_images(images, size: int = 32) -> np.ndarray:
     >>> preprocess_images(np.zeros((28, 28), np.uint8)).shape
     (1, 32, 32, 3)
     """
-    if not isinstance(size, (int, np.integer)) or size < _MIN_SIDE:
-        raise ValueError(f"size must be an int >= {_MIN_SIDE}; got {size!r}")
+    size = check_int("size", size, MIN_SIDE)
     x, _ = check_images(images)
-    return to_model_input(x, int(size)).numpy()
-
-
-@keras.saving.register_keras_serializable(package="risc_tf")
-class InputNormalization(keras.layers.Layer):
-    """Map [0, 1] RGB input to what a backbone expects.
-
-    The first layer of every risc_tf model: the normalisation follows the
-    backbone and its weights and is saved with the model.
-
-    Parameters
-    ----------
-    mode : {"unit", "raw", "caffe", "tf", "torch"}
-        See :data:`NORMALIZATION_MODES`.
-    """
-
-    def __init__(self, mode: str = "unit", **kwargs):
-        super().__init__(**kwargs)
-        if mode not in NORMALIZATION_MODES:
-            raise ValueError(
-                f"mode must be one of {NORMALIZATION_MODES}; got {mode!r}"
-            )
-        self.mode = mode
-
-    def call(self, inputs):
-        if self.mode == "unit":
-            return inputs
-        x = inputs * 255.0
-        if self.mode == "raw":
-            return x
-        return keras.applications.imagenet_utils.preprocess_input(x, mode=self.mode)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+    return to_model_input(x, size).numpy()

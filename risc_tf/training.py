@@ -1,147 +1,184 @@
 """Training helpers for the RotNet (stage 1) and the classifier (stage 2).
 
-Both wrap ``model.fit`` on the tf.data pipelines with: Adam (Keras's update rule
-on TensorFlow's fused kernel, :class:`risc_tf.optimizers.FusedAdam`), sparse
-cross-entropy, early stopping on validation accuracy that keeps the best
-weights, Keras progress bars, seeds, optional XLA, and **BatchNorm
-re-estimation**.
+Both wrap ``model.compile`` + ``model.fit`` on the tf.data pipelines of
+:mod:`risc_tf.datasets`, following Keras conventions:
 
-Why the last one: trained from scratch for a few epochs at 32x32, ResNet50's
-inference-mode BatchNorm statistics (an exponential moving average with
-momentum 0.99) lag far behind the weights, so validation accuracy sits at the
-majority-class rate while training accuracy is high. At the end of every epoch,
-before validation, :class:`BatchNormRecalibration` replaces each BatchNorm
-layer's moving mean and variance with a plain average of its batch statistics
-over a few training batches (as ``torch.optim.swa_utils.update_bn`` does).
+* ``optimizer``: None (Adam on TensorFlow's fused kernel,
+  :class:`risc_tf.fast.FusedAdam`, the default of every published run), a
+  Keras optimizer name (``"adam"``, ``"adamw"``, ``"sgd"``, ...) or instance;
+* ``learning_rate``: a positive number or any
+  ``keras.optimizers.schedules.LearningRateSchedule``; ``lr_schedule="cosine"``
+  turns a number into a cosine decay over the whole training;
+* the classifier also takes ``class_weight`` (a dict or ``"balanced"``),
+  ``label_smoothing``, ``augment`` (:mod:`risc_tf.augment`) and ``tilt``;
+* ``callbacks`` run beside the built-in ones: BatchNorm re-estimation at the end
+  of every epoch (:mod:`risc_tf.recalibration`, the ResNet50-from-scratch trap),
+  then early stopping on validation accuracy that restores the best weights.
+
+Under ``with strategy.scope():`` of a ``tf.distribute`` strategy, build the
+model and call these helpers inside the scope: ``batch_size`` is then the global
+batch (see docs/training.md).
+
+Every argument is checked before anything is compiled or trained.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from risc_tf.angles import check_fill, check_tilt
+from risc_tf.augment import make_augmenter
 from risc_tf.datasets import classification_dataset, rotation_dataset
+from risc_tf.fast import FusedAdam
 from risc_tf.models import model_image_size, rotnet_angles
-from risc_tf.optimizers import FusedAdam
+from risc_tf.preprocessing import check_images
+from risc_tf.recalibration import BatchNormRecalibration
+from risc_tf.validation import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_labels,
+    check_number,
+    check_optional_int,
+)
 
 __all__ = [
-    "BatchNormRecalibration",
-    "recalibrate_batchnorm",
+    "LR_SCHEDULES",
+    "history_record",
+    "resolve_class_weight",
+    "resolve_optimizer",
     "train_classifier",
     "train_rotnet",
 ]
 
-
-class _BatchNormStatistics:
-    """Average per-channel input statistics of every BatchNorm layer of a model.
-
-    Built once per model (one probe model, one traced function), then called on
-    a dataset each time the statistics are re-estimated.
-    """
-
-    def __init__(self, model: keras.Model):
-        self.layers = [
-            layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
-        ]
-        if self.layers:
-            probe = keras.Model(model.inputs, [bn.input for bn in self.layers])
-            self._moments = tf.function(
-                lambda x: self._batch_moments(probe, x), reduce_retracing=True
-            )
-
-    def _batch_moments(self, probe: keras.Model, x: tf.Tensor) -> list[tf.Tensor]:
-        stats = []
-        for bn, out in zip(self.layers, tf.nest.flatten(probe(x, training=True))):
-            axes = [i for i in range(len(out.shape)) if i != bn.axis % len(out.shape)]
-            stats += list(tf.nn.moments(tf.cast(out, tf.float32), axes))
-        return stats
-
-    def __call__(self, dataset: tf.data.Dataset, num_batches: int) -> int:
-        if not self.layers:
-            return 0
-        totals, count = None, 0
-        for batch in dataset.take(num_batches):
-            stats = self._moments(batch[0] if isinstance(batch, tuple) else batch)
-            totals = stats if totals is None else [t + s for t, s in zip(totals, stats)]
-            count += 1
-        if count == 0:
-            raise ValueError("recalibrate_batchnorm got an empty dataset")
-        for i, bn in enumerate(self.layers):
-            bn.moving_mean.assign(totals[2 * i] / count)
-            bn.moving_variance.assign(totals[2 * i + 1] / count)
-        return len(self.layers)
+#: ``lr_schedule`` values: a constant rate, or a cosine decay to 0 over all epochs.
+LR_SCHEDULES = ("constant", "cosine")
 
 
-def recalibrate_batchnorm(
-    model: keras.Model, dataset: tf.data.Dataset, num_batches: int = 50
-) -> int:
-    """Set every BatchNorm layer's moving statistics to the average batch statistics.
-
-    The model runs in training mode on up to ``num_batches`` batches of
-    ``dataset`` (whose elements are ``(images, ...)``); for each BatchNorm layer
-    the per-channel mean and (biased) variance of its input are averaged over the
-    batches and written to ``moving_mean`` / ``moving_variance``.
-
-    Returns
-    -------
-    int
-        Number of BatchNorm layers updated.
-    """
-    return _BatchNormStatistics(model)(dataset, num_batches)
-
-
-class BatchNormRecalibration(keras.callbacks.Callback):
-    """Re-estimate BatchNorm statistics after the last training step of each epoch.
-
-    Runs after the epoch's last batch, i.e. before Keras evaluates the
-    validation data, so validation metrics, early stopping and best-weight
-    selection all see the re-estimated statistics. Put it first in the callback list.
+def resolve_optimizer(
+    optimizer=None,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None,
+    lr_schedule: str = "constant",
+    total_steps: int | None = None,
+) -> keras.optimizers.Optimizer:
+    """The optimizer the training helpers compile with.
 
     Parameters
     ----------
-    dataset : tf.data.Dataset
-        Training-distribution batches (fresh iteration every epoch).
-    num_batches : int, default 50
-        Batches averaged per re-estimation.
+    optimizer : None, str or keras.optimizers.Optimizer
+        None: :class:`risc_tf.fast.FusedAdam` (same update as Keras's Adam); a
+        name Keras knows (``"adam"`` is also FusedAdam); an instance is used as is.
+    learning_rate : float or LearningRateSchedule, optional
+        Default 1e-3. Not allowed with an optimizer instance (set it there).
+    lr_schedule : {"constant", "cosine"}, default "constant"
+        ``"cosine"``: ``keras.optimizers.schedules.CosineDecay`` from
+        ``learning_rate`` to 0 over ``total_steps``.
+    total_steps : int, optional
+        Training steps in all (needed by ``"cosine"``).
+
+    Raises
+    ------
+    ValueError
+        Unknown optimizer name or schedule, a learning rate that is not positive,
+        or both an instance and a learning rate.
     """
-
-    def __init__(self, dataset: tf.data.Dataset, num_batches: int = 50):
-        super().__init__()
-        self.dataset = dataset
-        self.num_batches = num_batches
-
-        self._statistics: _BatchNormStatistics | None = None
-
-    def set_model(self, model: keras.Model) -> None:
-        super().set_model(model)
-        self._statistics = None
-
-    def _recalibrate(self) -> None:
-        if self._statistics is None:  # one probe and one trace for the whole fit
-            self._statistics = _BatchNormStatistics(self.model)
-        self._statistics(self.dataset, self.num_batches)
-
-    def on_train_batch_end(self, batch, logs=None):
-        steps = self.params.get("steps")
-        if steps and batch + 1 == steps:
-            self._recalibrate()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.params.get("steps"):
-            warnings.warn(
-                "steps per epoch unknown: BatchNorm re-estimated after validation", stacklevel=2
+    check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        if learning_rate is not None or lr_schedule != "constant":
+            raise ValueError(
+                "learning_rate / lr_schedule cannot be combined with an optimizer instance; "
+                "set the learning rate on the optimizer"
             )
-            self._recalibrate()
+        return optimizer
+    rate = 1e-3 if learning_rate is None else learning_rate
+    if not isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        rate = check_number("learning_rate", rate, 0.0, include_minimum=False)
+        if lr_schedule == "cosine":
+            steps = check_int("total_steps", total_steps)
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps)
+    elif lr_schedule != "constant":
+        raise ValueError("lr_schedule applies to a number; learning_rate is already a schedule")
+    if optimizer is None or optimizer == "adam":
+        return FusedAdam(rate)
+    if not isinstance(optimizer, str):
+        raise ValueError(
+            f"optimizer must be None, a Keras optimizer name such as 'adam', 'adamw', 'sgd', "
+            f"or a keras.optimizers.Optimizer; got {type(optimizer).__name__}"
+        )
+    try:
+        return keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": rate}})
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; use a Keras optimizer name such as 'adam', "
+            "'adamw', 'sgd', 'rmsprop', or an instance"
+        ) from None
 
 
-def _check_positive(**values) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"{name} must be a positive number; got {value!r}")
+def resolve_class_weight(class_weight, labels: np.ndarray, num_classes: int) -> dict | None:
+    """``class_weight`` as Keras's ``{class index: weight}``.
+
+    ``"balanced"`` computes ``n_samples / (n_classes * count)`` with
+    scikit-learn's ``compute_class_weight``. A dict must name exactly the
+    classes present in ``labels``, with positive weights.
+
+    Raises
+    ------
+    ValueError
+        Not None, "balanced" or a dict; a dict that names absent classes, misses
+        present ones, or has weights that are not positive.
+    """
+    present = np.unique(labels)
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str):
+        check_choice("class_weight", class_weight, ("balanced",))
+        from sklearn.utils.class_weight import compute_class_weight
+
+        weights = compute_class_weight("balanced", classes=present, y=labels)
+        return {int(c): float(w) for c, w in zip(present, weights)}
+    if not isinstance(class_weight, Mapping):
+        raise ValueError(
+            f"class_weight must be None, 'balanced' or a dict {{class: weight}}; "
+            f"got {type(class_weight).__name__}"
+        )
+    keys = {check_int("class_weight key", k, 0, num_classes - 1) for k in class_weight}
+    missing, extra = sorted(set(present.tolist()) - keys), sorted(keys - set(present.tolist()))
+    if missing or extra:
+        raise ValueError(
+            f"class_weight must name exactly the classes in the labels {present.tolist()}: "
+            + (f"missing {missing}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"not in the labels {extra}" if extra else "")
+        )
+    return {int(k): check_number(f"class_weight[{k}]", v, 0.0, include_minimum=False)
+            for k, v in class_weight.items()}
+
+
+def history_record(history: keras.callbacks.History, seconds: float, model: keras.Model) -> dict:
+    """A JSON-ready summary of a ``fit``: per-epoch logs, best epoch, time, parameters."""
+    logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    val = logs.get("val_accuracy")
+    return {
+        "history": logs,
+        "epochs_run": len(logs.get("loss", [])),
+        "best_epoch": int(np.argmax(val)) + 1 if val else None,
+        "best_val_accuracy": float(np.max(val)) if val else None,
+        "train_time_s": float(seconds),
+        "parameters": int(model.count_params()),
+    }
+
+
+def _steps(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))
+
+
+def _images(images, name: str = "images") -> np.ndarray:
+    return check_images(images, name)[0]
 
 
 def _fit(
@@ -150,23 +187,18 @@ def _fit(
     val: tf.data.Dataset | None,
     recalibration: tf.data.Dataset | None,
     *,
+    optimizer: keras.optimizers.Optimizer,
+    loss: keras.losses.Loss,
+    metric: keras.metrics.Metric,
     epochs: int,
-    learning_rate: float,
     patience: int | None,
-    seed: int,
     recalibration_batches: int,
+    class_weight: dict | None,
     jit_compile: bool,
     verbose: int,
     callbacks: Sequence[keras.callbacks.Callback] | None,
 ) -> keras.callbacks.History:
-    _check_positive(epochs=epochs, learning_rate=learning_rate)
-    keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=FusedAdam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=jit_compile,
-    )
+    model.compile(optimizer=optimizer, loss=loss, metrics=[metric], jit_compile=jit_compile)
     cbs: list[keras.callbacks.Callback] = []
     if recalibration is not None:
         cbs.append(BatchNormRecalibration(recalibration, recalibration_batches))
@@ -179,9 +211,25 @@ def _fit(
         )
     cbs.extend(callbacks or ())
     return model.fit(
-        train, validation_data=val, epochs=int(epochs), callbacks=cbs, verbose=verbose,
+        train, validation_data=val, epochs=epochs, callbacks=cbs, verbose=verbose,
+        class_weight=class_weight,
         shuffle=False,  # the tf.data pipelines shuffle themselves
     )
+
+
+def _check_fit_options(epochs, batch_size, patience, seed, recalibration_batches, verbose,
+                       callbacks) -> tuple:
+    epochs = check_int("epochs", epochs)
+    batch_size = check_int("batch_size", batch_size)
+    patience = check_optional_int("patience", patience, 0) or None
+    seed = check_int("seed", seed, 0)
+    recalibration_batches = check_int("recalibration_batches", recalibration_batches)
+    check_int("verbose", verbose, 0, 2)
+    if callbacks is not None and not all(
+        isinstance(c, keras.callbacks.Callback) for c in callbacks
+    ):
+        raise ValueError("callbacks must be a list of keras.callbacks.Callback")
+    return epochs, batch_size, patience, seed, recalibration_batches
 
 
 def train_rotnet(
@@ -191,8 +239,12 @@ def train_rotnet(
     *,
     epochs: int = 10,
     batch_size: int = 64,
-    learning_rate: float = 1e-3,
+    optimizer=None,
+    learning_rate=None,
+    lr_schedule: str = "constant",
     all_rotations: bool = False,
+    jitter: float = 0.0,
+    fill: str = "constant",
     patience: int | None = 5,
     seed: int = 0,
     recalibrate_bn: bool = True,
@@ -208,20 +260,30 @@ def train_rotnet(
     rotnet : keras.Model
         From :func:`risc_tf.build_rotnet`; its angles and input size are read from it.
     images : array_like
-        Unlabelled training images (raw uint8 or [0, 1] floats).
+        Unlabelled training images (see :func:`risc_tf.check_images`).
     val_images : array_like, optional
         Validation images, each shown in every rotation (deterministic); used for early
         stopping and best-weight selection only.
-    epochs, batch_size, learning_rate : training budget and Adam step size.
+    epochs : int, default 10
+    batch_size : int, default 64
+        Global batch size (split across replicas under a distribution strategy).
+    optimizer, learning_rate, lr_schedule
+        See :func:`resolve_optimizer` (default: Adam at 1e-3, constant).
     all_rotations : bool, default False
         Put every rotation of each image in its batch (see
         :func:`risc_tf.rotation_dataset`).
+    jitter : float, default 0
+        Training rotations deviate from the set's angles by up to this many degrees
+        (at most half the smallest gap; see :func:`risc_tf.rotation_dataset`).
+    fill : {"constant", "reflect", "circle"}, default "constant"
+        See :mod:`risc_tf.rotation`; use the same fill for training, evaluation
+        and the pipeline.
     patience : int or None, default 5
-        Early-stopping patience in epochs (None: train all epochs, keep the last).
+        Early-stopping patience in epochs (None or 0: train all epochs, keep the last).
     seed : int, default 0
         Seeds Keras, shuffling and rotation draws.
     recalibrate_bn : bool, default True
-        Re-estimate BatchNorm statistics each epoch (see module docs).
+        Re-estimate BatchNorm statistics each epoch (see :mod:`risc_tf.recalibration`).
     recalibration_batches : int, default 50
     jit_compile : bool, default False
         XLA-compile the training step.
@@ -233,22 +295,37 @@ def train_rotnet(
     Returns
     -------
     keras.callbacks.History
+
+    Examples
+    --------
+    >>> rotnet = build_rotnet(backbone="small")  # doctest: +SKIP
+    >>> train_rotnet(rotnet, x_train, x_val, epochs=5, lr_schedule="cosine")  # doctest: +SKIP
     """
     angles = rotnet_angles(rotnet)
     size = model_image_size(rotnet)
+    epochs, batch_size, patience, seed, recal_batches = _check_fit_options(
+        epochs, batch_size, patience, seed, recalibration_batches, verbose, callbacks)
+    fill, jitter = check_fill(fill), check_tilt(jitter, angles, "jitter")
+    images = _images(images)
+    val_images = None if val_images is None else _images(val_images, "val_images")
 
-    def pipeline(x, shuffle, s, every=all_rotations):
-        return rotation_dataset(
-            x, angles, batch_size, size, shuffle=shuffle, all_rotations=every, seed=s
-        )
+    def pipeline(x, shuffle, s, every=all_rotations, jit=jitter):
+        return rotation_dataset(x, angles, batch_size=batch_size, image_size=size,
+                                shuffle=shuffle, all_rotations=every, jitter=jit, fill=fill,
+                                seed=s)
 
     train = pipeline(images, True, seed)
-    val = None if val_images is None else pipeline(val_images, False, None, True)
+    val = None if val_images is None else pipeline(val_images, False, None, True, 0.0)
     recal = pipeline(images, True, seed + 2) if recalibrate_bn else None
+    optimizer = resolve_optimizer(optimizer, learning_rate, lr_schedule,
+                                  epochs * _steps(len(images), batch_size))
+    keras.utils.set_random_seed(seed)
     return _fit(
-        rotnet, train, val, recal, epochs=epochs, learning_rate=learning_rate,
-        patience=patience, seed=seed, recalibration_batches=recalibration_batches,
-        jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
+        rotnet, train, val, recal, optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metric=keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        epochs=epochs, patience=patience, recalibration_batches=recal_batches,
+        class_weight=None, jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
     )
 
 
@@ -261,8 +338,15 @@ def train_classifier(
     *,
     epochs: int = 10,
     batch_size: int = 64,
-    learning_rate: float = 1e-3,
+    optimizer=None,
+    learning_rate=None,
+    lr_schedule: str = "constant",
+    class_weight: dict | str | None = None,
+    label_smoothing: float = 0.0,
+    augment=None,
     augment_angles: Sequence[float] | None = None,
+    tilt: float = 0.0,
+    fill: str = "constant",
     patience: int | None = 5,
     seed: int = 0,
     recalibrate_bn: bool = True,
@@ -276,43 +360,86 @@ def train_classifier(
     Parameters
     ----------
     classifier : keras.Model
-        From :func:`risc_tf.build_classifier`.
+        From :func:`risc_tf.build_classifier` (optionally initialised from a
+        trained RotNet: ``build_classifier(..., weights=rotnet)``).
     images, labels : array_like
-        Training images and integer labels ``(N,)``.
+        Training images and integer labels ``(N,)`` (``(N, 1)`` and one-hot accepted).
     val_images, val_labels : array_like, optional
         Validation split (early stopping and best-weight selection).
+    optimizer, learning_rate, lr_schedule
+        See :func:`resolve_optimizer` (default: Adam at 1e-3, constant).
+    class_weight : None, "balanced" or dict, default None
+        Loss weight per class (see :func:`resolve_class_weight`);
+        PneumoniaMNIST's training set is 74 % one class.
+    label_smoothing : float in [0, 1), default 0
+        Cross-entropy against ``(1 - eps) * one_hot + eps / C``.
+    augment : None, "light", callable or keras layer, default None
+        Label-preserving, non-rotation augmentation (see :mod:`risc_tf.augment`).
     augment_angles : sequence of float, optional
-        Random rotation augmentation from this angle set (the rotation-augmented
-        baseline). None (default) trains on upright images, as the paper.
-    epochs, batch_size, learning_rate, patience, seed, recalibrate_bn,
-    recalibration_batches, jit_compile, verbose, callbacks
+        Random rotation from this angle set (the rotation-augmented baseline).
+        None (default) trains on upright images, as the paper.
+    tilt : float, default 0
+        Random tilt in ``[-tilt, tilt]`` degrees. For a RotNet whose angle set is
+        not the quarter turns, train with ``tilt=risc_tf.angles.default_tilt(angles)``
+        (half the set's gap, the largest residual the RotNet leaves): what
+        ``risc-tf reproduce`` does.
+    fill : {"constant", "reflect", "circle"}, default "constant"
+    epochs, batch_size, patience, seed, recalibrate_bn, recalibration_batches,
+    jit_compile, verbose, callbacks
         As in :func:`train_rotnet`.
 
     Returns
     -------
     keras.callbacks.History
+
+    Raises
+    ------
+    ValueError
+        Any bad option (named in the message), before training starts.
     """
     size = model_image_size(classifier)
     num_classes = int(classifier.output_shape[-1])
-    y = np.asarray(labels)
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}) for a {num_classes}-class model; "
-            f"got values in [{y.min()}, {y.max()}]"
-        )
     if (val_images is None) != (val_labels is None):
         raise ValueError("give both val_images and val_labels, or neither")
+    images = _images(images)
+    n = len(images)
+    y = check_labels(labels, n=n, num_classes=num_classes)
+    yv = None
+    if val_images is not None:
+        val_images = _images(val_images, "val_images")
+        yv = check_labels(val_labels, n=len(val_images), num_classes=num_classes,
+                          name="val_labels")
+    epochs, batch_size, patience, seed, recal_batches = _check_fit_options(
+        epochs, batch_size, patience, seed, recalibration_batches, verbose, callbacks)
+    smoothing = check_fraction("label_smoothing", label_smoothing)
+    weights = resolve_class_weight(class_weight, y, num_classes)
+    fill, tilt = check_fill(fill), check_tilt(tilt)
+    make_augmenter(augment)  # validates before anything is built
+    optimizer = resolve_optimizer(optimizer, learning_rate, lr_schedule,
+                                  epochs * _steps(n, batch_size))
 
-    def pipeline(x, yy, shuffle, s, angles=augment_angles):
-        return classification_dataset(
-            x, yy, batch_size, size, shuffle=shuffle, augment_angles=angles, seed=s
-        )
+    def pipeline(x, yy, shuffle, s, train_time):
+        ds = classification_dataset(
+            x, yy, batch_size=batch_size, image_size=size, shuffle=shuffle,
+            augment_angles=augment_angles if train_time else None,
+            tilt=tilt if train_time else 0.0, augment=augment if train_time else None,
+            fill=fill, seed=s)
+        if smoothing:
+            ds = ds.map(lambda a, b: (a, tf.one_hot(b, num_classes)))
+        return ds
 
-    train = pipeline(images, labels, True, seed)
-    val = None if val_images is None else pipeline(val_images, val_labels, False, None, None)
-    recal = pipeline(images, labels, True, seed + 2) if recalibrate_bn else None
+    train = pipeline(images, y, True, seed, True)
+    val = None if val_images is None else pipeline(val_images, yv, False, None, False)
+    recal = pipeline(images, y, True, seed + 2, True) if recalibrate_bn else None
+    if smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        metric = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    keras.utils.set_random_seed(seed)
     return _fit(
-        classifier, train, val, recal, epochs=epochs, learning_rate=learning_rate,
-        patience=patience, seed=seed, recalibration_batches=recalibration_batches,
-        jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
+        classifier, train, val, recal, optimizer=optimizer, loss=loss, metric=metric,
+        epochs=epochs, patience=patience, recalibration_batches=recal_batches,
+        class_weight=weights, jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
     )

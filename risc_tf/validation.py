@@ -1,4 +1,4 @@
-"""Argument checks shared by the whole library, in the spirit of scikit-learn's ``utils.validation``.
+"""Argument checks shared by the whole library, like scikit-learn's ``utils.validation``.
 
 Every public function validates its arguments once, at the boundary, with these
 helpers, so that the same mistake gets the same message everywhere: the message

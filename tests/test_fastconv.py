@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import risc_tf
-from risc_tf import fastconv
-from risc_tf.fastconv import (
+from risc_tf.fast import conv as fastconv
+from risc_tf.fast import (
     EIGEN_POLICY,
     ONEDNN_POLICY,
     FastBatchNormalization,
@@ -79,8 +79,8 @@ def test_outputs_and_gradients_equal_stock(case, use_bias, policy):
     stock, fast = _pair(*case[:6], use_bias=use_bias)
     hw = (side, side) if isinstance(side, int) else side
     x = np.random.default_rng(1).normal(size=(3, *hw, cin)).astype("float32")
-    plan = fast._plan(tf.zeros((1, *hw, cin)))
-    assert (plan and plan[0]) == expected
+    plan = fast.rewrite_plan((1, *hw, cin))
+    assert (plan and plan.kind) == expected
     for a, b in zip(_value_and_grads(stock, x), _value_and_grads(fast, x)):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
 
@@ -115,7 +115,7 @@ def test_unknown_policy_name_is_refused(monkeypatch):
 
 @pytest.mark.parametrize("flag, expected", [("0", "False"), ("1", "True")])
 def test_onednn_detection_reads_tensorflow(flag, expected):
-    code = "from risc_tf import fastconv; print(fastconv.onednn_enabled())"
+    code = "from risc_tf.fast import conv as fastconv; print(fastconv.onednn_enabled())"
     env = {"TF_ENABLE_ONEDNN_OPTS": flag, "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
@@ -208,11 +208,12 @@ def test_resnet50_fast_equals_stock_and_keeps_layout(policy):
     fast = use_fast_conv(stock)
     assert [layer.name for layer in fast.layers] == [layer.name for layer in stock.layers]
     assert [w.path for w in fast.weights] == [w.path for w in stock.weights]
-    rewritten = {
-        layer.name: layer._plan(layer.input)[0]
+    plans = {
+        layer.name: layer.rewrite_plan(layer.input.shape)
         for layer in fast.layers
-        if isinstance(layer, FastConv2D) and layer._plan(layer.input) is not None
+        if isinstance(layer, FastConv2D)
     }
+    rewritten = {name: plan.kind for name, plan in plans.items() if plan is not None}
     assert rewritten["conv5_block1_2_conv"] == "tap" and "conv1_conv" not in rewritten
     if policy == "eigen":
         assert rewritten["conv4_block1_2_conv"] == "dense"  # 3x3 on a 2x2 map

@@ -12,7 +12,7 @@ from risc_tf import (
     fold_batchnorm,
     rotnet_angles,
 )
-from risc_tf.folding import batchnorm_pairs
+from risc_tf.fast import batchnorm_pairs
 
 RNG = np.random.default_rng(0)
 

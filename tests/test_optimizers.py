@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from risc_tf.optimizers import FusedAdam
+from risc_tf.fast import FusedAdam
 
 
 def _model(seed):

@@ -3,7 +3,7 @@
 import numpy as np
 
 import risc_tf
-from risc_tf.fastconv import FastBatchNormalization, FastConv2D
+from risc_tf.fast import FastBatchNormalization, FastConv2D
 
 
 def _pipeline(mode="hard"):

@@ -1,7 +1,8 @@
 """Convolutions of tiny feature maps, rewritten as matrix products.
 
-The arithmetic behind :class:`risc_tf.fastconv.FastConv2D`, as plain functions
-of static shapes and tensors:
+The arithmetic behind :class:`risc_tf.fast.FastConv2D`, as plain functions
+of static shapes and tensors, and the three plans they give (one small typed
+value each: :class:`TapPlan`, :class:`DensePlan`, :class:`FlipPlan`):
 
 - :func:`fast_conv_plan`: when a convolution is one kernel tap (every 1x1
   convolution; a 3x3 "same" convolution of a 1x1 map), i.e. a matmul;
@@ -15,10 +16,49 @@ Pixel positions are flattened row-major throughout.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import NamedTuple
+
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["conv_flipped_input_grad", "dense_conv_taps", "fast_conv_plan", "flip_grad_applies"]
+__all__ = [
+    "DensePlan",
+    "FlipPlan",
+    "TapPlan",
+    "conv_flipped_input_grad",
+    "dense_conv_taps",
+    "fast_conv_plan",
+    "flip_grad_applies",
+]
+
+
+class TapPlan(NamedTuple):
+    """A convolution that is one kernel tap: ``x[:, r0::sh, c0::sw] @ kernel[tap_row, tap_col]``."""
+
+    tap_row: int
+    tap_col: int
+    first_row: int
+    first_col: int
+    out_h: int
+    out_w: int
+    kind = "tap"
+
+
+class DensePlan(NamedTuple):
+    """A convolution of a tiny map as one dense matmul; ``taps[p, o]`` links pixel pairs."""
+
+    taps: np.ndarray
+    out_h: int
+    out_w: int
+    kind = "dense"
+
+
+@dataclasses.dataclass(frozen=True)
+class FlipPlan:
+    """The stock forward convolution with the flipped-kernel input gradient."""
+
+    kind = "flip"
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -50,7 +90,7 @@ def fast_conv_plan(
     kernel_size: tuple[int, int],
     strides: tuple[int, int],
     padding: str,
-) -> tuple[int, int, int, int, int, int] | None:
+) -> TapPlan | None:
     """Whether a convolution reduces to one matmul, and how.
 
     A convolution reduces to a single matrix product when exactly one kernel tap
@@ -66,7 +106,7 @@ def fast_conv_plan(
 
     Returns
     -------
-    tuple or None
+    TapPlan or None
         ``(tap_row, tap_col, first_row, first_col, out_h, out_w)``: use kernel tap
         ``(tap_row, tap_col)`` on ``x[:, first_row::stride_h, first_col::stride_w]``
         cropped to ``(out_h, out_w)``; None when no single tap covers it.
@@ -90,7 +130,7 @@ def fast_conv_plan(
         return None
     if rows != live(kh, top, h, sh, oh) or cols != live(kw, left, w, sw, ow):
         return None
-    return rows[0], cols[0], rows[0] - top, cols[0] - left, oh, ow
+    return TapPlan(rows[0], cols[0], rows[0] - top, cols[0] - left, oh, ow)
 
 
 def dense_conv_taps(
@@ -98,7 +138,7 @@ def dense_conv_taps(
     kernel_size: tuple[int, int],
     strides: tuple[int, int],
     padding: str,
-) -> tuple[np.ndarray, int, int] | None:
+) -> DensePlan | None:
     """A convolution as one dense matrix: which kernel tap links each pixel pair.
 
     A convolution of an ``H x W x C`` map is a linear map from ``H*W*C`` to
@@ -114,7 +154,8 @@ def dense_conv_taps(
 
     Returns
     -------
-    (taps, out_h, out_w) or None
+    DensePlan or None
+        ``(taps, out_h, out_w)``:
         ``taps[p, o]`` is the flat kernel tap ``row * kw + col`` that input pixel
         ``p`` meets at output pixel ``o`` (pixels flattened row-major), or -1 if
         none; None when the input size is unknown or the output empty.
@@ -134,7 +175,7 @@ def dense_conv_taps(
     row, col = row[:, None, :, None], col[None, :, None, :]  # (h, w, oh, ow) by broadcasting
     valid = (row >= 0) & (row < kh) & (col >= 0) & (col < kw)
     taps = np.where(valid, row * kw + col, -1)
-    return taps.reshape(h * w, oh * ow).astype(np.int32), oh, ow
+    return DensePlan(taps.reshape(h * w, oh * ow).astype(np.int32), oh, ow)
 
 
 def flip_grad_applies(

@@ -1,0 +1,211 @@
+"""Saving and loading risc_tf models as plain Keras files.
+
+:func:`save_model` writes a ``.keras`` file made of stock Keras layers only
+(the fast layers become ``Conv2D`` / ``BatchNormalization``, the RotNet's
+angle output a ``Dense``, a folded BatchNorm an ``Identity``), so that
+``keras.models.load_model(path)`` works in a process that has never imported
+risc_tf. What Keras has no place for (the RotNet's angles, the backbone, the
+library version) travels inside the same file as an extra zip entry,
+``risc_tf.json``, which Keras ignores; :func:`load_model` reads it back and
+returns the model as risc_tf built it (angles recorded, fast layers on).
+
+Models saved by risc_tf 0.1 (custom ``InputNormalization`` and
+``RotationOutput`` layers, no metadata entry) still load with :func:`load_model`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import keras
+
+from risc_tf.fast import (
+    FastBatchNormalization,
+    FastConv2D,
+    FoldedBatchNormalization,
+    replace_layers,
+    use_fast_conv,
+)
+from risc_tf.models import (
+    RotationOutput,
+    backbone_of,
+    is_rotnet,
+    model_image_size,
+    normalization_weights,
+)
+
+__all__ = ["METADATA_ENTRY", "load_model", "read_metadata", "save_model", "to_plain_keras"]
+
+#: Name of the zip entry that holds risc_tf's metadata inside a ``.keras`` file.
+METADATA_ENTRY = "risc_tf.json"
+_FORMAT = 1
+
+
+@keras.saving.register_keras_serializable(package="risc_tf")
+class InputNormalization(keras.layers.Layer):
+    """The input normalisation layer of risc_tf 0.1 models, kept so that their files load.
+
+    New models use a frozen ``Dense(3)`` (see :mod:`risc_tf.models`).
+    """
+
+    def __init__(self, mode: str = "unit", **kwargs):
+        super().__init__(**kwargs)
+        normalization_weights(mode)  # validates
+        self.mode = mode
+
+    def call(self, inputs):
+        w, b = normalization_weights(self.mode)
+        return keras.ops.matmul(inputs, w) + b
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def _plain_layer(layer):
+    kind = type(layer)
+    if kind in (FastConv2D, FastBatchNormalization):
+        return kind.__mro__[1].from_config(layer.get_config()), None
+    if isinstance(layer, RotationOutput):
+        config = layer.get_config()
+        config.pop("angles")
+        return keras.layers.Dense.from_config({**config, "units": len(layer.angles)}), None
+    if isinstance(layer, InputNormalization):
+        dense = keras.layers.Dense(3, trainable=False, dtype="float32", name=layer.name)
+        return dense, list(normalization_weights(layer.mode))
+    if isinstance(layer, FoldedBatchNormalization):
+        return keras.layers.Identity(name=layer.name), []
+    return None
+
+
+def to_plain_keras(model: keras.Model) -> keras.Model:
+    """A copy of a risc_tf model made of stock Keras layers only (same outputs, no optimizer)."""
+    return replace_layers(model, _plain_layer, "to_plain_keras")
+
+
+def _metadata(model: keras.Model) -> dict:
+    from risc_tf import __version__
+
+    return {
+        "format": _FORMAT,
+        "library": "risc_tf",
+        "version": __version__,
+        "kind": "rotnet" if is_rotnet(model) else "classifier",
+        "backbone": backbone_of(model),
+        "input_size": model_image_size(model),
+        "angles": list(model.layers[-1].angles) if is_rotnet(model) else None,
+        "keras": keras.__version__,
+    }
+
+
+def save_model(model: keras.Model, path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """Save a risc_tf model as a plain ``.keras`` file (no optimizer state).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A RotNet or classifier (fast layers, folded copies and risc_tf 0.1
+        models included).
+    path : path ending in ".keras"
+    overwrite : bool, default True
+        Replace an existing file; False raises FileExistsError instead.
+
+    Returns
+    -------
+    Path
+        The file, written to a temporary name first and moved into place, so an
+        interrupted save leaves no partial file.
+
+    Examples
+    --------
+    >>> save_model(rotnet, "rotnet.keras")  # doctest: +SKIP
+    >>> keras.models.load_model("rotnet.keras")  # works without risc_tf  # doctest: +SKIP
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"path must end in .keras; got {str(path)!r}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    if path.is_dir():
+        raise FileExistsError(f"{path} is a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = _metadata(model)
+    plain = to_plain_keras(model)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".keras")
+    os.close(fd)
+    try:
+        plain.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(METADATA_ENTRY, json.dumps(meta, indent=2))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """risc_tf's metadata stored in a ``.keras`` file (None for files without it)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if METADATA_ENTRY not in archive.namelist():
+                return None
+            return json.loads(archive.read(METADATA_ENTRY))
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable .keras file: {err}") from err
+
+
+def _restore_angles(model: keras.Model, angles) -> keras.Model:
+    last = model.layers[-1].name
+
+    def convert(layer):
+        if layer.name != last or not isinstance(layer, keras.layers.Dense):
+            return None
+        config = layer.get_config()
+        config.pop("units")
+        return RotationOutput.from_config({**config, "angles": list(angles)}), None
+
+    return replace_layers(model, convert, "load_model")
+
+
+def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
+    """Load a model written by :func:`save_model` (or by risc_tf 0.1) as risc_tf built it.
+
+    Parameters
+    ----------
+    path : path of a ``.keras`` file
+    fast_conv : bool, default True
+        Give the model risc_tf's fast CPU layers (as the builders do).
+
+    Returns
+    -------
+    keras.Model
+        A RotNet records its angles again (:func:`risc_tf.rotnet_angles`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not a loadable Keras model (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    meta = read_metadata(path)
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many kinds for bad files
+        raise ValueError(f"could not load the model in {path}: {err}") from err
+    legacy_angles = list(model.layers[-1].angles) if is_rotnet(model) else None
+    model = to_plain_keras(model)
+    angles = (meta or {}).get("angles") or legacy_angles
+    if angles:
+        model = _restore_angles(model, angles)
+    return use_fast_conv(model) if fast_conv else model
