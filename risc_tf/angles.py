@@ -29,6 +29,7 @@ __all__ = [
     "ANGLE_TOLERANCE",
     "DEFAULT_ANGLES",
     "FILLS",
+    "PROTOCOLS",
     "QUARTER_TURNS",
     "angle_difference",
     "angles_every",
@@ -54,6 +55,11 @@ QUARTER_TURNS = DEFAULT_ANGLES
 #: (``"reflect"``), or a circular field of view applied to every image
 #: (``"circle"``); see :mod:`risc_tf.rotation`.
 FILLS = ("constant", "reflect", "circle")
+
+
+#: How a rotated test set draws each image's angle: from an angle set (the
+#: paper's protocol) or uniformly over the circle.
+PROTOCOLS = ("set", "uniform")
 
 
 def check_fill(fill: str) -> str:

@@ -12,10 +12,10 @@ module covers the rest:
 * a callable or ``keras.Sequential`` of preprocessing layers, applied to float
   batches in [0, 1] (``(B, S, S, 3)``) in training mode.
 
-Presets are reproducible: each batch's random parameters come from a stateless
-seed that the pipeline derives from its own seed, so the same seed gives the
-same augmented batches whatever tf.data's parallelism. Outputs are clipped to
-[0, 1].
+Presets are reproducible: their layers are seeded from the pipeline's seed and
+the tf.data pipelines apply augmentation in a sequential step, so the same
+seed gives the same augmented batches, epoch after epoch (each epoch draws
+fresh parameters). Outputs are clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -37,25 +37,18 @@ LIGHT: tuple[tuple[type, dict], ...] = (
 )
 AUGMENT_PRESETS = {"light": LIGHT}
 
-#: A batch augmentation: ``(images (B, S, S, 3) float32 in [0, 1], seed int64 (2,)) -> images``.
-Augmenter = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+#: A batch augmentation: ``images (B, S, S, 3) float32 in [0, 1] -> images``.
+Augmenter = Callable[[tf.Tensor], tf.Tensor]
 
 
-def _preset(layers: tuple[tuple[type, dict], ...]) -> Augmenter:
-    built = [cls(**kwargs) for cls, kwargs in layers]
-
-    def apply(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        for i, layer in enumerate(built):
-            layer_seed = tf.stack([seed[0], seed[1] + i + 1])
-            change = layer.get_random_transformation(images, training=True, seed=layer_seed)
-            images = layer.transform_images(images, change, training=True)
-        return tf.clip_by_value(images, 0.0, 1.0)
-
-    return apply
+def _preset(layers: tuple[tuple[type, dict], ...], seed: int | None) -> Augmenter:
+    built = [cls(**kwargs, seed=None if seed is None else seed + i)
+             for i, (cls, kwargs) in enumerate(layers)]
+    return _user(keras.Sequential(built))
 
 
 def _user(fn: Callable) -> Augmenter:
-    def apply(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    def apply(images: tf.Tensor) -> tf.Tensor:
         if isinstance(fn, keras.layers.Layer):
             out = fn(images, training=True)
         else:
@@ -65,12 +58,14 @@ def _user(fn: Callable) -> Augmenter:
     return apply
 
 
-def make_augmenter(augment) -> Augmenter | None:
+def make_augmenter(augment, seed: int | None = None) -> Augmenter | None:
     """Turn an ``augment`` option into a batch augmentation (None: no augmentation).
 
     Parameters
     ----------
     augment : None, "light", callable or keras.Layer (e.g. ``keras.Sequential``)
+    seed : int, optional
+        Seeds a preset's layers (a user's callable brings its own randomness).
 
     Raises
     ------
@@ -90,7 +85,7 @@ def make_augmenter(augment) -> Augmenter | None:
                 f"augment must be None, one of {sorted(AUGMENT_PRESETS)}, a callable or a "
                 f"keras layer / Sequential; got {augment!r}"
             )
-        return _preset(AUGMENT_PRESETS[augment])
+        return _preset(AUGMENT_PRESETS[augment], seed)
     if not callable(augment):
         raise ValueError(
             f"augment must be None, one of {sorted(AUGMENT_PRESETS)}, a callable or a keras "

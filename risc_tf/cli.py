@@ -1,44 +1,78 @@
 """The ``risc-tf`` command line: wiring only; the work lives in the library modules.
 
 Each subcommand module exposes ``add_parser(subparsers)``, which registers its
-parser and sets ``func`` (called with the parsed arguments, returns an exit code).
+parser and sets ``func`` (called with the parsed arguments, returns an exit
+code). Parsers import nothing heavy: TensorFlow is loaded by a command's
+``func`` only, so ``--help``, ``--version`` and argument errors answer at once,
+and TensorFlow's start-up logging is silenced before it can load. Errors in
+options, data or files end with exit code 2 and one line; set
+``RISC_TF_TRACEBACK=1`` to see the full traceback instead.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
-import sys
+
+# Before anything imports TensorFlow: no C++ start-up log lines in any command's output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import sys  # noqa: E402
 
 #: Modules that register subcommands, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "risc_tf.commands.train",
     "risc_tf.commands.evaluate",
     "risc_tf.commands.reproduce",
-    "risc_tf.explain.command",
+    "risc_tf.commands.aggregate",
+    # "risc_tf.commands.tune",
+    "risc_tf.commands.explain",
+    # "risc_tf.commands.predict",  (lands with risc_tf.io)
+    "risc_tf.commands.export",
 )
+
+#: Errors that end a command with exit code 2 and one line (no traceback).
+USER_ERRORS = (ValueError, OSError, ImportError)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from risc_tf import __version__
+
     parser = argparse.ArgumentParser(
         prog="risc-tf",
-        description="Rotation-invariant self-supervised classification (RISC) of MedMNIST images.",
+        description="Rotation-invariant self-supervised classification (RISC) of medical "
+                    "images: train, evaluate, reproduce the paper, explain, predict on your "
+                    "own scans, export for serving.",
     )
+    parser.add_argument("--version", action="version", version=f"risc-tf {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(subparsers)
     return parser
 
 
+def _quiet_tensorflow() -> None:
+    """Silence the Python-side logging TensorFlow and absl do once they are loaded."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_tensorflow()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
-        parser.exit(2, f"risc-tf {args.command}: error: {err}\n")
+    except USER_ERRORS as err:
+        if os.environ.get("RISC_TF_TRACEBACK"):  # for bug reports: the full traceback
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        parser.exit(2, f"risc-tf {args.command}: error: {message}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"risc-tf {args.command}: interrupted\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

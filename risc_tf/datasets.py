@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from risc_tf.angles import DEFAULT_ANGLES, check_angles, check_fill, check_tilt
+from risc_tf.angles import DEFAULT_ANGLES, PROTOCOLS, check_angles, check_fill, check_tilt
 from risc_tf.augment import make_augmenter
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import apply_fill, rotate, rotate_all
@@ -37,10 +37,6 @@ __all__ = [
 ]
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-#: How a rotated test set draws each image's angle: from the angle set (the
-#: paper's protocol) or uniformly over the circle.
-PROTOCOLS = ("set", "uniform")
 
 
 def _check_batch(images, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -135,18 +131,18 @@ def classification_dataset(
     x, y = _check_batch(images, labels)
     batch_size, image_size = _check_common(batch_size, image_size, seed)
     fill, tilt = check_fill(fill), check_tilt(tilt)
-    augmenter = make_augmenter(augment)
+    augmenter = make_augmenter(augment, seed)
     table = None if augment_angles is None else tf.constant(
         check_angles(augment_angles, "augment_angles"), tf.float32)
-    ds = tf.data.Dataset.zip(_source((x, y), shuffle, seed, batch_size, drop_remainder),
-                             _batch_seeds(seed))
+    ds = _source((x, y), shuffle, seed, batch_size, drop_remainder).map(
+        lambda a, b: (to_model_input(a, image_size), b), num_parallel_calls=AUTOTUNE)
+    if augmenter is not None:  # sequential: seeded layers draw in a reproducible order
+        ds = ds.map(lambda a, b: (augmenter(a), b))
+    ds = tf.data.Dataset.zip(ds, _batch_seeds(seed))
 
     def prepare(batch, batch_seed):
-        images_, labels_ = batch
-        a = to_model_input(images_, image_size)
+        a, labels_ = batch
         n = tf.shape(a)[0]
-        if augmenter is not None:
-            a = augmenter(a, _seed(batch_seed, 2))
         angle = tf.zeros([n])
         if table is not None:
             angle += tf.gather(table, _draw_index(batch_seed, n, len(table)))

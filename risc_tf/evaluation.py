@@ -1,19 +1,17 @@
-"""Metrics and evaluation protocols: the one implementation every report calls.
-
-Metrics follow MedMNIST's conventions (``medmnist.evaluator``): ACC is plain
-accuracy of the arg-max class; AUC is ``roc_auc_score`` on the positive-class
-probability for binary tasks and the mean of the one-vs-rest AUCs over classes
-for multi-class tasks. Both are computed with scikit-learn.
+"""Evaluation protocols: the methods compared, the test sets, the sweep over angles.
 
 Methods compared on rotated images all map a batch of model-input images
-(float32 ``(N, S, S, 3)`` in [0, 1]) to class probabilities ``(N, C)``:
+(float32 ``(N, S, S, 3)`` in [0, 1], already filled) to class probabilities ``(N, C)``:
 
-* ``classifier``: the upright classifier applied as is (the paper's stage 3/4);
+* ``classifier``: the upright classifier applied as is (the paper's stages 3-4);
 * ``rotation_augmented``: a classifier trained with random rotations from the
   angle set (baseline);
 * ``tta``: the upright classifier averaged over every counter-rotation in the
-  angle set (test-time augmentation baseline);
+  RotNet's angle set (test-time augmentation baseline);
 * ``risc_hard`` / ``risc_soft``: :class:`risc_tf.RISCPipeline` in its two modes.
+
+Angles always come from the RotNet (:func:`risc_tf.rotnet_angles`). The metrics
+themselves are in :mod:`risc_tf.metrics`.
 """
 
 from __future__ import annotations
@@ -24,29 +22,33 @@ from collections.abc import Callable, Mapping, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
 
+from risc_tf.angles import check_fill
 from risc_tf.datasets import rotated_test_arrays
+from risc_tf.metrics import (
+    accuracy,
+    auc,
+    classification_metrics,
+    coverage_curve,
+    rotation_metrics,
+    sweep_summary,
+)
+from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.pipeline import RISCPipeline, run_in_batches
 from risc_tf.preprocessing import preprocess_images
-from risc_tf.rotation import check_angles, rotate, rotate_all
+from risc_tf.rotation import apply_fill, rotate, rotate_all
 
 __all__ = [
     "METHOD_LABELS",
     "ProbaFn",
-    "accuracy",
     "angle_sweep",
-    "auc",
     "build_methods",
-    "classification_metrics",
-    "confusion",
     "evaluate_methods",
     "evaluate_models",
-    "model_proba",
-    "per_angle_accuracy",
-    "rotation_accuracy",
-    "rotnet_metrics",
     "evaluation_sets",
+    "model_proba",
+    "rotnet_evaluation",
+    "selective_evaluation",
     "time_inference",
     "tta_proba",
 ]
@@ -64,117 +66,13 @@ METHOD_LABELS: dict[str, str] = {
 }
 
 
-# -- metrics -------------------------------------------------------------------
-def _labels(y_true) -> np.ndarray:
-    y = np.asarray(y_true)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"y_true must be integer class indices (N,); got {y.dtype} {y.shape}")
-    return y
-
-
-def _proba(proba, n: int) -> np.ndarray:
-    p = np.asarray(proba, dtype=np.float64)
-    if p.ndim != 2 or len(p) != n or p.shape[1] < 2:
-        raise ValueError(f"proba must be (N={n}, C>=2) class probabilities; got {p.shape}")
-    return p
-
-
-def accuracy(y_true, y_pred) -> float:
-    """Fraction of correct predictions (MedMNIST ACC)."""
-    y = _labels(y_true)
-    return float(accuracy_score(y, np.asarray(y_pred).reshape(-1)))
-
-
-def auc(y_true, proba) -> float:
-    """MedMNIST AUC: binary AUC of the last column, or macro one-vs-rest AUC.
-
-    For more than two classes each class's one-vs-rest AUC is computed and the
-    mean is taken over the classes present in ``y_true`` (a class with no
-    positive or no negative example has no AUC; MedMNIST's full test sets hold
-    every class, so there this is exactly MedMNIST's ``getAUC``).
-
-    Returns
-    -------
-    float
-        In [0, 1]; ``nan`` when ``y_true`` holds a single class.
-    """
-    y = _labels(y_true)
-    p = _proba(proba, len(y))
-    if p.shape[1] == 2:
-        return float(roc_auc_score(y, p[:, 1])) if len(np.unique(y)) == 2 else float("nan")
-    scores = [
-        roc_auc_score(y == c, p[:, c]) for c in range(p.shape[1]) if 0 < np.sum(y == c) < len(y)
-    ]
-    return float(np.mean(scores)) if scores else float("nan")
-
-
-def confusion(y_true, y_pred, num_classes: int) -> np.ndarray:
-    """``(C, C)`` confusion matrix; rows are true classes, columns predictions."""
-    return confusion_matrix(_labels(y_true), np.asarray(y_pred).reshape(-1),
-                            labels=np.arange(int(num_classes)))
-
-
-def per_angle_accuracy(correct, true_angles) -> dict[str, float]:
-    """Accuracy grouped by the true rotation angle.
-
-    Parameters
-    ----------
-    correct : array_like of bool, (N,)
-        Whether each prediction was right.
-    true_angles : array_like, (N,)
-        The angle (degrees) each test image was rotated by.
-
-    Returns
-    -------
-    dict
-        ``{"90": 0.93, ...}`` keyed by ``f"{angle:g}"`` in increasing angle order.
-    """
-    ok = np.asarray(correct, dtype=bool).reshape(-1)
-    a = np.asarray(true_angles, dtype=np.float64).reshape(-1)
-    if len(ok) != len(a):
-        raise ValueError(f"correct and true_angles differ in length: {len(ok)} vs {len(a)}")
-    return {f"{v:g}": float(ok[a == v].mean()) for v in np.unique(a)}
-
-
-def rotation_accuracy(true_angles, predicted_angles) -> float:
-    """Fraction of images whose predicted rotation equals the true one (mod 360)."""
-    t = np.mod(np.asarray(true_angles, np.float64), 360.0)
-    p = np.mod(np.asarray(predicted_angles, np.float64), 360.0)
-    if t.shape != p.shape:
-        raise ValueError(f"true and predicted angles differ in shape: {t.shape} vs {p.shape}")
-    return float(np.mean(np.isclose(t, p, atol=1e-3)))
-
-
-def classification_metrics(y_true, proba, true_angles=None) -> dict:
-    """ACC, AUC, confusion matrix (and per-angle ACC) of class probabilities.
-
-    Returns
-    -------
-    dict
-        ``{"acc", "auc", "n", "confusion_matrix"[, "per_angle_acc"]}``, JSON-ready.
-    """
-    y = _labels(y_true)
-    p = _proba(proba, len(y))
-    pred = p.argmax(axis=1)
-    out = {
-        "acc": accuracy(y, pred),
-        "auc": auc(y, p),
-        "n": int(len(y)),
-        "confusion_matrix": confusion(y, pred, p.shape[1]).tolist(),
-    }
-    if true_angles is not None:
-        out["per_angle_acc"] = per_angle_accuracy(pred == y, true_angles)
-    return out
-
-
-# -- methods -------------------------------------------------------------------
-def _batched(fn: Callable[[tf.Tensor], tf.Tensor], images, batch_size: int) -> np.ndarray:
+def _model_input(images, size: int) -> np.ndarray:
     x = np.asarray(images, np.float32)
-    if x.ndim != 4:
-        raise ValueError(f"images must be model input (N, S, S, 3); got shape {x.shape}")
-    return run_in_batches(fn, x, batch_size)
+    if x.ndim != 4 or x.shape[1:] != (size, size, 3):
+        raise ValueError(
+            f"images must be model input (N, {size}, {size}, 3) in [0, 1]; got shape {x.shape}"
+        )
+    return x
 
 
 def _graph(fn: Callable[[tf.Tensor], tf.Tensor], size: int):
@@ -183,103 +81,129 @@ def _graph(fn: Callable[[tf.Tensor], tf.Tensor], size: int):
 
 def model_proba(model: keras.Model, batch_size: int = 256) -> ProbaFn:
     """A method that applies ``model`` as is (one traced graph, batches of ``batch_size``)."""
-    graph = _graph(lambda x: model(x, training=False), int(model.inputs[0].shape[1]))
-    return lambda images: _batched(graph, images, batch_size)
+    size = model_image_size(model)
+    graph = _graph(lambda x: model(x, training=False), size)
+    return lambda images: run_in_batches(graph, _model_input(images, size), batch_size)
 
 
-def tta_proba(model: keras.Model, angles: Sequence[float], batch_size: int = 256) -> ProbaFn:
+def tta_proba(model: keras.Model, angles: Sequence[float], batch_size: int = 256,
+              fill: str = "constant") -> ProbaFn:
     """Test-time augmentation: average ``model`` over every counter-rotation in ``angles``."""
-    table = tf.constant(check_angles(angles), tf.float32)
-    r = len(table)
+    table = tf.constant(angles, tf.float32)
+    r, size = len(angles), model_image_size(model)
 
     def average(x):
-        p = model(rotate_all(x, -table), training=False)
+        p = model(rotate_all(x, -table, fill), training=False)
         return tf.reduce_mean(tf.reshape(p, [r, tf.shape(x)[0], -1]), axis=0)
 
-    graph = _graph(average, int(model.inputs[0].shape[1]))
-    return lambda images: _batched(graph, images, batch_size)
+    graph = _graph(average, size)
+    chunk = max(1, 4 * batch_size // r)
+    return lambda images: run_in_batches(graph, _model_input(images, size), chunk)
 
 
 def build_methods(
     rotnet: keras.Model,
     classifier: keras.Model,
-    angles: Sequence[float],
     rotation_augmented: keras.Model | None = None,
+    *,
     batch_size: int = 256,
+    fill: str = "constant",
 ) -> dict[str, ProbaFn]:
     """Every method of :data:`METHOD_LABELS` that the given models allow.
 
-    RISC goes through :class:`risc_tf.RISCPipeline` (the one implementation of the
-    chain).
+    The angle set is the RotNet's; RISC goes through :class:`risc_tf.RISCPipeline`
+    (the one implementation of the chain).
     """
+    angles = rotnet_angles(rotnet)
     methods: dict[str, ProbaFn] = {"classifier": model_proba(classifier, batch_size)}
     if rotation_augmented is not None:
         methods["rotation_augmented"] = model_proba(rotation_augmented, batch_size)
-    methods["tta"] = tta_proba(classifier, angles, batch_size)
+    methods["tta"] = tta_proba(classifier, angles, batch_size, fill)
     for mode in ("hard", "soft"):
-        pipe = RISCPipeline(rotnet, classifier, angles, mode=mode, batch_size=batch_size)
+        pipe = RISCPipeline(rotnet, classifier, mode=mode, batch_size=batch_size, fill=fill)
         methods[f"risc_{mode}"] = pipe.predict_proba
     return methods
 
 
-def evaluate_methods(
-    methods: Mapping[str, ProbaFn], images, labels, true_angles=None
-) -> dict[str, dict]:
-    """:func:`classification_metrics` of every method on one test set."""
-    return {
-        name: classification_metrics(labels, fn(images), true_angles)
-        for name, fn in methods.items()
-    }
-
-
-def evaluation_sets(images, labels, angles: Sequence[float], seed: int = 0,
-              input_size: int = 32) -> dict[str, tuple[np.ndarray, ...]]:
+def evaluation_sets(
+    images,
+    labels,
+    angles: Sequence[float],
+    *,
+    image_size: int,
+    seed: int = 0,
+    protocol: str = "set",
+    fill: str = "constant",
+) -> dict[str, tuple[np.ndarray, ...]]:
     """The upright and the seeded randomly rotated test sets, as model input.
+
+    Parameters
+    ----------
+    images, labels : array_like
+    angles : sequence of float
+        The angles the rotated set draws from (``protocol="set"``).
+    image_size : int
+        The models' input side.
+    seed, protocol, fill
+        See :func:`risc_tf.rotated_test_dataset`.
 
     Returns
     -------
     dict
         ``{"upright": (images, labels), "rotated": (images, labels, true_angles)}``;
-        images are float32 ``(N, S, S, 3)`` in [0, 1].
+        images are float32 ``(N, S, S, 3)`` in [0, 1], filled.
     """
-    upright = preprocess_images(images, input_size)
-    x, y, a = rotated_test_arrays(images, labels, angles, seed, input_size)
-    return {"upright": (upright, np.asarray(labels)), "rotated": (x, y, a)}
+    fill = check_fill(fill)
+    upright = apply_fill(preprocess_images(images, image_size), fill).numpy()
+    x, y, a = rotated_test_arrays(images, labels, angles, image_size=image_size, seed=seed,
+                                  protocol=protocol, fill=fill)
+    return {"upright": (upright, y), "rotated": (x, y, a)}
 
 
-def rotnet_metrics(rotnet: keras.Model, sets: Mapping[str, tuple],
-                   angles: Sequence[float]) -> dict:
-    """RotNet accuracy on the rotated test set (overall, per angle, confusion) and upright."""
-    angles = check_angles(angles)
-    pipe = RISCPipeline(rotnet, rotnet, angles)  # only its rotation head is used
-    index = {round(a % 360.0, 3): i for i, a in enumerate(angles)}
-    rotated, _, true_angles = sets["rotated"]
-    predicted = pipe.predict_rotation(rotated)
-    true_idx = np.array([index[round(float(a) % 360.0, 3)] for a in true_angles])
-    pred_idx = np.array([index[round(float(a) % 360.0, 3)] for a in predicted])
-    upright = pipe.predict_rotation(sets["upright"][0])
+def evaluate_methods(methods: Mapping[str, ProbaFn], images, labels, true_angles=None,
+                     angle_bins: Sequence[float] | None = None,
+                     predictions: bool = False) -> dict[str, dict]:
+    """:func:`risc_tf.metrics.classification_metrics` of every method on one test set."""
     return {
-        "rotated_test_acc": rotation_accuracy(true_angles, predicted),
-        "per_angle_acc": per_angle_accuracy(true_idx == pred_idx, true_angles),
-        "confusion_matrix": confusion(true_idx, pred_idx, len(angles)).tolist(),
-        "upright_test_acc": rotation_accuracy(np.zeros(len(upright)), upright),
+        name: classification_metrics(labels, fn(images), true_angles, angle_bins, predictions)
+        for name, fn in methods.items()
     }
 
 
+def rotnet_evaluation(rotnet: keras.Model, sets: Mapping[str, tuple],
+                      batch_size: int = 256) -> dict:
+    """The RotNet on the rotated set (:func:`~risc_tf.metrics.rotation_metrics`) and upright.
+
+    ``upright_acc`` is the fraction of upright images it calls upright (0 degrees),
+    when 0 is in its angle set.
+    """
+    angles = rotnet_angles(rotnet)
+    proba = model_proba(rotnet, batch_size)
+    rotated, _, true_angles = sets["rotated"]
+    out = rotation_metrics(true_angles, proba(rotated), angles)
+    upright = sets["upright"][0]
+    out["upright_acc"] = rotation_metrics(np.zeros(len(upright)), proba(upright), angles)["acc"]
+    return out
+
+
 def evaluate_models(methods: Mapping[str, ProbaFn], rotnet: keras.Model,
-                    sets: Mapping[str, tuple], angles: Sequence[float]) -> dict:
+                    sets: Mapping[str, tuple], protocol: str = "set") -> dict:
     """Stages 3-5: every method on the upright and the rotated test set, and the RotNet.
 
     Returns
     -------
     dict
         ``{"upright": {method: metrics}, "rotated": {method: metrics + per-angle},
-        "rotnet": rotnet_metrics}``.
+        "rotnet": rotnet_evaluation}``; every method's metrics keep its per-image
+        predictions (``"predicted"``). With ``protocol="uniform"`` per-angle
+        accuracy groups each image with the nearest angle of the RotNet's set.
     """
+    bins = rotnet_angles(rotnet) if protocol == "uniform" else None
     return {
-        "upright": evaluate_methods(methods, *sets["upright"]),
-        "rotated": evaluate_methods(methods, *sets["rotated"]),
-        "rotnet": rotnet_metrics(rotnet, sets, angles),
+        "upright": evaluate_methods(methods, *sets["upright"], predictions=True),
+        "rotated": evaluate_methods(methods, *sets["rotated"], angle_bins=bins,
+                                    predictions=True),
+        "rotnet": rotnet_evaluation(rotnet, sets),
     }
 
 
@@ -288,9 +212,12 @@ def angle_sweep(
     images,
     labels,
     angles: Sequence[float] = tuple(range(0, 360, 10)),
+    *,
+    fill: str = "constant",
+    rotnet: keras.Model | None = None,
     verbose: int = 1,
 ) -> dict:
-    """Accuracy and AUC of every method with the whole test set rotated by each angle.
+    """Accuracy and AUC of every method with the whole set rotated by each angle.
 
     Parameters
     ----------
@@ -299,27 +226,62 @@ def angle_sweep(
         Upright model-input images ``(N, S, S, 3)`` in [0, 1].
     labels : array_like, (N,)
     angles : sequence of float, default 0, 10, ..., 350
+    fill : str, default "constant"
+    rotnet : keras.Model, optional
+        Also measure the RotNet's angular error at each angle.
     verbose : int, default 1
         Show a progress bar.
 
     Returns
     -------
     dict
-        ``{"angles": [...], "acc": {method: [...]}, "auc": {method: [...]}}``.
+        ``{"angles", "acc": {method: [...]}, "auc": {method: [...]},
+        "summary": {method: sweep_summary}}``, and with ``rotnet``
+        ``"rotnet_mae_deg": [...]`` and ``"rotnet_mae_deg_mean"``.
     """
     angles = [float(a) for a in angles]
-    y = _labels(labels)
     out: dict = {"angles": angles, "acc": {m: [] for m in methods}, "auc": {m: [] for m in methods}}
+    rot_proba = None if rotnet is None else model_proba(rotnet)
+    if rotnet is not None:
+        out["rotnet_mae_deg"] = []
     bar = keras.utils.Progbar(len(angles), unit_name="angle") if verbose else None
+    x0 = np.asarray(images, np.float32)
     for a in angles:
-        x = rotate(np.asarray(images, np.float32), a).numpy()
+        x = rotate(x0, a, fill).numpy()
         for name, fn in methods.items():
             p = fn(x)
-            out["acc"][name].append(accuracy(y, p.argmax(axis=1)))
-            out["auc"][name].append(auc(y, p))
+            out["acc"][name].append(accuracy(labels, p.argmax(axis=1)))
+            out["auc"][name].append(auc(labels, p))
+        if rot_proba is not None:
+            metrics = rotation_metrics(np.full(len(x), a), rot_proba(x), rotnet_angles(rotnet))
+            out["rotnet_mae_deg"].append(metrics["mae_deg"])
         if bar is not None:
             bar.add(1)
+    out["summary"] = sweep_summary(out)
+    if rotnet is not None:
+        out["rotnet_mae_deg_mean"] = float(np.mean(out["rotnet_mae_deg"]))
     return out
+
+
+def selective_evaluation(pipe: RISCPipeline, images, labels,
+                         thresholds: Sequence[float] | None = None) -> dict:
+    """Accuracy against coverage when low-confidence images go to a person.
+
+    Two confidences of the pipeline's :meth:`~risc_tf.RISCPipeline.predict_details`
+    are tried: the RotNet's probability of its predicted rotation and the
+    predicted class's probability.
+
+    Returns
+    -------
+    dict
+        ``{"rotation_confidence": coverage_curve, "class_probability": coverage_curve}``.
+    """
+    details = pipe.predict_details(images)
+    correct = details.class_index == np.asarray(labels).reshape(-1)
+    return {
+        "rotation_confidence": coverage_curve(correct, details.rotation_confidence, thresholds),
+        "class_probability": coverage_curve(correct, details.class_probability, thresholds),
+    }
 
 
 def time_inference(fn: ProbaFn, images, single: int = 50, repeats: int = 1) -> dict:

@@ -1,37 +1,37 @@
 """RISCPipeline: rotation prediction -> counter-rotation -> classification, fused.
 
 For each batch, one traced TensorFlow graph runs
-``to_model_input -> RotNet -> counter-rotate -> classifier``: no numpy round trip
-between stages, one trace per input signature (dtype and image shape; the batch
-dimension is free), and memory bounded by ``batch_size`` whatever the number of
-images.
+``to_model_input -> fill -> RotNet -> counter-rotate -> classifier``: no numpy
+round trip between stages, one trace per input signature (dtype and image
+shape; the batch dimension is free), and memory bounded by ``batch_size``
+whatever the number of images. Images of different sizes (a list of scans)
+are resized one by one to the model input first, then go through the same
+graph; a ``tf.data.Dataset`` is streamed batch by batch.
+
+Saving (:meth:`RISCPipeline.save`) writes a folder with both models as plain
+Keras files (:func:`risc_tf.save_model`), ``risc_pipeline.json`` (angles, mode,
+fill, class names, thresholds, metadata) and a ``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from risc_tf.models import model_image_size, rotnet_angles, save_for_inference
+from risc_tf.angles import check_angles, check_fill, is_quarter_turn_set, match_angles
+from risc_tf.models import is_rotnet, model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images, to_model_input
-from risc_tf.rotation import check_angles, counter_rotate, rotate_all
+from risc_tf.rotation import apply_fill, counter_rotate, quarter_turns, rotate_all
+from risc_tf.validation import check_choice, check_int, check_labels, check_probability
 
-__all__ = ["MODES", "RISCPipeline", "run_in_batches"]
+__all__ = ["MODES", "Predictions", "RISCPipeline", "run_in_batches"]
 
 MODES = ("hard", "soft")
-_CONFIG = "risc_pipeline.json"
-_ROTNET = "rotnet.keras"
-_CLASSIFIER = "classifier.keras"
-_FORMAT = 1
 
 
 def run_in_batches(
@@ -40,12 +40,60 @@ def run_in_batches(
     """``graph`` applied to ``x`` in slices of ``batch_size``, the outputs concatenated.
 
     Bounds memory whatever ``len(x)``; every slice goes through the same traced
-    graph (its batch dimension is free), so there is no retracing.
+    graph (its batch dimension is free), so there is no retracing. The one
+    batching loop of the library (pipeline, evaluation, explanations).
     """
+    batch_size = check_int("batch_size", batch_size)
     return np.concatenate(
-        [graph(tf.convert_to_tensor(x[i : i + batch_size])).numpy()
+        [np.asarray(graph(tf.convert_to_tensor(x[i : i + batch_size])))
          for i in range(0, len(x), batch_size)]
     )
+
+
+@dataclasses.dataclass
+class Predictions:
+    """Per-image results of :meth:`RISCPipeline.predict_details` (arrays of length N).
+
+    Attributes
+    ----------
+    class_index : np.ndarray of int
+    class_name : np.ndarray of str
+        ``classes_[class_index]``.
+    class_probability : np.ndarray of float
+        Probability of the predicted class.
+    rotation : np.ndarray of float
+        Predicted rotation of the input, degrees (the pipeline undid it).
+    rotation_confidence : np.ndarray of float
+        The RotNet's probability of that rotation.
+    review : np.ndarray of bool
+        True where a confidence is below the pipeline's thresholds: the image
+        should be checked by a person instead of answered.
+    """
+
+    class_index: np.ndarray
+    class_name: np.ndarray
+    class_probability: np.ndarray
+    rotation: np.ndarray
+    rotation_confidence: np.ndarray
+    review: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.class_index)
+
+    def to_records(self) -> list[dict]:
+        """One JSON-ready dict per image."""
+        return [
+            {"class_index": int(i), "class_name": str(n), "class_probability": float(p),
+             "rotation": float(r), "rotation_confidence": float(c), "review": bool(v)}
+            for i, n, p, r, c, v in zip(self.class_index, self.class_name,
+                                        self.class_probability, self.rotation,
+                                        self.rotation_confidence, self.review)
+        ]
+
+
+def _is_batch_like(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        np.ndim(v) >= 2 for v in value)
 
 
 class RISCPipeline:
@@ -54,17 +102,40 @@ class RISCPipeline:
     Parameters
     ----------
     rotnet : keras.Model
-        Predicts which of ``angles`` an image was rotated by.
+        Predicts which of its angles an image was rotated by.
     classifier : keras.Model
         Trained on upright images; same input size as the RotNet.
     angles : sequence of float, optional
-        The RotNet's angle set (degrees); read from the RotNet when omitted.
+        Only for a RotNet that does not record its angles (e.g. loaded with plain
+        ``keras.models.load_model``); a RotNet built or loaded by risc_tf
+        records them, and other angles are an error.
     mode : {"hard", "soft"}, default "hard"
         ``"hard"`` (the paper): counter-rotate by the most likely angle, then
         classify. ``"soft"``: ``p(y|x) = sum_r p(r|x) p(y|R_r^-1 x)``, classifying
-        every counter-rotation in one batched pass.
+        every counter-rotation in batched passes.
     batch_size : int, default 256
-        Images per graph call.
+        Images per graph call (soft mode classifies ``len(angles)`` counter-rotations
+        of each image, so it passes ``4 * batch_size / len(angles)`` images per call).
+    fill : {"constant", "reflect", "circle"}, default "constant"
+        The fill the models were trained with (see :mod:`risc_tf.rotation`).
+    class_names : sequence of str, optional
+        Names of the classifier's outputs (default "0", "1", ...).
+    min_rotation_confidence, min_class_probability : float in [0, 1], default 0
+        :meth:`predict_details` marks an image for review when the RotNet's
+        probability of its predicted rotation, or the probability of the
+        predicted class, is below these.
+    metadata : dict, optional
+        What to record with the pipeline (dataset, training settings, test
+        metrics...); saved in ``risc_pipeline.json`` and the model card.
+
+    Attributes
+    ----------
+    angles : tuple of float
+        The RotNet's angle set.
+    classes_ : np.ndarray of str
+        Class names, in output order. :meth:`predict` returns indices into it.
+    image_size : int
+        The models' input side.
 
     See Also
     --------
@@ -83,61 +154,184 @@ class RISCPipeline:
         rotnet: keras.Model,
         classifier: keras.Model,
         angles: Sequence[float] | None = None,
+        *,
         mode: str = "hard",
         batch_size: int = 256,
+        fill: str = "constant",
+        class_names: Sequence[str] | None = None,
+        min_rotation_confidence: float = 0.0,
+        min_class_probability: float = 0.0,
+        metadata: dict | None = None,
     ):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-        angles = rotnet_angles(rotnet) if angles is None else check_angles(angles)
-        if int(rotnet.output_shape[-1]) != len(angles):
-            raise ValueError(
-                f"the RotNet has {rotnet.output_shape[-1]} outputs but {len(angles)} angles "
-                f"were given: {angles}"
-            )
+        self.mode = check_choice("mode", mode, MODES)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.fill = check_fill(fill)
+        self.angles = self._check_angles(rotnet, angles)
         size = model_image_size(rotnet)
         if model_image_size(classifier) != size:
             raise ValueError(
                 f"RotNet and classifier inputs differ: {size} vs {model_image_size(classifier)}"
             )
-        self.rotnet, self.classifier = rotnet, classifier
-        self.angles, self.mode, self.batch_size = angles, mode, batch_size
-        self.image_size = size
-        self._table = tf.constant(angles, tf.float32)
-        self._graphs: dict[tuple, tf.types.experimental.GenericFunction] = {}
+        num_classes = int(classifier.output_shape[-1])
+        if class_names is None:
+            class_names = [str(i) for i in range(num_classes)]
+        if isinstance(class_names, str) or len(class_names) != num_classes:
+            raise ValueError(
+                f"class_names must name the classifier's {num_classes} outputs; got {class_names!r}"
+            )
+        self.classes_ = np.array([str(c) for c in class_names])
+        self.min_rotation_confidence = check_probability(
+            "min_rotation_confidence", min_rotation_confidence)
+        self.min_class_probability = check_probability(
+            "min_class_probability", min_class_probability)
+        self.metadata = dict(metadata or {})
+        self.rotnet, self.classifier, self.image_size = rotnet, classifier, size
+        self._table = tf.constant(self.angles, tf.float32)
+        # quarter-turn sets are undone by exact reversals and transposes only
+        self._turns = (tf.constant([round(a / 90.0) % 4 for a in self.angles], tf.int32)
+                       if is_quarter_turn_set(self.angles) else None)
+        self._graphs: dict[tuple, Callable] = {}
+
+    @staticmethod
+    def _check_angles(rotnet: keras.Model, angles) -> tuple[float, ...]:
+        outputs = int(rotnet.output_shape[-1])
+        if is_rotnet(rotnet):
+            own = rotnet_angles(rotnet)
+            if angles is not None:
+                given = check_angles(angles)
+                if len(given) != len(own) or np.any(match_angles(given, own) != np.arange(len(own))):
+                    raise ValueError(
+                        f"angles {given} disagree with the angles the RotNet records {own}; "
+                        "omit angles= (it is only for models that do not record them)"
+                    )
+            return own
+        if angles is None:
+            raise ValueError(
+                f"model {rotnet.name!r} records no angles: pass angles= (its output order), "
+                "or load it with risc_tf.load_model"
+            )
+        angles = check_angles(angles)
+        if len(angles) != outputs:
+            raise ValueError(
+                f"the RotNet has {outputs} outputs but {len(angles)} angles were given: {angles}"
+            )
+        return angles
 
     # -- graph ------------------------------------------------------------------
+    def _counter_rotate(self, x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        """Undo angle ``angles[index[i]]`` of each image ``x[i]``."""
+        if self._turns is not None:
+            return quarter_turns(x, -tf.gather(self._turns, index))
+        return counter_rotate(x, tf.gather(self._table, index), self.fill)
+
+    def classify_corrected(self, x: tf.Tensor, p_rot: tf.Tensor) -> tf.Tensor:
+        """Class probabilities of model-input images given the RotNet's probabilities.
+
+        Hard mode classifies the counter-rotation by the most likely angle; soft
+        mode every counter-rotation, weighted. A TensorFlow function of tensors
+        (what :meth:`predict_proba` and :mod:`risc_tf.export` trace).
+        """
+        if self.mode == "hard":
+            return self.classifier(self._counter_rotate(x, tf.argmax(p_rot, axis=1)),
+                                   training=False)
+        r, n = len(self.angles), tf.shape(x)[0]
+        if self._turns is not None:
+            every = quarter_turns(tf.tile(x, [r, 1, 1, 1]), -tf.repeat(self._turns, n))
+        else:
+            every = rotate_all(x, -self._table, self.fill)
+        p_y = tf.reshape(self.classifier(every, training=False), [r, n, -1])  # (R, N, C)
+        return tf.einsum("nr,rnc->nc", p_rot, p_y)
+
     def _stages(self, raw: tf.Tensor, output: str):
-        x = to_model_input(raw, self.image_size)
+        x = apply_fill(to_model_input(raw, self.image_size), self.fill)
         p_rot = self.rotnet(x, training=False)
         if output == "rotation":
             return p_rot
-        best = tf.gather(self._table, tf.argmax(p_rot, axis=1))
         if output == "correct":
-            return counter_rotate(x, best)
-        if self.mode == "hard":
-            return self.classifier(counter_rotate(x, best), training=False)
-        p_y = self.classifier(rotate_all(x, -self._table), training=False)
-        p_y = tf.reshape(p_y, [len(self.angles), tf.shape(x)[0], -1])  # (R, N, C)
-        return tf.einsum("nr,rnc->nc", p_rot, p_y)
+            return self._counter_rotate(x, tf.argmax(p_rot, axis=1))
+        proba = self.classify_corrected(x, p_rot)
+        return proba if output == "proba" else tf.concat([proba, p_rot], axis=1)
 
-    def _run(self, images, output: str) -> tuple[np.ndarray, bool]:
-        x, single = check_images(images)
+    def _graph(self, output: str, x: np.ndarray) -> Callable:
         key = (output, x.dtype.str, x.shape[1:])
         if key not in self._graphs:
             spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
             # no tensor-dependent Python control flow in _stages: nothing for AutoGraph to do
             self._graphs[key] = tf.function(
                 functools.partial(self._stages, output=output),
-                input_signature=[spec],
-                autograph=False,
+                input_signature=[spec], autograph=False,
             )
-        return run_in_batches(self._graphs[key], x, self.batch_size), single
+        return self._graphs[key]
+
+    def _chunk(self, output: str) -> int:
+        if self.mode == "soft" and output in ("proba", "details"):
+            return max(1, 4 * self.batch_size // len(self.angles))
+        return self.batch_size
+
+    def _resized(self, image, name: str) -> np.ndarray:
+        x, single = check_images(image, name)
+        if not single:
+            raise ValueError(
+                f"{name} is a batch of {len(x)} images; a list of differently sized images, "
+                "or a dataset of single images, must hold one image per element"
+            )
+        return to_model_input(x, self.image_size).numpy()[0]
+
+    def _stream(self, dataset: tf.data.Dataset) -> Iterable[tuple[np.ndarray, bool]]:
+        """Batches of a dataset of images or of batches, in bounded memory."""
+        pending: list[np.ndarray] = []
+        for i, element in enumerate(dataset):
+            if isinstance(element, (tuple, list, dict)):
+                raise ValueError(
+                    "a tf.data.Dataset given to RISCPipeline must yield images (or batches "
+                    f"of images) only; element {i} is a {type(element).__name__}"
+                )
+            x, single = check_images(element, f"dataset element {i}", warn_layout=False)
+            if not single:
+                yield x, False
+                continue
+            pending.append(self._resized(element, f"dataset element {i}"))
+            if len(pending) == self.batch_size:
+                yield np.stack(pending), False
+                pending = []
+        if pending:
+            yield np.stack(pending), False
+
+    def _arrays(self, images) -> Iterable[tuple[np.ndarray, bool]]:
+        """Validated rank-4 batches of same-sized images, and whether the input was one image."""
+        if isinstance(images, tf.data.Dataset):
+            yield from self._stream(images)
+        elif _is_batch_like(images) and len({np.shape(v) for v in images}) > 1:
+            # different sizes: resize each to the model input, then batch
+            yield np.stack([self._resized(v, f"images[{i}]") for i, v in enumerate(images)]), False
+        else:
+            yield check_images(images)
+
+    def _run(self, images, output: str) -> tuple[np.ndarray, bool]:
+        parts, single = [], False
+        for x, single in self._arrays(images):
+            parts.append(run_in_batches(self._graph(output, x), x, self._chunk(output)))
+        if not parts:
+            raise ValueError("images is an empty dataset: nothing to predict")
+        return np.concatenate(parts), single
 
     # -- public API -------------------------------------------------------------
+    def trace_count(self) -> int:
+        """How many times the pipeline has traced a graph (one per input signature).
+
+        Stays constant across batch sizes and repeated calls; a diagnostic for
+        retracing (dtype and image shape make the signature).
+        """
+        return sum(int(g.experimental_get_tracing_count()) for g in self._graphs.values())
+
     def predict_rotation(self, images, return_proba: bool = False):
         """Predicted rotation of each image, in degrees (never given the true one).
+
+        Parameters
+        ----------
+        images : array_like, list of arrays, tf.Tensor or tf.data.Dataset
+            See the module docs and :func:`risc_tf.check_images`.
+        return_proba : bool, default False
 
         Returns
         -------
@@ -168,71 +362,73 @@ class RISCPipeline:
         return out[0] if single else out
 
     def predict(self, images) -> np.ndarray:
-        """Class indices ``(N,)`` after rotation correction (an int for one image)."""
-        proba = self.predict_proba(images)
-        return proba.argmax(axis=-1)
+        """Class indices ``(N,)`` into :attr:`classes_` after rotation correction (an int for
+        one image)."""
+        return self.predict_proba(images).argmax(axis=-1)
+
+    def predict_details(self, images) -> Predictions:
+        """Class, rotation, both confidences and a review flag per image, in one pass.
+
+        An image is marked for ``review`` when the RotNet's probability of its
+        predicted rotation is below ``min_rotation_confidence`` or the predicted
+        class's probability is below ``min_class_probability``.
+
+        Returns
+        -------
+        Predictions
+            Arrays of length N (N = 1 for a single image).
+        """
+        out, _ = self._run(images, "details")
+        proba, p_rot = out[:, : len(self.classes_)], out[:, len(self.classes_):]
+        index, rot = proba.argmax(axis=1), p_rot.argmax(axis=1)
+        class_p, rot_p = proba.max(axis=1), p_rot.max(axis=1)
+        review = (rot_p < self.min_rotation_confidence) | (class_p < self.min_class_probability)
+        return Predictions(index, self.classes_[index], class_p,
+                           np.asarray(self.angles, np.float32)[rot], rot_p, review)
 
     def score(self, images, labels) -> float:
-        """Accuracy of :meth:`predict` against integer labels."""
-        labels = np.asarray(labels).reshape(-1)
-        return float(np.mean(self.predict(images) == labels))
+        """Accuracy of :meth:`predict` against integer labels (one per image)."""
+        predicted = np.atleast_1d(self.predict(images))
+        return float(np.mean(predicted == check_labels(np.atleast_1d(labels), n=len(predicted))))
 
     # -- persistence ------------------------------------------------------------
     def get_config(self) -> dict:
+        """Everything but the models: what :meth:`save` writes to ``risc_pipeline.json``."""
         return {
-            "format": _FORMAT,
             "angles": list(self.angles),
             "mode": self.mode,
             "batch_size": self.batch_size,
+            "fill": self.fill,
+            "class_names": self.classes_.tolist(),
+            "min_rotation_confidence": self.min_rotation_confidence,
+            "min_class_probability": self.min_class_probability,
+            "input_size": self.image_size,
+            "metadata": self.metadata,
         }
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Save both models (Keras format) and the config into folder ``path``.
+    def save(self, path, overwrite: bool = False):
+        """Save the pipeline into folder ``path`` (see :func:`risc_tf.pipeline_files.save_pipeline`)."""
+        from risc_tf.pipeline_files import save_pipeline
 
-        Written to a temporary folder first and moved into place at the end, so
-        an interrupted save never leaves a half-written pipeline.
-        """
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        if path.exists() and not (path / _CONFIG).is_file() and any(path.iterdir()):
-            raise FileExistsError(f"{path} is a non-empty folder that is not a saved pipeline")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
-        try:
-            save_for_inference(self.rotnet, tmp / _ROTNET)
-            save_for_inference(self.classifier, tmp / _CLASSIFIER)
-            (tmp / _CONFIG).write_text(json.dumps(self.get_config(), indent=2))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        return save_pipeline(self, path, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> RISCPipeline:
-        """Load a pipeline written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"no saved RISCPipeline at {path}: folder does not exist")
-        missing = [n for n in (_CONFIG, _ROTNET, _CLASSIFIER) if not (path / n).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{path} is not a complete saved RISCPipeline: missing {', '.join(missing)}"
-            )
-        try:
-            config = json.loads((path / _CONFIG).read_text())
-            if config.get("format") != _FORMAT:
-                raise ValueError(f"unsupported format {config.get('format')!r}")
-            rotnet = keras.models.load_model(path / _ROTNET, compile=False)
-            classifier = keras.models.load_model(path / _CLASSIFIER, compile=False)
-        except (ValueError, OSError, KeyError) as err:
-            raise ValueError(f"could not load the RISCPipeline at {path}: {err}") from err
-        return cls(rotnet, classifier, config["angles"], config["mode"], config["batch_size"])
+    def load(cls, path) -> RISCPipeline:
+        """Load a pipeline saved by :meth:`save` (any risc_tf version), or the one inside a
+        ``risc-tf reproduce`` run folder."""
+        from risc_tf.pipeline_files import load_pipeline
+
+        return load_pipeline(path)
+
+    def export(self, path, format: str = "tf_saved_model", **options):
+        """Export the whole fused pipeline for serving (see :func:`risc_tf.export.export_pipeline`)."""
+        from risc_tf.export import export_pipeline
+
+        return export_pipeline(self, path, format=format, **options)
 
     def __repr__(self) -> str:
         return (
             f"RISCPipeline(rotnet={self.rotnet.name!r}, classifier={self.classifier.name!r}, "
-            f"angles={self.angles}, mode={self.mode!r}, batch_size={self.batch_size})"
+            f"angles={self.angles}, mode={self.mode!r}, fill={self.fill!r}, "
+            f"batch_size={self.batch_size}, classes_={self.classes_.tolist()})"
         )

@@ -20,7 +20,8 @@ Conventions:
 * **Layout.** Channels last. ``(H, W)`` and ``(H, W, C)`` with C in 1, 3, 4 are
   one image; ``(N, H, W)`` and ``(N, H, W, C)`` are batches. A ``(3, H, W)``
   array is a batch of three grayscale images (with a warning that a
-  channels-first image must be moved to ``(H, W, 3)``).
+  channels-first image must be moved to ``(H, W, 3)``); a ``(N, C, H, W)``
+  array is refused with the same hint.
 * **Size.** Images are resized (bilinear, antialiased) to the model's square
   input. A non-square image is stretched to square, as MedMNIST's own
   preprocessing resized its sources; crop or pad it first to keep its aspect
@@ -91,14 +92,14 @@ def _check_dtype(x: np.ndarray, name: str) -> np.ndarray:
     )
 
 
-def _to_rank4(x: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+def _to_rank4(x: np.ndarray, name: str, warn_layout: bool) -> tuple[np.ndarray, bool]:
     shape = x.shape
     if x.ndim == 2:
         return x[None, :, :, None], True
     if x.ndim == 3 and shape[-1] in _CHANNELS:
         return x[None], True
     if x.ndim == 3:
-        if shape[0] in (3, 4) and shape[1] > 4 and shape[2] > 4:
+        if warn_layout and shape[0] == 3 and shape[1] > 4 and shape[2] > 4:
             warnings.warn(
                 f"{name} of shape {shape} are read as a batch of {shape[0]} grayscale "
                 f"{shape[1]}x{shape[2]} images; a channels-first colour image must be "
@@ -115,11 +116,15 @@ def _to_rank4(x: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
             "channels last: np.moveaxis(images, 1, -1)"
         )
     if x.ndim == 4:
-        raise ValueError(f"{name} must have 1, 3 or 4 channels (last axis); got shape {shape}")
+        raise ValueError(
+            f"{name} must have 1, 3 or 4 channels (last axis); got shape {shape} "
+            f"({shape[-1]} channels)"
+        )
     raise ValueError(f"{name} must have shape {_LAYOUTS}; got rank {x.ndim} with shape {shape}")
 
 
-def check_images(images, name: str = "images") -> tuple[np.ndarray, bool]:
+def check_images(images, name: str = "images",
+                 warn_layout: bool = True) -> tuple[np.ndarray, bool]:
     """Validate an image array and return it as a rank-4 batch.
 
     Parameters
@@ -129,6 +134,9 @@ def check_images(images, name: str = "images") -> tuple[np.ndarray, bool]:
         accepted layouts, dtypes and value ranges.
     name : str
         How to call the argument in error messages.
+    warn_layout : bool, default True
+        Warn when a ``(3, H, W)`` array may be one channels-first image (off for
+        the batches of a stream, whose size may well be 3).
 
     Returns
     -------
@@ -151,7 +159,7 @@ def check_images(images, name: str = "images") -> tuple[np.ndarray, bool]:
     (1, 28, 28, 4)
     """
     x = _check_dtype(_as_array(images, name), name)
-    x, single = _to_rank4(x, name)
+    x, single = _to_rank4(x, name, warn_layout)
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {np.shape(images)})")
     if min(x.shape[1], x.shape[2]) < MIN_SIDE:

@@ -58,6 +58,7 @@ __all__ = [
     "field_of_view",
     "is_quarter_turn_set",
     "match_angles",
+    "quarter_turns",
     "rotate",
     "rotate_all",
 ]
@@ -83,8 +84,14 @@ def apply_fill(images, fill: str = "constant") -> tf.Tensor:
     return field_of_view(images) if check_fill(fill) == "circle" else tf.convert_to_tensor(images)
 
 
-def _quarter_turns(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """Rotate each image ``x[i]`` by ``k[i]`` quarter turns (exact)."""
+def quarter_turns(images, k) -> tf.Tensor:
+    """Rotate each image ``images[i]`` by ``k[i]`` counter-clockwise quarter turns, exactly.
+
+    Only reversals, transposes and a gather: the path that needs no interpolation
+    (and that TensorFlow Lite runs with builtin ops).
+    """
+    x = tf.convert_to_tensor(images)
+    k = tf.math.floormod(tf.cast(k, tf.int32), 4)
     turns = [x]
     for _ in range(3):
         turns.append(tf.image.rot90(turns[-1]))
@@ -179,7 +186,7 @@ def rotate(images, angles, fill: str = "constant") -> tf.Tensor:
     turns = tf.round(a / 90.0)
     k = tf.math.floormod(tf.cast(turns, tf.int32), 4)
     residual = a - 90.0 * turns
-    out = _quarter_turns(x, k)
+    out = quarter_turns(x, k)
     if x.dtype.is_integer:
         if not isinstance(angles, (tf.Tensor, tf.Variable)):
             if not is_quarter_turn_set(np.atleast_1d(np.asarray(angles, np.float64))):

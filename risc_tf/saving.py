@@ -2,7 +2,7 @@
 
 :func:`save_model` writes a ``.keras`` file made of stock Keras layers only
 (the fast layers become ``Conv2D`` / ``BatchNormalization``, the RotNet's
-angle output a ``Dense``, a folded BatchNorm an ``Identity``), so that
+angle output a ``Dense``, a folded BatchNorm an identity ``BatchNormalization``), so that
 ``keras.models.load_model(path)`` works in a process that has never imported
 risc_tf. What Keras has no place for (the RotNet's angles, the backbone, the
 library version) travels inside the same file as an extra zip entry,
@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from risc_tf.fast import (
     FastBatchNormalization,
@@ -43,6 +44,7 @@ __all__ = ["METADATA_ENTRY", "load_model", "read_metadata", "save_model", "to_pl
 #: Name of the zip entry that holds risc_tf's metadata inside a ``.keras`` file.
 METADATA_ENTRY = "risc_tf.json"
 _FORMAT = 1
+_EPS = 1e-3  # identity BatchNorm: variance 1 - eps, so that (x - 0) / sqrt(var + eps) = x
 
 
 @keras.saving.register_keras_serializable(package="risc_tf")
@@ -79,14 +81,19 @@ def _plain_layer(layer):
     if isinstance(layer, InputNormalization):
         dense = keras.layers.Dense(3, trainable=False, dtype="float32", name=layer.name)
         return dense, list(normalization_weights(layer.mode))
-    if isinstance(layer, FoldedBatchNormalization):
-        return keras.layers.Identity(name=layer.name), []
+    if isinstance(layer, FoldedBatchNormalization):  # an identity BatchNorm (same call signature)
+        identity = keras.layers.BatchNormalization(center=False, scale=False, epsilon=_EPS,
+                                                   name=layer.name)
+        channels = layer.input.shape[-1]
+        return identity, [np.zeros(channels, np.float32), np.full(channels, 1.0 - _EPS,
+                                                                  np.float32)]
     return None
 
 
 def to_plain_keras(model: keras.Model) -> keras.Model:
     """A copy of a risc_tf model made of stock Keras layers only (same outputs, no optimizer)."""
-    return replace_layers(model, _plain_layer, "to_plain_keras")
+    copy = replace_layers(model, _plain_layer, "to_plain_keras")
+    return keras.Model(copy.inputs, copy.outputs, name=copy.name)  # uncompiled
 
 
 def _metadata(model: keras.Model) -> dict:
@@ -100,6 +107,8 @@ def _metadata(model: keras.Model) -> dict:
         "backbone": backbone_of(model),
         "input_size": model_image_size(model),
         "angles": list(model.layers[-1].angles) if is_rotnet(model) else None,
+        "folded_batchnorm": [la.name for la in model.layers
+                             if isinstance(la, FoldedBatchNormalization)],
         "keras": keras.__version__,
     }
 
@@ -161,15 +170,18 @@ def read_metadata(path: str | os.PathLike) -> dict | None:
         raise ValueError(f"{path} is not a readable .keras file: {err}") from err
 
 
-def _restore_angles(model: keras.Model, angles) -> keras.Model:
+def _restore(model: keras.Model, angles, folded: set[str]) -> keras.Model:
+    """The RotNet's angle output and the folded BatchNorm markers, back from plain layers."""
     last = model.layers[-1].name
 
     def convert(layer):
-        if layer.name != last or not isinstance(layer, keras.layers.Dense):
-            return None
-        config = layer.get_config()
-        config.pop("units")
-        return RotationOutput.from_config({**config, "angles": list(angles)}), None
+        if angles and layer.name == last and isinstance(layer, keras.layers.Dense):
+            config = layer.get_config()
+            config.pop("units")
+            return RotationOutput.from_config({**config, "angles": list(angles)}), None
+        if layer.name in folded:
+            return FoldedBatchNormalization(name=layer.name), []
+        return None
 
     return replace_layers(model, convert, "load_model")
 
@@ -204,8 +216,10 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
     except Exception as err:  # Keras raises many kinds for bad files
         raise ValueError(f"could not load the model in {path}: {err}") from err
     legacy_angles = list(model.layers[-1].angles) if is_rotnet(model) else None
+    folded = {la.name for la in model.layers if isinstance(la, FoldedBatchNormalization)}
     model = to_plain_keras(model)
     angles = (meta or {}).get("angles") or legacy_angles
-    if angles:
-        model = _restore_angles(model, angles)
+    folded |= set((meta or {}).get("folded_batchnorm") or ())
+    if angles or folded:
+        model = _restore(model, angles, folded)
     return use_fast_conv(model) if fast_conv else model

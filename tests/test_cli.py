@@ -11,12 +11,12 @@ import pytest
 
 from risc_tf.cli import main
 
+from tests.conftest import DATA_ROOT as DATA
+from tests.conftest import requires_data as needs_data
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "medmnist"
-needs_data = pytest.mark.skipif(
-    not (DATA / "pneumoniamnist.npz").is_file(), reason=f"needs {DATA}/pneumoniamnist.npz"
-)
 SUBCOMMANDS = ("train-rotnet", "train-classifier", "evaluate", "reproduce")
+ALL_COMMANDS = (*SUBCOMMANDS, "aggregate", "explain", "predict", "export", "tune")
 TINY = ["--backbone", "small", "--epochs", "1", "--batch-size", "32", "--quiet"]
 
 
@@ -58,8 +58,65 @@ def test_help_of_every_subcommand(capsys):
                        "--output"):
             assert option in out, (name, option)
         if name != "evaluate":
-            for option in ("--backbone", "--weights", "--epochs"):
+            for option in ("--backbone", "--weights", "--epochs", "--optimizer",
+                           "--lr-schedule", "--fill", "--strategy"):
                 assert option in out, (name, option)
+        if name in ("train-classifier", "reproduce"):
+            for option in ("--class-weight", "--label-smoothing", "--augment", "--tilt"):
+                assert option in out, (name, option)
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--recipe", "--seeds", "--protocol", "--classifier-init", "--sweep-split"):
+        assert option in out, option
+
+
+def _run_cli(*argv, env_extra=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the CLI must silence TensorFlow itself
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "risc_tf", *argv], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_help_version_and_argument_errors_do_not_load_tensorflow():
+    code = (
+        "import sys\n"
+        "from risc_tf.cli import main\n"
+        "for argv in (['--help'], ['--version'], ['reproduce', '--help'],\n"
+        "             ['reproduce', '--dataset', 'pneumoniamnist', '--epochs', '0',\n"
+        "              '--output', 'x'], ['predict', '--help'], ['explain', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('LOADED', sorted(m for m in ('tensorflow', 'keras', 'matplotlib', 'sklearn')\n"
+        "                        if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert "LOADED []" in done.stdout, done.stdout[-500:] + done.stderr[-2000:]
+    version = _run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("risc-tf 0.")
+
+
+def test_import_risc_tf_loads_neither_matplotlib_nor_sklearn():
+    code = ("import sys, risc_tf\n"
+            "print(sorted(m for m in ('matplotlib', 'sklearn', 'tensorflow') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr[-2000:]
+
+
+def test_no_tensorflow_start_up_noise_in_command_output(tmp_path):
+    """A command that loads TensorFlow prints its one error line and nothing of TensorFlow's."""
+    done = _run_cli("evaluate", "--pipeline", str(tmp_path / "absent"), "--dataset",
+                    "pneumoniamnist", "--output", str(tmp_path / "o"))
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [f"risc-tf evaluate: error: no saved RISCPipeline at {tmp_path}/absent: "
+                     "folder does not exist"], done.stderr
 
 
 def test_python_dash_m_runs_the_cli():
@@ -67,7 +124,7 @@ def test_python_dash_m_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "risc_tf", "--help"], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 0
-    assert all(name in done.stdout for name in SUBCOMMANDS)
+    assert all(name in done.stdout for name in ALL_COMMANDS)
 
 
 @pytest.mark.parametrize(
@@ -82,6 +139,15 @@ def test_python_dash_m_runs_the_cli():
         (["--backbone", "resnet9"], "invalid choice: 'resnet9'"),
         (["--size", "32"], "invalid choice: 32"),
         (["--sweep-step", "0"], "divides 360"),
+        (["--seeds", "0,1,1"], "--seeds: seeds must be distinct"),
+        (["--seeds", "0,-1"], "--seeds: seeds must be >= 0"),
+        (["--seeds", "0,x"], "--seeds: must be comma-separated integers"),
+        (["--recipe", "best"], "invalid choice: 'best'"),
+        (["--protocol", "random"], "invalid choice: 'random'"),
+        (["--fill", "mirror"], "invalid choice: 'mirror'"),
+        (["--label-smoothing", "1"], "--label-smoothing: must be a number in [0, 1)"),
+        (["--tilt", "-3"], "--tilt: must be a number >= 0"),
+        (["--learning-rate", "nan"], "--learning-rate: must be a positive number"),
     ],
 )
 def test_bad_options_fail_clearly(capsys, tmp_path, extra, match):
@@ -166,8 +232,8 @@ def test_train_then_evaluate_on_real_data(capsys, tmp_path):
     assert "exists; pass --overwrite" in _error(capsys, ["train-rotnet", *common, *TINY])
     history = json.loads((tmp_path / "classifier_history.json").read_text())
     assert 0 <= history["upright_test"]["acc"] <= 1 and history["epochs_run"] == 1
-    assert json.loads((tmp_path / "rotation_augmented_history.json").read_text())["angles"] == [
-        0.0, 90.0, 180.0, 270.0]
+    assert json.loads((tmp_path / "rotation_augmented_history.json").read_text())[
+        "augment_angles"] == [0.0, 90.0, 180.0, 270.0]
     assert main(["evaluate", *common, "--rotnet", str(tmp_path / "rotnet.keras"),
                  "--classifier", str(tmp_path / "classifier.keras"), "--rotation-augmented",
                  str(tmp_path / "rotation_augmented.keras"), "--quiet"]) == 0
@@ -176,4 +242,39 @@ def test_train_then_evaluate_on_real_data(capsys, tmp_path):
     ev = json.loads((tmp_path / "evaluation.json").read_text())
     assert set(ev["rotated"]) == {"classifier", "rotation_augmented", "tta", "risc_hard",
                                   "risc_soft"}
-    assert ev["n"] == 64 and 0 <= ev["rotnet"]["rotated_test_acc"] <= 1
+    assert ev["n"] == 64 and 0 <= ev["rotnet"]["acc"] <= 1
+    # test angles outside the RotNet's set: evaluated, reported, no crash
+    assert main(["evaluate", *common, "--rotnet", str(tmp_path / "rotnet.keras"),
+                 "--classifier", str(tmp_path / "classifier.keras"), "--angle-step", "45",
+                 "--overwrite", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "not in the RotNet's angle set" in out
+    ev = json.loads((tmp_path / "evaluation.json").read_text())
+    assert ev["rotnet"]["per_angle_acc"]["45"] == "not in the RotNet's angle set"
+    # the training options of the issue, and the RotNet initialisation
+    init = ["--init-from", str(tmp_path / "rotnet.keras"), "--class-weight", "balanced",
+            "--augment", "light", "--lr-schedule", "cosine", "--optimizer", "sgd",
+            "--label-smoothing", "0.1", "--overwrite"]
+    assert main(["train-classifier", *common, *TINY, *init]) == 0
+    history = json.loads((tmp_path / "classifier_history.json").read_text())
+    assert history["init_from"].endswith("rotnet.keras") and history["tilt"] == 0.0
+    err = _error(capsys, ["train-classifier", *common, *TINY, "--freeze-backbone"])
+    assert "--freeze-backbone needs --init-from" in err
+
+
+@needs_data
+def test_a_pipeline_config_with_missing_keys_is_one_line_exit_2(capsys, tmp_path):
+    import keras
+
+    from risc_tf import RISCPipeline, build_classifier, build_rotnet
+
+    keras.utils.set_random_seed(0)
+    path = RISCPipeline(build_rotnet(backbone="small", hidden_units=(4, 4)),
+                        build_classifier(2, backbone="small")).save(tmp_path / "pipe")
+    config = json.loads((path / "risc_pipeline.json").read_text())
+    del config["angles"]
+    (path / "risc_pipeline.json").write_text(json.dumps(config))
+    err = _error(capsys, ["evaluate", "--pipeline", str(path), "--dataset", "pneumoniamnist",
+                          "--data-root", str(DATA), "--output", str(tmp_path / "o")])
+    assert err.count("\n") == 1 and "missing the keys ['angles']" in err
+    assert not (tmp_path / "o").exists()

@@ -3,8 +3,13 @@
 import functools
 import hashlib
 import http.server
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -169,6 +174,110 @@ def test_download_of_truncated_file_fails_md5_and_leaves_nothing(tmp_path, serve
 def test_download_http_error_is_clear(tmp_path, server, monkeypatch):
     served, base = server
     monkeypatch.setattr(data, "_url_and_md5", lambda flag, size: (f"{base}/absent.npz", None))
-    with pytest.raises(OSError, match="could not download organamnist_64.npz.*404"):
+    with pytest.raises(OSError, match="download of organamnist_64.npz from .* failed.*404"):
         download_medmnist("organamnist", tmp_path / "root", size=64)
     assert list((tmp_path / "root").iterdir()) == []
+
+
+@pytest.fixture()
+def silent_server():
+    """A socket on 127.0.0.1 that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(sock.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    sock.close()
+
+
+def test_download_times_out_on_a_server_that_never_answers(tmp_path, silent_server,
+                                                           monkeypatch):
+    monkeypatch.setattr(data, "_url_and_md5",
+                        lambda flag, size: (f"{silent_server}/x.npz", None))
+    start = time.monotonic()
+    with pytest.raises(OSError, match=r"timed out \(timeout 1 s\)"):
+        download_medmnist("organamnist", tmp_path / "root", size=64, timeout=1.0)
+    assert time.monotonic() - start < 30
+    assert list((tmp_path / "root").iterdir()) == []
+    with pytest.raises(ValueError, match="timeout must be a finite number > 0"):
+        download_medmnist("organamnist", tmp_path / "root", size=64, timeout=0)
+
+
+def test_a_killed_download_leaves_a_folder_that_the_next_one_removes(tmp_path, silent_server,
+                                                                     server, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    code = (
+        "import sys; from risc_tf import data\n"
+        f"data._url_and_md5 = lambda flag, size: ({silent_server + '/x.npz'!r}, None)\n"
+        f"data.download_medmnist('organamnist', {str(root)!r}, size=64, timeout=60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ,
+                             "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + 60
+    while not list(root.glob(".download-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child.kill()
+    child.wait()
+    leftovers = list(root.glob(".download-*"))
+    assert leftovers, "the killed download should have left its temporary folder"
+    served, base = server
+    _write_npz(served / "organamnist_64.npz", n=5)
+    _serve(monkeypatch, served, base, "organamnist_64.npz")
+    download_medmnist("organamnist", root, size=64)
+    assert sorted(p.name for p in root.iterdir()) == ["organamnist_64.npz"]
+
+
+def test_corrupt_npz_without_verification_names_the_file(tmp_path):
+    good = _write_npz(tmp_path / "good.npz")
+    raw = bytearray(good.read_bytes())
+    start = raw.find(b"train_images") + 200  # inside the first member's deflated data
+    raw[start:start + 64] = bytes(64)
+    bad = tmp_path / "pneumoniamnist.npz"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"pneumoniamnist.npz is truncated or corrupt"):
+        load_medmnist("pneumoniamnist", "train", root=tmp_path, verify=False)
+
+
+def test_npz_of_pickled_objects_is_refused_with_the_file_named(tmp_path):
+    path = tmp_path / "pneumoniamnist.npz"
+    objects = np.empty(2, dtype=object)
+    objects[:] = [{"a": 1}, {"b": 2}]
+    np.savez(path, train_images=objects, train_labels=np.zeros(2))
+    with pytest.raises(ValueError, match="pneumoniamnist.npz is not a MedMNIST npz file"):
+        load_medmnist("pneumoniamnist", "train", root=tmp_path, verify=False)
+
+
+def test_root_that_is_a_file_is_a_clear_error(tmp_path):
+    root = tmp_path / "data.txt"
+    root.write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="data root .*data.txt is a file"):
+        load_medmnist("organamnist", root=root, size=64, download=True)
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        load_medmnist("organamnist", root=root)
+
+
+def test_load_splits_subsets_and_refuses_multilabel(tmp_path):
+    from risc_tf.data import load_splits
+
+    _write_npz(tmp_path / "pneumoniamnist.npz", n=10)
+    splits = load_splits("pneumoniamnist", tmp_path, subset=4, seed=1, verify=False)
+    assert {k: len(v[0]) for k, v in splits.items()} == {"train": 4, "val": 4, "test": 4}
+    with pytest.raises(ValueError, match="subset must be an int >= 2"):
+        load_splits("pneumoniamnist", tmp_path, subset=1, verify=False)

@@ -1,8 +1,10 @@
-import keras
+import warnings
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from risc_tf.preprocessing import InputNormalization, check_images, preprocess_images
+from risc_tf.preprocessing import check_images, preprocess_images
 
 rng = np.random.default_rng(0)
 
@@ -16,6 +18,8 @@ rng = np.random.default_rng(0)
         ((5, 28, 28), 5, False),
         ((5, 28, 28, 1), 5, False),
         ((5, 28, 28, 3), 5, False),
+        ((28, 28, 4), 1, True),  # one RGBA image, not 28 images
+        ((5, 28, 28, 4), 5, False),
     ],
 )
 def test_accepted_forms(shape, n, single):
@@ -52,7 +56,11 @@ def test_no_resize_when_size_matches():
         (np.zeros((2, 3, 28, 28, 1), np.uint8), "rank 5"),
         (np.zeros((28,), np.uint8), "rank 1"),
         (np.zeros((2, 28, 28, 2), np.uint8), "2 channels"),
-        (np.zeros((2, 28, 28), np.int32), "dtype int32"),
+        (np.full((2, 28, 28), 256, np.int32), r"int32 must hold values in \[0, 255\]"),
+        (np.full((2, 28, 28), -1, np.int16), r"values in \[0, 255\]"),
+        (np.zeros((2, 28, 28), bool), "dtype bool"),
+        (np.zeros((2, 3, 28, 28), np.float32), r"channels-first \(N, C, H, W\)"),
+        ([np.zeros((28, 28)), np.zeros((20, 20))], "ragged"),
         (np.linspace(0, 3, 2 * 28 * 28).reshape(2, 28, 28), r"\[0, 3\]"),
         (np.full((2, 28, 28), -0.5, np.float32), "must lie in"),
         (np.full((2, 28, 28), np.nan), "NaN or inf"),
@@ -76,23 +84,30 @@ def test_size_is_validated():
         preprocess_images(np.zeros((28, 28), np.uint8), size=0)
 
 
-def test_caffe_normalisation_matches_keras_applications():
-    x = rng.random((2, 8, 8, 3)).astype(np.float32)
-    ours = InputNormalization("caffe")(x)
-    ref = keras.applications.resnet50.preprocess_input(x * 255.0)
-    assert np.allclose(keras.ops.convert_to_numpy(ours), ref, atol=1e-4)
+def test_value_conventions_of_every_dtype():
+    x8 = rng.integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    reference = preprocess_images(x8)
+    np.testing.assert_allclose(preprocess_images(x8.astype(np.uint16) * 257), reference,
+                               atol=1e-6)  # uint16: by its range
+    for dtype in (np.int16, np.int32, np.int64, np.uint32):  # other ints: 0-255 values
+        np.testing.assert_allclose(preprocess_images(x8.astype(dtype)), reference, atol=1e-6)
+    np.testing.assert_allclose(preprocess_images(tf.constant(x8)), reference, atol=1e-6)
+    np.testing.assert_allclose(preprocess_images(x8.tolist()), reference, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode, lo, hi", [("unit", 0, 1), ("raw", 0, 255), ("tf", -1, 1)])
-def test_normalisation_ranges(mode, lo, hi):
-    x = np.array([[[[0.0, 0.5, 1.0]]]], np.float32)
-    out = keras.ops.convert_to_numpy(InputNormalization(mode)(x))
-    assert out.min() == pytest.approx(lo) and out.max() == pytest.approx(hi)
+def test_rgba_is_composited_over_black():
+    rgb = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    alpha = np.full((28, 28, 1), 255, np.uint8)
+    alpha[:14] = 0
+    out = preprocess_images(np.concatenate([rgb, alpha], -1), size=28)[0]
+    np.testing.assert_allclose(out[14:], rgb[14:] / 255.0, atol=1e-6)
+    assert np.all(out[:14] == 0)
 
 
-def test_normalisation_mode_is_validated_and_serialised():
-    with pytest.raises(ValueError, match="mode must be one of"):
-        InputNormalization("bgr")
-    layer = InputNormalization("torch")
-    clone = InputNormalization.from_config(layer.get_config())
-    assert clone.mode == "torch"
+def test_channels_first_image_gets_a_warning_naming_the_layout():
+    with pytest.warns(UserWarning, match=r"np.moveaxis\(image, 0, -1\)"):
+        batch, single = check_images(np.zeros((3, 28, 28), np.uint8))
+    assert batch.shape == (3, 28, 28, 1) and not single
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_images(np.zeros((4, 28, 28), np.uint8))  # a batch of 4: no warning

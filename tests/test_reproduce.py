@@ -1,34 +1,39 @@
-"""The whole reproduce path on real PneumoniaMNIST with the small backbone and a tiny budget."""
+"""The whole reproduce path on real PneumoniaMNIST with the small backbone and a tiny budget,
+several seeds, the aggregate with its statistics, and every error."""
 
 import json
-from pathlib import Path
+import shutil
 
 import matplotlib.image
 import numpy as np
 import pytest
 
 from risc_tf import RISCPipeline, load_medmnist
-from risc_tf.reporting import RUN_FILE, prepare_output_dir
-from risc_tf.reproduce import PAPER_RESULTS, ReproduceConfig, paper_angles, reproduce
+from risc_tf.experiments.aggregate import aggregate
+from risc_tf.experiments.config import ReproduceConfig, recipe_settings
+from risc_tf.experiments.run import reproduce
+from risc_tf.experiments.rundir import RUN_FILE, prepare_output_dir
+from risc_tf.experiments.seeds import reproduce_seeds
+from risc_tf.paper import PAPER_RESULTS, paper_angles
+from tests.conftest import DATA_ROOT, requires_data
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "medmnist"
-needs_data = pytest.mark.skipif(
-    not (DATA / "pneumoniamnist.npz").is_file(), reason=f"needs {DATA}/pneumoniamnist.npz"
-)
 METHODS = {"classifier", "rotation_augmented", "tta", "risc_hard", "risc_soft"}
 PLOTS = {"training_curves.png", "confusion_matrices.png", "per_angle_accuracy.png",
-         "angle_sweep.png"}
+         "angle_sweep.png", "selective_classification.png"}
 
 
 def _tiny(output, **kw) -> ReproduceConfig:
-    settings = dict(data_root=DATA, backbone="small", epochs=1, subset=64, batch_size=32,
-                    recalibration_batches=2, sweep_step=60.0, timing_samples=3, verbose=0)
+    settings = dict(data_root=DATA_ROOT, backbone="small", epochs=1, rotnet_epochs=1, subset=64,
+                    batch_size=32, recalibration_batches=2, sweep_step=60.0, timing_samples=3,
+                    verbose=0)
     settings.update(kw)
     return ReproduceConfig("pneumoniamnist", output, **settings)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    if not (DATA_ROOT / "pneumoniamnist.npz").is_file():
+        pytest.skip(f"real MedMNIST files not found in {DATA_ROOT}")
     out = tmp_path_factory.mktemp("reproduce") / "pneumonia"
     return out, reproduce(_tiny(out))
 
@@ -37,7 +42,7 @@ def _in_unit(value) -> bool:
     return value is None or 0.0 <= value <= 1.0
 
 
-@needs_data
+@requires_data
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_reproduce_writes_every_file(run):
@@ -46,16 +51,17 @@ def test_reproduce_writes_every_file(run):
     expected = {"results.json", "results.md", RUN_FILE, *PLOTS,
                 "models/rotation_augmented.keras", "models/risc_pipeline/rotnet.keras",
                 "models/risc_pipeline/classifier.keras",
-                "models/risc_pipeline/risc_pipeline.json"}
+                "models/risc_pipeline/risc_pipeline.json", "models/risc_pipeline/MODEL_CARD.md"}
     assert expected <= files
     for name in PLOTS:
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
         assert min(matplotlib.image.imread(out / name).shape[:2]) > 200
     record = json.loads((out / RUN_FILE).read_text())
     assert record["status"] == "complete" and "results.json" in record["files"]
+    assert record["command"] and "commit" in record
 
 
-@needs_data
+@requires_data
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_results_json_keys_and_ranges(run):
@@ -68,43 +74,45 @@ def test_results_json_keys_and_ranges(run):
     assert saved["run"]["id"] == json.loads((out / RUN_FILE).read_text())["id"]
     assert saved["run"]["status"] == "complete" and saved["run"]["wall_time_s"] > 0
     assert {"run", "config", "machine", "dataset", "angles", "methods", "training", "rotnet",
-            "evaluation", "sweep", "timing", "paper", "summary", "plots"} <= set(saved)
+            "evaluation", "selective", "sweep", "timing", "paper", "summary", "plots",
+            "test_labels"} <= set(saved)
     d = saved["dataset"]
     assert d["split_sizes"] == {"train": 64, "val": 64, "test": 64}
     assert d["full_split_sizes"] == {"train": 4708, "val": 524, "test": 624}
-    assert d["num_classes"] == 2 and d["task"] == "binary-class"
+    assert d["num_classes"] == 2 and d["class_names"] == ["normal", "pneumonia"]
     assert saved["angles"]["rotnet"] == [0.0, 90.0, 180.0, 270.0]
+    assert saved["config"]["recipe"] == "paper" and saved["config"]["tilt"] == 0.0
     assert saved["sweep"]["angles"] == [float(a) for a in range(0, 360, 60)]
     for split in ("upright", "rotated"):
         assert set(saved["evaluation"][split]) == METHODS
         for m in saved["evaluation"][split].values():
             assert 0 <= m["acc"] <= 1 and _in_unit(m["auc"]) and m["n"] == 64
-            assert np.sum(m["confusion_matrix"]) == 64
+            assert np.sum(m["confusion_matrix"]) == 64 and len(m["predicted"]) == 64
     for m in saved["evaluation"]["rotated"].values():
         assert set(m["per_angle_acc"]) <= {"0", "90", "180", "270"}
-        assert all(0 <= v <= 1 for v in m["per_angle_acc"].values())
-    assert 0 <= saved["rotnet"]["rotated_test_acc"] <= 1
+    assert 0 <= saved["rotnet"]["acc"] <= 1 and saved["rotnet"]["n_in_set"] == 64
     for name in METHODS:
         assert len(saved["sweep"]["acc"][name]) == 6
-        assert all(0 <= v <= 1 for v in saved["sweep"]["acc"][name])
+        summary = saved["sweep"]["summary"][name]
+        assert summary["quarter_turn_mean"] is not None and summary["off_grid_mean"] is not None
+    for split in ("val", "test"):
+        curve = saved["selective"][split]["rotation_confidence"]
+        assert curve["coverage"][0] == 1.0 and all(_in_unit(a) for a in curve["accuracy"])
     for name, t in saved["training"].items():
         assert t["epochs_run"] == 1 and t["train_time_s"] > 0, name
-        assert len(t["history"]["val_accuracy"]) == 1
     assert set(saved["timing"]) == METHODS | {"rotnet"}
-    for t in saved["timing"].values():
-        assert t["batched_ms_per_sample"] > 0 and t["single_ms_per_sample"] > 0
     assert saved["paper"] == PAPER_RESULTS["pneumoniamnist"]
-    assert saved["summary"]["ranking_rotated"][0] in METHODS
     assert saved["machine"]["cores_available"] >= 1 and saved["machine"]["tensorflow"]
 
 
-@needs_data
+@requires_data
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_markdown_keeps_paper_numbers_apart(run):
     out, results = run
     md = (out / "results.md").read_text()
     assert "## Table 1" in md and "## Table 2" in md and "**Verdict.**" in md
+    assert "## Over the whole circle" in md and "## Selective classification" in md
     assert "| ACC (this run) | AUC (this run) | ACC (paper) |" in md
     row = next(line for line in md.splitlines() if line.startswith("| Rotated test, risc_hard"))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -114,17 +122,21 @@ def test_markdown_keeps_paper_numbers_apart(run):
         assert f"({name})" in md
 
 
-@needs_data
+@requires_data
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_saved_pipeline_predicts(run):
-    out, _ = run
-    pipe = RISCPipeline.load(out / "models" / "risc_pipeline")
-    x, _ = load_medmnist("pneumoniamnist", "test", DATA)
+def test_saved_pipeline_predicts_with_class_names_and_a_card(run):
+    out, results = run
+    pipe = RISCPipeline.load(out)  # the run folder itself
+    x, _ = load_medmnist("pneumoniamnist", "test", DATA_ROOT)
     assert pipe.predict(x[:5]).shape == (5,)
+    assert pipe.classes_.tolist() == ["normal", "pneumonia"]
+    assert pipe.metadata["dataset"] == "pneumoniamnist" and pipe.metadata["seed"] == 0
+    card = (out / "models" / "risc_pipeline" / "MODEL_CARD.md").read_text()
+    assert "accuracy by rotation angle" in card and "Not a medical device" in card
 
 
-@needs_data
+@requires_data
 @pytest.mark.realdata
 def test_rerun_refuses_to_mix_runs(run, tmp_path):
     out, results = run
@@ -135,6 +147,64 @@ def test_rerun_refuses_to_mix_runs(run, tmp_path):
     with pytest.raises(FileNotFoundError, match="pneumoniamnist.npz not found"):
         reproduce(_tiny(missing, data_root=tmp_path))
     assert not missing.exists()  # a missing data file leaves no output behind
+
+
+@requires_data
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_seeds_resume_and_aggregate_with_statistics(run, tmp_path):
+    out = tmp_path / "seeds"
+    first = reproduce_seeds(_tiny(out), seeds=(0, 1))
+    ids = {s: json.loads((out / f"seed-{s}" / RUN_FILE).read_text())["id"] for s in (0, 1)}
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        "seed-0", "seed-1", "experiment.json", "results.json", "results.md",
+        "accuracy_intervals.png"])
+    summary = first["summary"]
+    assert summary["methods"]["risc_hard"]["rotated_acc"]["n"] == 2
+    ci = summary["methods"]["risc_hard"]["rotated_acc_ci95"]
+    assert ci["low"] <= summary["methods"]["risc_hard"]["rotated_acc"]["mean"] <= ci["high"]
+    tests = summary["tests"]["risc_hard"]
+    assert set(tests) == {"classifier", "rotation_augmented", "tta"}
+    assert all(t["verdict"] in ("better", "at par", "worse") for t in tests.values())
+    assert first["verdict"].startswith("Over 2 seeds, RISC hard reaches")
+    # an interrupted seed is rerun, a finished one kept
+    (out / "seed-1" / "results.json").unlink()
+    again = reproduce_seeds(_tiny(out), seeds=(0, 1))
+    assert json.loads((out / "seed-0" / RUN_FILE).read_text())["id"] == ids[0]
+    assert json.loads((out / "seed-1" / RUN_FILE).read_text())["id"] != ids[1]
+    assert again["seeds"] == [0, 1]
+    with pytest.raises(FileExistsError, match="other settings .*subset"):
+        reproduce_seeds(_tiny(out, subset=32), seeds=(0, 1))
+    # aggregate of separate runs: the same numbers
+    separate = aggregate([out / "seed-0", out / "seed-1"], tmp_path / "agg")
+    assert separate["summary"]["methods"] == again["summary"]["methods"]
+    md = (tmp_path / "agg" / "results.md").read_text()
+    assert "**Verdict.**" in md and "McNemar" in md
+
+
+@requires_data
+@pytest.mark.realdata
+def test_aggregate_refuses_what_is_not_one_experiment(run, tmp_path):
+    out, _ = run
+    with pytest.raises(ValueError, match="not a risc-tf reproduce run folder"):
+        aggregate([out, tmp_path], tmp_path / "agg")
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(out, unfinished)
+    record = json.loads((unfinished / RUN_FILE).read_text())
+    (unfinished / RUN_FILE).write_text(json.dumps({**record, "status": "running"}))
+    with pytest.raises(ValueError, match="unfinished.*holds an unfinished run"):
+        aggregate([out, unfinished], tmp_path / "agg")
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    results = json.loads((other / "results.json").read_text())
+    results["config"]["recipe"] = "tuned"
+    results["config"]["seed"] = 5
+    (other / "results.json").write_text(json.dumps(results))
+    with pytest.raises(ValueError, match="other differs from .* in recipe"):
+        aggregate([out, other], tmp_path / "agg")
+    with pytest.raises(ValueError, match="repeat a seed"):
+        aggregate([out, out], tmp_path / "agg")
+    assert not (tmp_path / "agg").exists()  # nothing written
 
 
 def test_prepare_output_dir_protocol(tmp_path):
@@ -156,28 +226,53 @@ def test_prepare_output_dir_protocol(tmp_path):
         prepare_output_dir(other / "notes.txt" / "sub")
 
 
-def test_paper_angle_sets():
+def test_paper_angle_sets_and_recipes():
     assert paper_angles("pneumoniamnist") == (0.0, 90.0, 180.0, 270.0)
     assert paper_angles("organamnist") == (0.0, 90.0, 180.0, 270.0)
     assert paper_angles("retinamnist") == tuple(45.0 * i for i in range(8))
     assert _tiny("x").validate().angles == (0.0, 90.0, 180.0, 270.0)
     assert _tiny("x", angles=[0, 120, 240]).validate().angles == (0.0, 120.0, 240.0)
+    assert _tiny("x", angles=[0, 120, 240]).validate().tilt == 60.0  # half the gap
+    paper = ReproduceConfig("pneumoniamnist", "x").validate()
+    assert (paper.epochs, paper.patience, paper.optimizer, paper.learning_rate) == \
+        (10, 5, "adam", 1e-3)  # the paper recipe is the earlier setup, exactly
+    assert paper.classifier_init == "scratch" and paper.augment is None
+    tuned = ReproduceConfig("pneumoniamnist", "x", recipe="tuned").validate()
+    assert tuned.recipe == "tuned" and {tuned.epochs, tuned.classifier_init} != {10, "scratch"}
+    explicit = ReproduceConfig("pneumoniamnist", "x", recipe="tuned", augment="none").validate()
+    assert explicit.augment is None
+    assert set(recipe_settings("paper", "any")) == set(recipe_settings("tuned", "retinamnist"))
 
 
 @pytest.mark.parametrize(
     ("change", "match"),
     [
         ({"epochs": 0}, "epochs must be an int >= 1"),
-        ({"subset": 1}, "subset must be at least 2"),
+        ({"subset": 1}, "subset must be an int >= 2"),
         ({"sweep_step": 7.0}, "step must divide 360"),
         ({"angles": [0]}, "at least two rotations"),
-        ({"learning_rate": -1.0}, "learning_rate must be positive"),
-        ({"patience": 0}, "patience must be a positive int or None"),
+        ({"angles": list(range(0, 360, 2))}, "too fine for 32x32"),
+        ({"learning_rate": -1.0}, "learning_rate must be a finite number > 0"),
+        ({"patience": -1}, "patience must be an int >= 0"),
+        ({"recipe": "fancy"}, "recipe must be one of"),
+        ({"fill": "mirror"}, "fill must be one of"),
+        ({"protocol": "paper"}, "protocol must be one of"),
+        ({"tilt": 200}, "tilt must be"),
+        ({"jitter": 50}, "jitter of 50 deg is larger than half"),
+        ({"sweep_split": "train"}, "sweep_split must be one of"),
+        ({"seed": -1}, "seed must be an int >= 0"),
     ],
 )
 def test_config_errors(change, match):
     with pytest.raises(ValueError, match=match):
         _tiny("x", **change).validate()
+
+
+def test_bad_seed_lists():
+    for seeds, match in (([0, 0], "distinct"), ([-1], "seed must be an int >= 0"),
+                         ([0.5], "seed must be an int"), ([], "non-empty")):
+        with pytest.raises(ValueError, match=match):
+            reproduce_seeds(_tiny("x"), seeds)
 
 
 def test_config_rejects_unknown_and_multilabel_datasets():

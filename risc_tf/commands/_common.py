@@ -1,4 +1,7 @@
-"""Options shared by the ``risc-tf`` subcommands, with argparse types that give clear errors."""
+"""Options shared by the ``risc-tf`` subcommands, with argparse types that give clear errors.
+
+Imports nothing that loads TensorFlow: parsers are built for ``--help``.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +11,29 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-
-from risc_tf.data import SIZES, dataset_info
-from risc_tf.models import BACKBONES
-from risc_tf.rotation import angles_every, check_angles
+from risc_tf.angles import FILLS, angles_every, check_angles
+from risc_tf.backbones import BACKBONES
+from risc_tf.data import DATA_ENV, DOWNLOAD_TIMEOUT, SIZES, dataset_info
 
 __all__ = [
-    "add_common",
+    "add_data_options",
+    "add_output_options",
+    "add_training_options",
+    "angle_list",
+    "angle_step",
     "data_errors",
     "dataset_flag",
     "load_splits",
+    "non_negative_int",
+    "output_file",
+    "positive_float",
     "positive_int",
+    "probability",
     "resolve_angles",
     "save_json",
+    "seed_list",
+    "strategy_scope",
+    "training_options",
     "verbosity",
 ]
 
@@ -43,11 +55,18 @@ def _bounded(cast, accept, what: str, name: str):
     return parse
 
 
+def _finite(v: float) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))
+
+
 positive_int = _bounded(int, lambda v: v >= 1, "a positive integer", "positive_int")
 non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0", "non_negative_int")
-positive_float = _bounded(
-    float, lambda v: bool(np.isfinite(v)) and v > 0, "a positive number", "positive_float"
-)
+positive_float = _bounded(float, lambda v: _finite(v) and v > 0, "a positive number",
+                          "positive_float")
+non_negative_float = _bounded(float, lambda v: _finite(v) and v >= 0, "a number >= 0",
+                              "non_negative_float")
+probability = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "probability")
+fraction = _bounded(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)", "fraction")
 
 
 def dataset_flag(text: str) -> str:
@@ -81,20 +100,48 @@ def angle_step(text: str) -> float:
     return step
 
 
-def add_common(parser: argparse.ArgumentParser, training: bool = True,
-               angles: bool = True) -> None:
-    """Register the options every subcommand shares."""
+def seed_list(text: str) -> tuple[int, ...]:
+    """argparse type: distinct non-negative integers, e.g. ``0,1,2``."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        seeds = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated integers such as 0,1,2; got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0; got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct; got {text!r}")
+    return seeds
+
+
+def tilt_value(text: str) -> float | str:
+    """argparse type: ``auto`` or degrees in [0, 180)."""
+    if text == "auto":
+        return text
+    value = non_negative_float(text)
+    if value >= 180:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or degrees in [0, 180); got {text!r}")
+    return value
+
+
+def add_data_options(parser: argparse.ArgumentParser, angles: bool = True,
+                     required: bool = True) -> None:
+    """--dataset, --data-root, --size, --subset, --download, --no-verify (+ angle sets)."""
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", required=True, type=dataset_flag, metavar="FLAG",
+    data.add_argument("--dataset", required=required, type=dataset_flag, metavar="FLAG",
                       help="MedMNIST 2D dataset, e.g. pneumoniamnist, retinamnist, organamnist")
     data.add_argument("--data-root", metavar="DIR",
-                      help="folder holding FLAG.npz (default: $RISC_TF_DATA, then ~/.medmnist)")
+                      help=f"folder holding FLAG.npz (default: ${DATA_ENV}, then ~/.medmnist)")
     data.add_argument("--size", type=int, choices=SIZES, default=28,
                       help="MedMNIST image size of the file to read (default 28)")
     data.add_argument("--subset", type=positive_int, metavar="N",
                       help="use at most N images of each split (seeded draw; quick runs)")
     data.add_argument("--download", action="store_true",
                       help="download the file (MD5-checked) when it is missing")
+    data.add_argument("--download-timeout", type=positive_float, default=DOWNLOAD_TIMEOUT,
+                      metavar="S", help=f"seconds to wait for the server (default "
+                                        f"{DOWNLOAD_TIMEOUT:g})")
     data.add_argument("--no-verify", dest="verify", action="store_false",
                       help="skip the MD5 check (for files that are not the official ones)")
     if angles:
@@ -104,36 +151,76 @@ def add_common(parser: argparse.ArgumentParser, training: bool = True,
                                 "multiples of 45 for retinamnist and of 90 otherwise)")
         group.add_argument("--angle-step", type=angle_step, metavar="DEG",
                            help="angle set: every multiple of DEG in [0, 360)")
+
+
+def add_training_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """Model and training options (``defaults=False``: None, to be filled by a recipe)."""
+    d = (lambda v: v) if defaults else (lambda v: None)
     model = parser.add_argument_group("model and training")
     model.add_argument("--input-size", type=positive_int, default=32, metavar="S",
                        help="model input side in pixels (default 32, as the paper)")
     model.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
-                       help="batch size (default 64)")
-    model.add_argument("--seed", type=non_negative_int, default=0,
-                       help="random seed (default 0)")
-    if training:
-        model.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50",
-                           metavar="NAME",
-                           help=f"backbone: {', '.join(sorted(BACKBONES))} (default resnet50; "
-                                "'small' is a fast CNN for tests and quick CPU runs)")
-        model.add_argument("--weights", metavar="W",
-                           help="backbone initialisation: 'imagenet' or a weights file "
-                                "(default: random, from scratch)")
-        model.add_argument("--epochs", type=positive_int, default=10,
-                           help="most epochs per model (default 10)")
-        model.add_argument("--learning-rate", type=positive_float, default=1e-3, metavar="LR",
-                           help="Adam learning rate (default 1e-3)")
-        model.add_argument("--patience", type=non_negative_int, default=5,
-                           help="early-stopping patience in epochs on validation accuracy; "
-                                "0 turns early stopping off (default 5)")
-    parser.add_argument("--output", required=True, metavar="DIR", help="output folder")
+                       help="global batch size (default 64)")
+    model.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    model.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50",
+                       metavar="NAME",
+                       help=f"backbone: {', '.join(sorted(BACKBONES))} (default resnet50; "
+                            "'small' is a fast CNN for tests and quick CPU runs)")
+    model.add_argument("--weights", metavar="W",
+                       help="backbone initialisation: 'imagenet' or a weights file "
+                            "(default: random, from scratch)")
+    model.add_argument("--epochs", type=positive_int, default=d(10),
+                       help="most epochs per model (default 10)")
+    model.add_argument("--patience", type=non_negative_int, default=d(5),
+                       help="early-stopping patience in epochs on validation accuracy; "
+                            "0 turns early stopping off (default 5)")
+    model.add_argument("--optimizer", default=d("adam"), metavar="NAME",
+                       help="a Keras optimizer name: adam (default; fused kernel), adamw, "
+                            "sgd, rmsprop, ...")
+    model.add_argument("--learning-rate", type=positive_float, default=d(1e-3), metavar="LR",
+                       help="learning rate (default 1e-3)")
+    model.add_argument("--lr-schedule", choices=("constant", "cosine"), default=d("constant"),
+                       help="constant (default) or cosine decay to 0 over the training")
+    model.add_argument("--fill", choices=FILLS, default="constant",
+                       help="what fills the corners of interpolated rotations: constant "
+                            "(black, default), reflect, or circle (a circular field of view "
+                            "on every image)")
+    model.add_argument("--strategy", choices=("none", "mirrored", "multiworker"),
+                       default="none",
+                       help="tf.distribute strategy: mirrored (all local GPUs or CPU devices), "
+                            "multiworker (several machines, TF_CONFIG); default none")
+
+
+def add_classifier_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """Class weights, label smoothing, augmentation (classifier training)."""
+    d = (lambda v: v) if defaults else (lambda v: None)
+    group = parser.add_argument_group("classifier training")
+    group.add_argument("--class-weight", choices=("none", "balanced"), default=d("none"),
+                       help="balanced: weight classes by n / (C * count) (default none)")
+    group.add_argument("--label-smoothing", type=fraction, default=d(0.0), metavar="EPS",
+                       help="label smoothing in [0, 1) (default 0)")
+    group.add_argument("--augment", choices=("none", "light"), default=d("none"),
+                       help="light: small translations, zoom, contrast and brightness "
+                            "(default none)")
+    group.add_argument("--tilt", type=tilt_value, default="auto", metavar="DEG",
+                       help="random training tilt in [-DEG, DEG]; auto (default): half the "
+                            "RotNet angle set's gap unless it is the quarter turns")
+
+
+def add_output_options(parser: argparse.ArgumentParser, help_text: str = "output folder") -> None:
+    parser.add_argument("--output", required=True, metavar="PATH", help=help_text)
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace earlier results in the output folder")
+                        help="replace earlier results at --output")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or messages")
 
 
+def none_if(value, word: str = "none"):
+    """Map the command-line word for "nothing" to None."""
+    return None if value == word else value
+
+
 def resolve_angles(args: argparse.Namespace) -> tuple[float, ...] | None:
-    """The angle set the options ask for (None: the paper's default)."""
+    """The angle set the options ask for (None: the default)."""
     if getattr(args, "angles", None) is not None:
         return args.angles
     if getattr(args, "angle_step", None) is not None:
@@ -143,6 +230,24 @@ def resolve_angles(args: argparse.Namespace) -> tuple[float, ...] | None:
 
 def verbosity(args: argparse.Namespace) -> int:
     return 0 if args.quiet else 1
+
+
+def training_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of risc_tf.train_rotnet / train_classifier from the options."""
+    return dict(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
+                patience=args.patience or None, seed=args.seed, fill=args.fill,
+                verbose=verbosity(args))
+
+
+@contextlib.contextmanager
+def strategy_scope(name: str):
+    """Build and train inside the chosen tf.distribute strategy's scope."""
+    from risc_tf.distribute import make_strategy
+
+    strategy = make_strategy(name)
+    with strategy.scope():
+        yield strategy
 
 
 @contextlib.contextmanager
@@ -163,14 +268,31 @@ def data_errors():
 
 def load_splits(args: argparse.Namespace, splits=("train", "val", "test")) -> dict:
     """Load the requested splits as the options say: split -> (images, labels)."""
-    from risc_tf.reproduce import load_splits as load
+    from risc_tf.data import load_splits as load
 
     with data_errors():
         return load(args.dataset, args.data_root, args.size, args.subset, args.seed, splits,
-                    download=args.download, verify=args.verify)
+                    download=args.download, verify=args.verify, timeout=args.download_timeout)
+
+
+def output_file(path: str | os.PathLike, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
+    """An output file path: the suffix checked, refused if it exists (unless overwrite)."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path} must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise FileExistsError(f"{path} is a folder")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    return path
 
 
 def save_json(data: dict, path: str | os.PathLike) -> Path:
+    """Write JSON atomically (temporary file, then rename)."""
+    from risc_tf.experiments.report import json_text
+
     path = Path(path)
-    path.write_text(json.dumps(data, indent=2, default=float))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json_text(data))
+    os.replace(tmp, path)
     return path

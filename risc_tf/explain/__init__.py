@@ -6,10 +6,12 @@ Built on tf-keras-vis. Modules, one concern each:
   validation, stage outputs for layer comparisons);
 * :mod:`~risc_tf.explain.cam` -- :class:`CAM` and the one-call
   :func:`classifier_heatmaps`, :func:`rotnet_heatmaps`, :func:`layer_heatmaps`;
-* :mod:`~risc_tf.explain.overlay` -- :func:`overlay`, heatmaps over images as RGB uint8;
+* :mod:`~risc_tf.explain.overlays` -- :func:`overlay`, heatmaps over images as RGB uint8;
 * :mod:`~risc_tf.explain.figures` -- the paper's Fig. 4 and Fig. 5, a RISC
   before/after figure and a layer comparison, saved as PNG;
-* :mod:`~risc_tf.explain.command` -- ``risc-tf explain``.
+* ``risc-tf explain`` (:mod:`risc_tf.commands.explain`) wires them to files.
+
+Names are imported on first use.
 
 Examples
 --------
@@ -18,44 +20,36 @@ Examples
 >>> rgb = overlay(x_test[:8], maps)                          # (8, 28, 28, 3) uint8
 """
 
-from risc_tf.explain.cam import (
-    CAM,
-    METHODS,
-    classifier_heatmaps,
-    layer_heatmaps,
-    rotnet_heatmaps,
-)
-from risc_tf.explain.figures import (
-    classifier_rotation_figure,
-    layer_figure,
-    risc_figure,
-    rotnet_rotation_figure,
-    save_figure,
-)
-from risc_tf.explain.layers import (
-    DEFAULT_MIN_SIDE,
-    default_layer,
-    feature_layers,
-    resolve_layer,
-    stage_layers,
-)
-from risc_tf.explain.overlay import overlay
+from __future__ import annotations
 
-__all__ = [
-    "CAM",
-    "DEFAULT_MIN_SIDE",
-    "METHODS",
-    "classifier_heatmaps",
-    "classifier_rotation_figure",
-    "default_layer",
-    "feature_layers",
-    "layer_figure",
-    "layer_heatmaps",
-    "overlay",
-    "resolve_layer",
-    "risc_figure",
-    "rotnet_heatmaps",
-    "rotnet_rotation_figure",
-    "save_figure",
-    "stage_layers",
-]
+import importlib
+
+_EXPORTS = {
+    "CAM": "risc_tf.explain.cam",
+    "classifier_heatmaps": "risc_tf.explain.cam",
+    "layer_heatmaps": "risc_tf.explain.cam",
+    "rotnet_heatmaps": "risc_tf.explain.cam",
+    "METHODS": "risc_tf.explain.methods",
+    "classifier_rotation_figure": "risc_tf.explain.figures",
+    "layer_figure": "risc_tf.explain.figures",
+    "risc_figure": "risc_tf.explain.figures",
+    "rotnet_rotation_figure": "risc_tf.explain.figures",
+    "save_figure": "risc_tf.figures",
+    "DEFAULT_MIN_SIDE": "risc_tf.explain.layers",
+    "default_layer": "risc_tf.explain.layers",
+    "feature_layers": "risc_tf.explain.layers",
+    "resolve_layer": "risc_tf.explain.layers",
+    "stage_layers": "risc_tf.explain.layers",
+    "overlay": "risc_tf.explain.overlays",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'risc_tf.explain' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

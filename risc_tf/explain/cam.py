@@ -32,6 +32,7 @@ from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
 from risc_tf.explain.layers import resolve_layer
+from risc_tf.explain.methods import METHODS
 from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images, to_model_input
 
@@ -50,8 +51,6 @@ __all__ = [
     "target_score",
 ]
 
-#: CAM methods; "scorecam" with ``max_n`` is Faster-Score-CAM.
-METHODS = ("gradcam", "gradcam++", "scorecam")
 _ENGINES = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus, "scorecam": Scorecam}
 
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from risc_tf.explain.cam import CAM, layer_heatmaps, model_input, predict_proba, rotation_targets
 from risc_tf.explain.layers import stage_layers
-from risc_tf.explain.overlay import overlay, to_rgb
+from risc_tf.explain.overlays import overlay, to_rgb
+from risc_tf.figures import save_figure
 from risc_tf.models import rotnet_angles
 from risc_tf.rotation import DEFAULT_ANGLES, check_angles, rotate
 
@@ -40,17 +40,6 @@ __all__ = [
 
 ClassNames = Mapping | Sequence[str] | None
 _CELL = 1.45  # inches per panel
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Write ``fig`` as a PNG (Agg canvas), creating parent folders; returns the path."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"figures are saved as PNG; {path} does not end in .png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=dpi, format="png")
-    return path
 
 
 def _class_name(names: ClassNames, index: int) -> str:

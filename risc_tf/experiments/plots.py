@@ -1,7 +1,7 @@
 """PNG figures of a :func:`risc_tf.reproduce` run (matplotlib, no display needed).
 
-Figures are drawn on :class:`matplotlib.figure.Figure` objects (the Agg canvas),
-never through pyplot, so they work headless and leave global state alone.
+Figures are drawn on :class:`matplotlib.figure.Figure` objects and written by
+:func:`risc_tf.figures.save_figure`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
+
+from risc_tf.figures import save_figure
 
 __all__ = ["PLOTS", "plot_all"]
 
@@ -19,16 +22,11 @@ PLOTS = {
     "confusion_matrices": "confusion_matrices.png",
     "per_angle_accuracy": "per_angle_accuracy.png",
     "angle_sweep": "angle_sweep.png",
+    "selective": "selective_classification.png",
 }
 
 _TRAINED = {"rotnet": "RotNet (stage 1)", "classifier": "Upright classifier (stage 2)",
             "rotation_augmented": "Rotation-augmented classifier"}
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
 
 
 def training_curves(results: dict, path: Path) -> Path:
@@ -53,7 +51,7 @@ def training_curves(results: dict, path: Path) -> Path:
             ax.grid(alpha=0.3)
             ax.legend()
     fig.suptitle("Training curves (validation with re-estimated BatchNorm statistics)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrices(results: dict, path: Path) -> Path:
@@ -61,28 +59,22 @@ def confusion_matrices(results: dict, path: Path) -> Path:
     rotated = results["evaluation"]["rotated"]
     panels = [("RotNet: true vs predicted angle", results["rotnet"]["confusion_matrix"],
                [f"{a:g}" for a in results["angles"]["rotnet"]])]
-    labels = [str(i) for i in range(results["dataset"]["num_classes"])]
-    panels += [(f"{m}: ACC {r['acc']:.3f}", r["confusion_matrix"], labels)
+    names = results["dataset"].get("class_names") or [
+        str(i) for i in range(results["dataset"]["num_classes"])]
+    panels += [(f"{m}: ACC {r['acc']:.3f}", r["confusion_matrix"], names)
                for m, r in rotated.items()]
     cols = 3
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(4.3 * cols, 4.0 * rows))
+    fig = Figure(figsize=(4.6 * cols, 4.3 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (title, matrix, ticks) in zip(axes, panels):
-        m = np.asarray(matrix)
-        ax.imshow(m, cmap="Blues")
-        for (r, c), v in np.ndenumerate(m):
-            ax.text(c, r, str(v), ha="center", va="center", fontsize=8,
-                    color="white" if v > m.max() / 2 else "black")
-        ax.set_xticks(range(len(ticks)), ticks, fontsize=8)
-        ax.set_yticks(range(len(ticks)), ticks, fontsize=8)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
+        display = ConfusionMatrixDisplay(np.asarray(matrix), display_labels=ticks)
+        display.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
         ax.set_title(title, fontsize=9)
     for ax in axes[len(panels):]:
         ax.axis("off")
     fig.suptitle("Confusion matrices on the randomly rotated test set")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def per_angle_accuracy(results: dict, path: Path) -> Path:
@@ -90,14 +82,15 @@ def per_angle_accuracy(results: dict, path: Path) -> Path:
     rotated = results["evaluation"]["rotated"]
     series = {"RotNet (angle)": results["rotnet"]["per_angle_acc"]}
     series.update({m: r["per_angle_acc"] for m, r in rotated.items()})
-    angles = list(series["RotNet (angle)"])
+    angles = list(rotated["classifier"]["per_angle_acc"])
     width = 0.8 / len(series)
     fig = Figure(figsize=(max(8.0, 1.1 * len(angles) * len(series) / 3), 4.6))
     ax = fig.subplots()
     x = np.arange(len(angles))
     for k, (name, per) in enumerate(series.items()):
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, [per.get(a, np.nan) for a in angles],
-               width, label=name)
+        values = [per.get(a) for a in angles]  # strings: "not in the RotNet's angle set"
+        values = [v if isinstance(v, float) else np.nan for v in values]
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width, label=name)
     ax.set_xticks(x, [f"{a} deg" for a in angles])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy")
@@ -105,7 +98,7 @@ def per_angle_accuracy(results: dict, path: Path) -> Path:
     ax.legend(fontsize=8, ncol=min(len(series), 6), loc="upper center",
               bbox_to_anchor=(0.5, -0.1), frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def angle_sweep(results: dict, path: Path) -> Path:
@@ -121,16 +114,40 @@ def angle_sweep(results: dict, path: Path) -> Path:
     ax.set_ylabel("accuracy")
     ax.set_xlim(-5, 355)
     ax.set_ylim(0, 1.02)
-    ax.set_title("Accuracy versus rotation angle")
+    ax.set_title(f"Accuracy versus rotation angle ({sweep.get('split', 'test')} set)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def selective(results: dict, path: Path) -> Path:
+    """Accuracy against coverage of RISC hard, by rotation confidence and class probability."""
+    fig = Figure(figsize=(8.5, 4.0))
+    axes = fig.subplots(1, 2)
+    for ax, kind in zip(axes, ("rotation_confidence", "class_probability")):
+        for split, style in (("val", "s--"), ("test", "o-")):
+            curve = results["selective"][split][kind]
+            acc = [np.nan if a is None else a for a in curve["accuracy"]]
+            ax.plot(curve["coverage"], acc, style, label=split)
+            for t, c, a in zip(curve["thresholds"], curve["coverage"], acc):
+                if split == "test":
+                    ax.annotate(f"{t:g}", (c, a), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
+        ax.set_xlabel("coverage (fraction answered)")
+        ax.set_ylabel("accuracy of the answered images")
+        ax.set_title(f"threshold on {kind.replace('_', ' ')}", fontsize=9)
+        ax.set_xlim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Selective classification, RISC hard on the rotated sets")
+    return save_figure(fig, path)
 
 
 def plot_all(results: dict, folder: Path) -> dict[str, str]:
     """Write every figure of :data:`PLOTS` into ``folder``; return name -> file name."""
     makers = {"training_curves": training_curves, "confusion_matrices": confusion_matrices,
-              "per_angle_accuracy": per_angle_accuracy, "angle_sweep": angle_sweep}
+              "per_angle_accuracy": per_angle_accuracy, "angle_sweep": angle_sweep,
+              "selective": selective}
     for name, make in makers.items():
         make(results, Path(folder) / PLOTS[name])
     return dict(PLOTS)

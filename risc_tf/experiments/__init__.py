@@ -1,0 +1,37 @@
+"""Experiments: the paper's stages 1-5 end to end, over seeds, with statistics and reports.
+
+* :mod:`~risc_tf.experiments.config` -- :class:`ReproduceConfig` and the recipes;
+* :mod:`~risc_tf.experiments.run` -- :func:`reproduce`, one run (one seed);
+* :mod:`~risc_tf.experiments.seeds` -- :func:`reproduce_seeds`, several seeds, resumable;
+* :mod:`~risc_tf.experiments.aggregate` -- :func:`aggregate`, statistics over seeds;
+* :mod:`~risc_tf.experiments.tune` -- :func:`tune_recipe`, the validation grid search;
+* :mod:`~risc_tf.experiments.report`, :mod:`~risc_tf.experiments.plots`,
+  :mod:`~risc_tf.experiments.rundir` -- reports, figures and run folders.
+
+Names are imported on first use (the configs and recipes need no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "RECIPES": "risc_tf.experiments.config",
+    "ReproduceConfig": "risc_tf.experiments.config",
+    "recipe_settings": "risc_tf.experiments.config",
+    "reproduce": "risc_tf.experiments.run",
+    "reproduce_seeds": "risc_tf.experiments.seeds",
+    "aggregate": "risc_tf.experiments.aggregate",
+    "tune_recipe": "risc_tf.experiments.tune",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'risc_tf.experiments' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

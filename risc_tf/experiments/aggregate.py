@@ -1,0 +1,238 @@
+"""The aggregate of several runs of one experiment: spread, intervals, paired tests, verdict.
+
+:func:`aggregate` reads finished :func:`risc_tf.reproduce` run folders of the
+same experiment (same dataset, angle sets, protocol, recipe, fill and model;
+different seeds) and writes ``results.json``, ``results.md`` and
+``accuracy_intervals.png`` into an output folder: per method the mean +- std
+over seeds and a 95 % bootstrap interval of the rotated-test accuracy, AUC,
+the sweep's headline numbers, the RotNet's accuracy and angular error, and the
+paired exact McNemar tests of RISC against each baseline (per seed and pooled,
+Holm-corrected), ending in a one-sentence verdict generated from the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from risc_tf.experiments.report import fmt, json_text, markdown_table
+from risc_tf.experiments.rundir import ensure_output_dir, machine_info, now_iso, read_run
+from risc_tf.figures import save_figure
+from risc_tf.statistics import (
+    ALPHA,
+    bootstrap_accuracy_ci,
+    compare_paired,
+    mean_std,
+)
+
+__all__ = ["MUST_MATCH", "aggregate", "load_runs"]
+
+#: Settings every run of one aggregate must share.
+MUST_MATCH = ("dataset", "recipe", "angles", "test_angles", "protocol", "fill", "backbone",
+              "weights", "input_size", "size", "subset", "jitter", "tilt", "epochs",
+              "rotnet_epochs", "classifier_init", "sweep_step", "sweep_split")
+_BASELINES = ("classifier", "rotation_augmented", "tta")
+_RISC = ("risc_hard", "risc_soft")
+
+
+def load_runs(folders: Sequence[str | os.PathLike]) -> list[dict]:
+    """The ``results.json`` of each finished run folder, checked to be one experiment.
+
+    Raises
+    ------
+    ValueError
+        No folder given; a folder that is not a run folder, or an unfinished run;
+        runs whose settings differ (the message names the folder and the setting);
+        the same seed twice.
+    """
+    if not folders:
+        raise ValueError("aggregate needs at least one run folder")
+    runs = []
+    for folder in folders:
+        folder = Path(folder)
+        run = read_run(folder)
+        if not folder.is_dir() or run is None:
+            raise ValueError(f"{folder} is not a risc-tf reproduce run folder (no readable "
+                             "run.json)")
+        if run.get("status") != "complete" or not (folder / "results.json").is_file():
+            raise ValueError(f"{folder} holds an unfinished run (status "
+                             f"{run.get('status')!r}); finish or rerun it first")
+        try:
+            results = json.loads((folder / "results.json").read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{folder}/results.json is not readable JSON: {err}") from err
+        if "test_labels" not in results or "predicted" not in \
+                results["evaluation"]["rotated"].get("risc_hard", {}):
+            raise ValueError(f"{folder} was made by an older risc_tf without per-image "
+                             "predictions; rerun it to aggregate it")
+        results["_folder"] = str(folder)
+        runs.append(results)
+    first = runs[0]["config"]
+    for r in runs[1:]:
+        for key in MUST_MATCH:
+            if r["config"].get(key) != first.get(key):
+                raise ValueError(
+                    f"{r['_folder']} differs from {runs[0]['_folder']} in {key} "
+                    f"({r['config'].get(key)!r} vs {first.get(key)!r}): not one experiment"
+                )
+    seeds = [r["config"]["seed"] for r in runs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the runs repeat a seed ({seeds}): each seed must appear once")
+    return runs
+
+
+def _correct(run: dict, method: str) -> np.ndarray:
+    return np.asarray(run["evaluation"]["rotated"][method]["predicted"]) == \
+        np.asarray(run["test_labels"])
+
+
+def _summary(runs: list[dict]) -> dict:
+    methods = list(runs[0]["evaluation"]["rotated"])
+    out: dict = {"methods": {}, "rotnet": {}, "sweep": {}}
+    for m in methods:
+        correct = [_correct(r, m) for r in runs]
+        out["methods"][m] = {
+            "rotated_acc": mean_std([r["evaluation"]["rotated"][m]["acc"] for r in runs]),
+            "rotated_acc_ci95": bootstrap_accuracy_ci(correct),
+            "rotated_auc": mean_std([r["evaluation"]["rotated"][m]["auc"] for r in runs]),
+            "upright_acc": mean_std([r["evaluation"]["upright"][m]["acc"] for r in runs]),
+            "upright_auc": mean_std([r["evaluation"]["upright"][m]["auc"] for r in runs]),
+        }
+        out["sweep"][m] = {k: mean_std([r["sweep"]["summary"][m][k] for r in runs])
+                           for k in ("mean", "quarter_turn_mean", "off_grid_mean", "worst_acc")}
+    out["rotnet"] = {k: mean_std([r["rotnet"][k] for r in runs])
+                     for k in ("acc", "nearest_acc", "mae_deg", "upright_acc")}
+    out["rotnet"]["sweep_mae_deg"] = mean_std([r["sweep"].get("rotnet_mae_deg_mean")
+                                               for r in runs])
+    per_seed = {m: [_correct(r, m) for r in runs] for m in methods}
+    baselines = [b for b in _BASELINES if b in methods]
+    out["tests"] = {m: compare_paired(m, per_seed, baselines) for m in _RISC if m in methods}
+    return out
+
+
+def _verdict(summary: dict, n: int) -> str:
+    methods = summary["methods"]
+    hard = methods["risc_hard"]["rotated_acc"]
+    tests = summary["tests"]["risc_hard"]
+    parts = []
+    for base, t in tests.items():
+        acc = methods[base]["rotated_acc"]
+        parts.append(f"{t['verdict']} than {base} ({acc['mean']:.3f} +- {acc['std']:.3f}; "
+                     f"pooled p = {t['p_holm']:.2g})" if t["verdict"] != "at par" else
+                     f"at par with {base} ({acc['mean']:.3f} +- {acc['std']:.3f}; "
+                     f"pooled p = {t['p_holm']:.2g})")
+    return (f"Over {n} seed{'s' if n > 1 else ''}, RISC hard reaches {hard['mean']:.3f} +- "
+            f"{hard['std']:.3f} on the rotated test set and is " + "; ".join(parts)
+            + f" (exact McNemar tests, Holm-corrected, 5 % level).")
+
+
+def _plot(summary: dict, runs: list[dict], path: Path) -> Path:
+    methods = list(summary["methods"])
+    fig = Figure(figsize=(8.5, 4.2))
+    ax = fig.subplots()
+    for i, m in enumerate(methods):
+        s = summary["methods"][m]
+        ci = s["rotated_acc_ci95"]
+        mean = s["rotated_acc"]["mean"]
+        ax.errorbar(i, mean, yerr=[[mean - ci["low"]], [ci["high"] - mean]], fmt="o",
+                    capsize=6, color="C0", label="mean, 95 % bootstrap interval" if i == 0
+                    else None)
+        ax.plot([i] * len(runs), s["rotated_acc"]["values"], "x", color="C1",
+                label="one seed" if i == 0 else None)
+    ax.set_xticks(range(len(methods)), methods)
+    ax.set_ylabel("accuracy, rotated test set")
+    ax.set_title(f"{runs[0]['dataset']['name']}: {len(runs)} seeds, recipe "
+                 f"{runs[0]['config']['recipe']}")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def _markdown(agg: dict) -> str:
+    s, cfg = agg["summary"], agg["config"]
+    lines = [f"# RISC aggregate: {cfg['dataset']}, recipe {cfg['recipe']}, "
+             f"{len(agg['seeds'])} seeds", "",
+             f"Seeds {', '.join(map(str, agg['seeds']))}; runs: "
+             + ", ".join(f"`{f}`" for f in agg["runs"]) + f". Made {agg['made']}.", "",
+             f"**Verdict.** {agg['verdict']}", "",
+             "## Rotated test set (mean +- std over seeds; 95 % bootstrap interval over test "
+             "images)", ""]
+    lines += markdown_table(
+        ["method", "rotated ACC", "95 % interval", "rotated AUC", "upright ACC"],
+        [[m, f"{v['rotated_acc']['mean']:.3f} +- {v['rotated_acc']['std']:.3f}",
+          f"[{v['rotated_acc_ci95']['low']:.3f}, {v['rotated_acc_ci95']['high']:.3f}]",
+          f"{fmt(v['rotated_auc']['mean'])} +- {fmt(v['rotated_auc']['std'])}",
+          f"{v['upright_acc']['mean']:.3f} +- {v['upright_acc']['std']:.3f}"]
+         for m, v in s["methods"].items()])
+    paper = agg.get("paper") or {}
+    if paper:
+        lines += ["", f"The paper reports (ImageNet weights, not measured here): RotNet "
+                      f"{paper.get('rotnet_acc')}, upright {paper.get('upright_acc')}, RISC "
+                      f"rotated {paper.get('risc_rotated_acc')}."]
+    r = s["rotnet"]
+    lines += ["", f"RotNet: accuracy {fmt(r['acc']['mean'])} +- {fmt(r['acc']['std'])}, mean "
+                  f"angular error {fmt(r['mae_deg']['mean'], 1)} deg on the rotated test set, "
+                  f"{fmt(r['sweep_mae_deg']['mean'], 1)} deg over the sweep.", "",
+              "## Over the whole circle (sweep; mean +- std over seeds)", ""]
+    lines += markdown_table(
+        ["method", "mean", "quarter turns", "other angles", "worst angle"],
+        [[m, *[f"{fmt(v[k]['mean'])} +- {fmt(v[k]['std'])}" for k in
+               ("mean", "quarter_turn_mean", "off_grid_mean", "worst_acc")]]
+         for m, v in s["sweep"].items()])
+    lines += ["", "## Paired tests (exact McNemar on the same rotated test images)", "",
+              "Per seed: images only RISC gets right / only the baseline gets right (p). "
+              f"Pooled: the counts summed over seeds; Holm-corrected over the baselines; "
+              f"verdict at the {ALPHA:.0%} level.", ""]
+    rows = []
+    for method, tests in s["tests"].items():
+        for base, t in tests.items():
+            seeds = "; ".join(f"{x['a_only']}/{x['b_only']} (p {x['p_value']:.2g})"
+                              for x in t["per_seed"])
+            rows.append([method, base, seeds,
+                         f"{t['pooled']['a_only']}/{t['pooled']['b_only']}",
+                         f"{t['p_holm']:.2g}", t["verdict"]])
+    lines += markdown_table(["method", "baseline", "per seed", "pooled", "p (Holm)", "verdict"],
+                            rows)
+    lines += ["", "![accuracy with intervals](accuracy_intervals.png)", ""]
+    return "\n".join(lines)
+
+
+def aggregate(folders: Sequence[str | os.PathLike], output: str | os.PathLike,
+              overwrite: bool = False) -> dict:
+    """Aggregate finished runs of one experiment into ``output``; return the aggregate.
+
+    Raises
+    ------
+    ValueError
+        See :func:`load_runs` (nothing is written).
+    FileExistsError
+        ``output`` already holds an aggregate and ``overwrite`` is off.
+    """
+    runs = load_runs(folders)
+    output = Path(output)
+    if (output / "results.json").exists() and not overwrite:
+        raise FileExistsError(f"{output}/results.json exists; pass --overwrite to replace it")
+    summary = _summary(runs)
+    agg = {
+        "kind": "aggregate",
+        "made": now_iso(),
+        "runs": [r["_folder"] for r in runs],
+        "seeds": [r["config"]["seed"] for r in runs],
+        "config": {k: runs[0]["config"].get(k) for k in MUST_MATCH},
+        "wall_time_s": [r["run"]["wall_time_s"] for r in runs],
+        "commit": [r["run"].get("commit") for r in runs],
+        "machine": machine_info(),
+        "paper": runs[0].get("paper"),
+        "summary": summary,
+        "verdict": _verdict(summary, len(runs)),
+    }
+    ensure_output_dir(output)
+    _plot(summary, runs, output / "accuracy_intervals.png")
+    (output / "results.json").write_text(json_text(agg))
+    (output / "results.md").write_text(_markdown(agg))
+    return agg

@@ -1,0 +1,242 @@
+"""Settings of a reproduction run, and the training recipes it can follow.
+
+A **recipe** is the set of training settings of the classifiers (the upright
+one, which RISC uses, and the rotation-augmented baseline, which always
+follows the same recipe so the comparison stays fair), plus the number of
+epochs of every model:
+
+* ``"paper"``: the RISC paper's plain setup, exactly as risc_tf ran it before
+  recipes existed (Adam 1e-3, 10 epochs, early stopping after 5, from scratch);
+* ``"tuned"``: the setup chosen on validation data only by ``risc-tf tune``
+  (docs/recipe.md has the grid, every validation figure and the choice).
+
+Any field of :class:`ReproduceConfig` left at None takes the recipe's value;
+the results record the recipe and every resolved value.
+
+Pure Python (no TensorFlow): the command line builds configs before loading it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+from risc_tf.angles import (
+    PROTOCOLS,
+    angles_every,
+    check_angles,
+    check_fill,
+    check_resolution,
+    check_tilt,
+    default_tilt,
+)
+from risc_tf.backbones import check_backbone
+from risc_tf.data import SIZES, dataset_info
+from risc_tf.paper import paper_angles
+from risc_tf.validation import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_number,
+    check_optional_int,
+)
+
+__all__ = [
+    "CLASSIFIER_INITS",
+    "PROTOCOLS",
+    "RECIPES",
+    "RECIPE_FIELDS",
+    "ReproduceConfig",
+    "recipe_settings",
+]
+
+CLASSIFIER_INITS = ("scratch", "rotnet")
+
+#: Settings a recipe decides (each a field of ReproduceConfig).
+RECIPE_FIELDS = (
+    "epochs", "rotnet_epochs", "patience", "optimizer", "learning_rate", "lr_schedule",
+    "class_weight", "label_smoothing", "augment", "classifier_init",
+)
+
+_PAPER = {
+    "epochs": 10, "rotnet_epochs": 10, "patience": 5, "optimizer": "adam",
+    "learning_rate": 1e-3, "lr_schedule": "constant", "class_weight": None,
+    "label_smoothing": 0.0, "augment": None, "classifier_init": "scratch",
+}
+
+#: recipe -> dataset (``"*"`` for any other) -> settings. The tuned values are
+#: those ``risc-tf tune`` chose on validation accuracy (docs/recipe.md).
+RECIPES: dict[str, dict[str, dict]] = {
+    "paper": {"*": _PAPER},
+    "tuned": {
+        "*": {**_PAPER, "epochs": 20, "rotnet_epochs": 15, "patience": 8,
+              "lr_schedule": "cosine", "augment": "light", "classifier_init": "rotnet"},
+    },
+}
+
+
+def recipe_settings(recipe: str, dataset: str) -> dict:
+    """The settings of ``recipe`` for ``dataset`` (its own entry, else the ``"*"`` one)."""
+    table = RECIPES[check_choice("recipe", recipe, tuple(RECIPES))]
+    return dict(table.get(dataset, table["*"]))
+
+
+@dataclasses.dataclass
+class ReproduceConfig:
+    """Settings of one :func:`risc_tf.reproduce` run (all JSON-serialisable).
+
+    Parameters
+    ----------
+    dataset : str
+        A 2D single-label MedMNIST flag, e.g. ``"pneumoniamnist"``.
+    output : path
+        Folder for every file of the run; must be new, empty, or (with
+        ``overwrite``) hold an earlier run of this command.
+    data_root : path, optional
+        Folder holding ``{dataset}.npz``; see :func:`risc_tf.load_medmnist`.
+    size : int, default 28
+        MedMNIST image size of the file to read (28, 64, 128 or 224).
+    input_size : int, default 32
+        Model input side (32 in the paper).
+    backbone, weights : as :func:`risc_tf.build_rotnet` (default ResNet50 from scratch).
+    recipe : {"paper", "tuned"}, default "paper"
+        Training recipe (see the module docs); the fields below left at None
+        take its values.
+    epochs, rotnet_epochs, patience : int, optional
+        Most epochs of the classifiers / the RotNet; early-stopping patience.
+    optimizer, learning_rate, lr_schedule : optional
+        See :func:`risc_tf.training.resolve_optimizer`.
+    class_weight, label_smoothing, augment : optional
+        Classifier options of :func:`risc_tf.train_classifier` (``"none"`` for
+        class_weight or augment turns off what the recipe would set).
+    classifier_init : {"scratch", "rotnet"}, optional
+        Start the classifiers from random weights, or from the trained RotNet's backbone.
+    batch_size, recalibration_batches : int
+    angles : sequence of float, optional
+        The RotNet's angle set; :func:`risc_tf.paper.paper_angles` when omitted.
+    test_angles : sequence of float, optional
+        Angles the rotated test set draws from (``protocol="set"``); the paper's
+        set when omitted.
+    protocol : {"set", "uniform"}, default "set"
+        Rotated test set: angles drawn from ``test_angles`` (the paper's
+        protocol), or uniformly over the circle.
+    fill : {"constant", "reflect", "circle"}, default "constant"
+        See :mod:`risc_tf.rotation`; used for training, evaluation and the pipeline.
+    jitter : float, default 0
+        RotNet training rotations deviate from its angles by up to this (degrees).
+    tilt : float or "auto", default "auto"
+        Classifier training tilt; "auto" is :func:`risc_tf.angles.default_tilt`
+        (0 for quarter-turn sets, else half the smallest gap).
+    seed : int, default 0
+        Seeds training, the subset draw and the rotated test set.
+    subset : int, optional
+        Use at most this many images of each split (a seeded random draw).
+    sweep_step : float, default 10
+        Step of the accuracy-versus-angle sweep over [0, 360).
+    sweep_split : {"test", "val"}, default "test"
+        Split the sweep runs on ("val" while choosing settings).
+    timing_samples : int, default 50
+        Images timed one at a time for Table 2.
+    download, verify : as :func:`risc_tf.load_medmnist`.
+    overwrite : bool, default False
+        Replace an earlier run in ``output``.
+    verbose : int, default 1
+        Progress bars and stage messages (0: silent).
+    """
+
+    dataset: str
+    output: str | os.PathLike
+    data_root: str | os.PathLike | None = None
+    size: int = 28
+    input_size: int = 32
+    backbone: str = "resnet50"
+    weights: str | None = None
+    recipe: str = "paper"
+    epochs: int | None = None
+    rotnet_epochs: int | None = None
+    patience: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    lr_schedule: str | None = None
+    class_weight: str | None = None
+    label_smoothing: float | None = None
+    augment: str | None = None
+    classifier_init: str | None = None
+    batch_size: int = 64
+    recalibration_batches: int = 50
+    angles: Sequence[float] | None = None
+    test_angles: Sequence[float] | None = None
+    protocol: str = "set"
+    fill: str = "constant"
+    jitter: float = 0.0
+    tilt: float | str = "auto"
+    seed: int = 0
+    subset: int | None = None
+    sweep_step: float = 10.0
+    sweep_split: str = "test"
+    timing_samples: int = 50
+    download: bool = False
+    verify: bool = True
+    overwrite: bool = False
+    verbose: int = 1
+
+    def validate(self) -> ReproduceConfig:
+        """Check every field; return a copy with the recipe and the angle sets resolved.
+
+        Raises
+        ------
+        ValueError
+            The first bad field, named, with what is accepted.
+        """
+        info = dataset_info(self.dataset)
+        if info["task"] not in ("binary-class", "multi-class", "ordinal-regression"):
+            raise ValueError(
+                f"{self.dataset} is a {info['task']} task; reproduce supports single-label "
+                "(binary, multi-class, ordinal) datasets"
+            )
+        check_choice("size", self.size, SIZES)
+        check_backbone(self.backbone)
+        recipe = recipe_settings(self.recipe, self.dataset)
+        values = {f: recipe[f] if getattr(self, f) is None else getattr(self, f)
+                  for f in RECIPE_FIELDS}
+        values["patience"] = check_int("patience", values["patience"], 0)
+        for name in ("epochs", "rotnet_epochs"):
+            values[name] = check_int(name, values[name])
+        values["learning_rate"] = check_number("learning_rate", values["learning_rate"], 0.0,
+                                               include_minimum=False)
+        check_choice("lr_schedule", values["lr_schedule"], ("constant", "cosine"))
+        for name, choices in (("class_weight", (None, "none", "balanced")),
+                              ("augment", (None, "none", "light"))):
+            check_choice(name, values[name], choices)
+            values[name] = None if values[name] == "none" else values[name]
+        values["label_smoothing"] = check_fraction("label_smoothing", values["label_smoothing"])
+        check_choice("classifier_init", values["classifier_init"], CLASSIFIER_INITS)
+        if not isinstance(values["optimizer"], str):
+            raise ValueError(f"optimizer must be a Keras optimizer name; got "
+                             f"{values['optimizer']!r}")
+        for name, low in {"batch_size": 1, "input_size": 8, "recalibration_batches": 1,
+                          "timing_samples": 1, "seed": 0, "verbose": 0}.items():
+            check_int(name, getattr(self, name), low)
+        check_optional_int("subset", self.subset, 2)
+        check_choice("protocol", self.protocol, PROTOCOLS)
+        check_choice("sweep_split", self.sweep_split, ("test", "val"))
+        fill = check_fill(self.fill)
+        angles = paper_angles(self.dataset) if self.angles is None else check_angles(self.angles)
+        check_resolution(angles, self.input_size)
+        test_angles = (paper_angles(self.dataset) if self.test_angles is None
+                       else check_angles(self.test_angles, "test_angles"))
+        jitter = check_tilt(self.jitter, angles, "jitter")
+        tilt = default_tilt(angles) if self.tilt == "auto" else check_tilt(self.tilt)
+        angles_every(self.sweep_step)  # validates the sweep step
+        return dataclasses.replace(self, angles=angles, test_angles=test_angles, fill=fill,
+                                   jitter=jitter, tilt=tilt, **values)
+
+    def to_json(self) -> dict:
+        """The settings as JSON-ready values."""
+        def convert(v):
+            if isinstance(v, tuple):
+                return list(v)
+            return str(v) if isinstance(v, os.PathLike) else v
+
+        return {k: convert(v) for k, v in dataclasses.asdict(self).items()}

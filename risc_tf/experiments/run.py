@@ -1,0 +1,222 @@
+"""The paper's stages 1-5 on one MedMNIST dataset, with baselines, as one library call.
+
+:func:`reproduce` trains the RotNet (stage 1), the upright classifier (stage 2)
+and the rotation-augmented baseline classifier, then evaluates every method of
+:mod:`risc_tf.evaluation` on the upright test set (stage 3), on a seeded
+randomly rotated test set (stage 4; RISC hard and soft are stage 5) and on a
+sweep of angles over the whole circle; it measures selective classification
+(accuracy against coverage when low-confidence images go to a person), times
+inference and writes ``results.json``, ``results.md``, PNG plots and the saved
+pipeline into the output folder (see :mod:`risc_tf.experiments.report`).
+
+Everything a run trains follows one recipe (:mod:`risc_tf.experiments.config`);
+the rotation-augmented baseline is trained on the same rotations RISC is built
+to undo (the RotNet's angles plus the classifier's tilt), with the same recipe.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+
+from risc_tf.angles import angles_every
+from risc_tf.data import dataset_info, label_names, load_splits
+from risc_tf.evaluation import (
+    METHOD_LABELS,
+    angle_sweep,
+    build_methods,
+    evaluate_models,
+    evaluation_sets,
+    selective_evaluation,
+    time_inference,
+)
+from risc_tf.experiments.config import ReproduceConfig
+from risc_tf.experiments.report import write_results
+from risc_tf.experiments.rundir import finish_run, machine_info, now_iso, prepare_output_dir
+from risc_tf.models import build_classifier, build_rotnet
+from risc_tf.paper import PAPER_RESULTS
+from risc_tf.pipeline import RISCPipeline
+from risc_tf.saving import save_model
+from risc_tf.training import history_record, train_classifier, train_rotnet
+
+__all__ = ["reproduce"]
+
+
+def _say(config: ReproduceConfig, message: str) -> None:
+    if config.verbose:
+        print(f"[risc-tf reproduce] {message}", flush=True)
+
+
+def _train(config: ReproduceConfig, splits, num_classes: int):
+    shape = (config.input_size, config.input_size, 3)
+    common = dict(batch_size=config.batch_size, optimizer=config.optimizer,
+                  learning_rate=config.learning_rate, lr_schedule=config.lr_schedule,
+                  patience=config.patience, seed=config.seed, fill=config.fill,
+                  recalibration_batches=config.recalibration_batches,
+                  verbose=1 if config.verbose else 0)
+    (x, y), (xv, yv) = splits["train"], splits["val"]
+    models, training = {}, {}
+
+    _say(config, f"stage 1: RotNet ({config.backbone}) on {len(x)} unlabelled images, "
+                 f"angles {[f'{a:g}' for a in config.angles]}")
+    rotnet = build_rotnet(shape, angles=config.angles, backbone=config.backbone,
+                          weights=config.weights)
+    start = time.perf_counter()
+    hist = train_rotnet(rotnet, x, xv, epochs=config.rotnet_epochs, jitter=config.jitter,
+                        **common)
+    training["rotnet"] = history_record(hist, time.perf_counter() - start, rotnet)
+    models["rotnet"] = rotnet
+
+    init = rotnet if config.classifier_init == "rotnet" else config.weights
+    classifier_options = dict(class_weight=config.class_weight,
+                              label_smoothing=config.label_smoothing, augment=config.augment,
+                              tilt=config.tilt, epochs=config.epochs, **common)
+    for name, augment_angles in (("classifier", None), ("rotation_augmented", config.angles)):
+        what = ("upright images" if augment_angles is None
+                else "rotation-augmented images (baseline)")
+        _say(config, f"stage 2: classifier on {what} ({config.recipe} recipe, "
+                     f"init {config.classifier_init})")
+        clf = build_classifier(num_classes, shape, backbone=config.backbone, weights=init)
+        start = time.perf_counter()
+        hist = train_classifier(clf, x, y, xv, yv, augment_angles=augment_angles,
+                                **classifier_options)
+        training[name] = history_record(hist, time.perf_counter() - start, clf)
+        models[name] = clf
+    return models, training
+
+
+def _timing(methods, rotnet_fn, images, samples: int) -> dict:
+    table = {"rotnet": time_inference(rotnet_fn, images, samples)}
+    for name, fn in methods.items():
+        table[name] = time_inference(fn, images, samples)
+    return table
+
+
+def _metadata(config: ReproduceConfig, evaluation: dict, sweep: dict) -> dict:
+    """What travels with the saved pipeline (its model card is written from this)."""
+    rotated = evaluation["rotated"]
+    return {
+        "dataset": config.dataset,
+        "recipe": config.recipe,
+        "seed": config.seed,
+        "training": {k: v for k, v in config.to_json().items() if k in (
+            "backbone", "weights", "recipe", "epochs", "rotnet_epochs", "optimizer",
+            "learning_rate", "lr_schedule", "class_weight", "label_smoothing", "augment",
+            "classifier_init", "batch_size", "fill", "jitter", "tilt", "seed")},
+        "test_metrics": {
+            "upright_acc (classifier)": evaluation["upright"]["classifier"]["acc"],
+            f"rotated_acc (RISC hard, protocol {config.protocol})": rotated["risc_hard"]["acc"],
+            f"rotated_acc (RISC soft, protocol {config.protocol})": rotated["risc_soft"]["acc"],
+            "rotnet_rotated_acc": evaluation["rotnet"]["acc"],
+            f"sweep mean acc (RISC hard, {config.sweep_split})":
+                sweep["summary"]["risc_hard"]["mean"],
+        },
+        "accuracy_by_angle": {m: {"angles": sweep["angles"], "acc": sweep["acc"][m]}
+                              for m in ("risc_hard", "classifier")},
+    }
+
+
+def reproduce(config: ReproduceConfig) -> dict:
+    """Run stages 1-5 with baselines and write the report; return the results.
+
+    Parameters
+    ----------
+    config : ReproduceConfig
+
+    Returns
+    -------
+    dict
+        The content of ``results.json`` (its layout is described in ``docs/cli.md``).
+
+    Raises
+    ------
+    ValueError
+        Bad settings (the message names the field).
+    FileNotFoundError
+        The dataset file is missing (the message gives the folder and the URL).
+    FileExistsError
+        ``output`` holds another run or other files and ``overwrite`` is off.
+
+    Examples
+    --------
+    >>> results = reproduce(ReproduceConfig("pneumoniamnist", "runs/p", recipe="tuned"))
+    ... # doctest: +SKIP
+    """
+    config = config.validate()
+    info = dataset_info(config.dataset)
+    output = Path(config.output)
+    started = time.time()
+    # Data first: a missing file leaves the output folder untouched.
+    splits = load_splits(config.dataset, config.data_root, config.size, config.subset,
+                         config.seed, download=config.download, verify=config.verify)
+    run = prepare_output_dir(output, config, overwrite=config.overwrite)
+    names = label_names(config.dataset)
+    keras.utils.set_random_seed(config.seed)
+
+    models, training = _train(config, splits, len(names))
+    rotnet, classifier = models["rotnet"], models["classifier"]
+    methods = build_methods(rotnet, classifier, models["rotation_augmented"], fill=config.fill)
+
+    xt, yt = splits["test"]
+    _say(config, f"stages 3-5: upright and randomly rotated test sets (protocol "
+                 f"{config.protocol}, seed {config.seed})")
+    sets = evaluation_sets(xt, yt, config.test_angles, image_size=config.input_size,
+                           seed=config.seed, protocol=config.protocol, fill=config.fill)
+    evaluation = evaluate_models(methods, rotnet, sets, config.protocol)
+    val_sets = evaluation_sets(*splits["val"], config.test_angles, image_size=config.input_size,
+                               seed=config.seed, protocol=config.protocol, fill=config.fill)
+    pipe = RISCPipeline(rotnet, classifier, mode="hard", fill=config.fill, class_names=names)
+    selective = {split: selective_evaluation(pipe, s["rotated"][0], s["rotated"][1])
+                 for split, s in (("val", val_sets), ("test", sets))}
+
+    sweep_set = sets if config.sweep_split == "test" else val_sets
+    _say(config, f"accuracy-versus-angle sweep on {config.sweep_split}, every "
+                 f"{config.sweep_step:g} deg")
+    sweep = angle_sweep(methods, sweep_set["upright"][0], sweep_set["upright"][1],
+                        angles_every(config.sweep_step), fill=config.fill, rotnet=rotnet,
+                        verbose=config.verbose)
+    sweep["split"] = config.sweep_split
+
+    _say(config, "timing inference")
+    timing = _timing(methods, pipe.predict_rotation, sets["rotated"][0], config.timing_samples)
+
+    _say(config, "saving the pipeline and the baseline model")
+    pipe.metadata = _metadata(config, evaluation, sweep)
+    models_dir = output / "models"
+    pipe.save(models_dir / "risc_pipeline", overwrite=True)
+    save_model(models["rotation_augmented"], models_dir / "rotation_augmented.keras")
+
+    results = {
+        "run": run,
+        "config": config.to_json(),
+        "machine": machine_info(),
+        "dataset": {
+            "name": config.dataset,
+            "task": info["task"],
+            "num_classes": len(names),
+            "labels": info["label"],
+            "class_names": names,
+            "split_sizes": {s: int(len(splits[s][0])) for s in splits},
+            "full_split_sizes": {s: int(n) for s, n in info["n_samples"].items()},
+        },
+        "angles": {"rotnet": list(config.angles), "rotated_test": list(config.test_angles),
+                   "protocol": config.protocol, "sweep": sweep["angles"]},
+        "methods": {m: METHOD_LABELS[m] for m in methods},
+        "training": training,
+        "rotnet": evaluation.pop("rotnet"),
+        "evaluation": evaluation,
+        "selective": selective,
+        "sweep": sweep,
+        "timing": timing,
+        "paper": PAPER_RESULTS.get(config.dataset),
+        "test_labels": sets["rotated"][1].tolist(),
+        "rotated_test_angles": sets["rotated"][2].tolist(),
+    }
+    results["run"].update(status="complete", finished=now_iso(),
+                          wall_time_s=time.time() - started)
+    write_results(results, output)
+    finish_run(output, results)
+    _say(config, f"done in {results['run']['wall_time_s']:.0f} s")
+    return results

@@ -1,0 +1,202 @@
+"""Export a whole RISCPipeline for serving: a TensorFlow SavedModel, or LiteRT (TFLite).
+
+``format="tf_saved_model"`` writes, with Keras's ``keras.export.ExportArchive``,
+one SavedModel that holds both models and the fused chain (input checks that a
+graph can do, grayscale/RGBA to RGB, resize to the model input, fill, RotNet,
+counter-rotation, classifier). Two signatures take a batch of any size and any
+image size, channels 1, 3 or 4:
+
+* ``serving_default``: float32 in [0, 1];
+* ``serving_uint8``: uint8 in [0, 255].
+
+Both return ``probabilities`` ``(N, C)``, ``class_index`` ``(N,)``,
+``class_name`` ``(N,)`` (strings), ``class_probability``, ``rotation``
+(degrees) and ``rotation_confidence``. The SavedModel loads with
+``tf.saved_model.load`` (or TensorFlow Serving) without risc_tf installed.
+
+``format="litert"`` writes a ``.tflite`` flat buffer whose one signature takes
+float32 ``(N, S, S, 3)`` at the model's input size (resize and grayscale
+stacking belong to the device's image pipeline) and returns the same numbers
+(class names are in the pipeline's ``risc_pipeline.json``). Quarter-turn angle
+sets convert with TensorFlow Lite builtin ops only (the counter-rotation is
+reversals and transposes); other angle sets need an interpolated rotation,
+which only the Select TensorFlow ops provide (``builtin_only=True`` refuses them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from risc_tf.angles import is_quarter_turn_set
+from risc_tf.preprocessing import MIN_SIDE
+from risc_tf.rotation import apply_fill
+from risc_tf.saving import to_plain_keras
+from risc_tf.validation import check_choice
+
+__all__ = ["FORMATS", "export_pipeline"]
+
+FORMATS = ("tf_saved_model", "litert")
+
+
+def _serving_input(raw: tf.Tensor, size: int, scale: float) -> tf.Tensor:
+    """Validate a batch in the graph and bring it to float32 (N, size, size, 3) in [0, 1]."""
+    x = tf.cast(raw, tf.float32) * scale
+    shape = tf.shape(x)
+    checks = [
+        tf.debugging.assert_greater_equal(tf.reduce_min(shape[1:3]), MIN_SIDE,
+                                          message=f"images must be at least {MIN_SIDE}x{MIN_SIDE}"),
+        tf.debugging.assert_equal(tf.reduce_any(tf.equal(shape[3], [1, 3, 4])), True,
+                                  message="images must have 1, 3 or 4 channels (last axis)"),
+        tf.debugging.assert_greater_equal(tf.reduce_min(x), 0.0,
+                                          message="float images must lie in [0, 1]"),
+        tf.debugging.assert_less_equal(tf.reduce_max(x), 1.0,
+                                       message="float images must lie in [0, 1]"),
+    ]
+    with tf.control_dependencies(checks):
+        x = tf.identity(x)
+    index = tf.cast(shape[3] == 3, tf.int32) + 2 * tf.cast(shape[3] == 4, tf.int32)
+    x = tf.switch_case(index, [
+        lambda: tf.tile(x[..., :1], [1, 1, 1, 3]),  # grayscale stacked to RGB
+        lambda: x[..., :3],
+        lambda: x[..., :3] * x[..., 3:4],  # RGBA composited over black
+    ])
+    x = tf.ensure_shape(x, [None, None, None, 3])
+
+    def resize():
+        y = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
+        return tf.clip_by_value(y, 0.0, 1.0)
+
+    same = tf.logical_and(tf.equal(shape[1], size), tf.equal(shape[2], size))
+    return tf.ensure_shape(tf.cond(same, lambda: x, resize), [None, size, size, 3])
+
+
+def _serving_pipeline(pipe):
+    """A copy of the pipeline on plain Keras models (nothing of risc_tf in the graph)."""
+    from risc_tf.pipeline import RISCPipeline
+
+    return RISCPipeline(to_plain_keras(pipe.rotnet), to_plain_keras(pipe.classifier),
+                        pipe.angles, mode=pipe.mode, fill=pipe.fill,
+                        class_names=pipe.classes_.tolist())
+
+
+def _outputs(pipe, x: tf.Tensor) -> dict:
+    x = apply_fill(x, pipe.fill)
+    p_rot = pipe.rotnet(x, training=False)
+    proba = pipe.classify_corrected(x, p_rot)
+    index = tf.argmax(proba, axis=1)
+    return {
+        "probabilities": proba,
+        "class_index": index,
+        "class_name": tf.gather(tf.constant(pipe.classes_.tolist()), index),
+        "class_probability": tf.reduce_max(proba, axis=1),
+        "rotation": tf.gather(tf.constant(pipe.angles, tf.float32), tf.argmax(p_rot, axis=1)),
+        "rotation_confidence": tf.reduce_max(p_rot, axis=1),
+    }
+
+
+def _saved_model(pipe, path: Path) -> None:
+    serving = _serving_pipeline(pipe)
+    size = serving.image_size
+    archive = keras.export.ExportArchive()
+    archive.track(serving.rotnet)
+    archive.track(serving.classifier)
+    for name, dtype, scale in (("serving_default", tf.float32, 1.0),
+                               ("serving_uint8", tf.uint8, 1.0 / 255.0)):
+        archive.add_endpoint(
+            name, lambda images, s=scale: _outputs(serving, _serving_input(images, size, s)),
+            input_signature=[tf.TensorSpec((None, None, None, None), dtype, name="images")],
+        )
+    archive.write_out(str(path), verbose=False)
+
+
+def _litert(pipe, path: Path, builtin_only: bool) -> None:
+    quarter = is_quarter_turn_set(pipe.angles)
+    if builtin_only and not quarter:
+        raise ValueError(
+            f"the angle set {pipe.angles} needs interpolated rotations, which TensorFlow Lite "
+            "runs only with Select TF ops; export with builtin_only=False (and link the Flex "
+            "delegate), or use a quarter-turn angle set"
+        )
+    serving = _serving_pipeline(pipe)
+    size = serving.image_size
+
+    def serve(images):
+        out = _outputs(serving, images)
+        out.pop("class_name")  # strings: in risc_pipeline.json instead
+        return out
+
+    archive = keras.export.ExportArchive()
+    archive.track(serving.rotnet)
+    archive.track(serving.classifier)
+    archive.add_endpoint("serving_default", serve, input_signature=[
+        tf.TensorSpec((None, size, size, 3), tf.float32, name="images")])
+    saved = path.with_suffix(".savedmodel")
+    archive.write_out(str(saved), verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), ["serving_default"])
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if not quarter:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    path.write_bytes(converter.convert())
+
+
+def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model",
+                    builtin_only: bool = False, overwrite: bool = False) -> Path:
+    """Export a :class:`~risc_tf.RISCPipeline` for serving.
+
+    Parameters
+    ----------
+    pipe : RISCPipeline
+    path : path
+        A new folder (SavedModel) or a new ``.tflite`` file (LiteRT).
+    format : {"tf_saved_model", "litert"}, default "tf_saved_model"
+        See the module docs.
+    builtin_only : bool, default False
+        LiteRT: refuse an angle set that needs Select TF ops.
+    overwrite : bool, default False
+        Replace an existing export at ``path``.
+
+    Returns
+    -------
+    Path
+        Written to a temporary name first and moved into place.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is off.
+    ValueError
+        An unknown format, a LiteRT path not ending in ``.tflite``, or
+        ``builtin_only`` with an angle set that needs Select TF ops.
+
+    Examples
+    --------
+    >>> pipe.export("serving/risc/1")  # doctest: +SKIP
+    >>> tf.saved_model.load("serving/risc/1").signatures["serving_uint8"]  # doctest: +SKIP
+    """
+    check_choice("format", format, FORMATS)
+    path = Path(path)
+    if format == "litert" and path.suffix != ".tflite":
+        raise ValueError(f"a LiteRT export is a .tflite file; got {str(path)!r}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose a new path or pass overwrite=True")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    try:
+        target = tmp / path.name
+        if format == "tf_saved_model":
+            _saved_model(pipe, target)
+        else:
+            _litert(pipe, target, builtin_only)
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

@@ -1,0 +1,219 @@
+"""A saved RISCPipeline folder: write, read, and its model card.
+
+Folder layout::
+
+    risc_pipeline.json   angles, mode, fill, class names, thresholds, input size,
+                         metadata (dataset, training, test metrics), versions
+    rotnet.keras         plain Keras files (risc_tf.save_model): they load with
+    classifier.keras     keras.models.load_model without risc_tf
+    MODEL_CARD.md        intended use, training, measured performance and limits
+
+:func:`save_pipeline` writes into a temporary folder and swaps it in at the
+end; an existing pipeline being replaced is renamed aside first and deleted
+only once the new one is in place, so a failure at any point leaves either the
+old or the new pipeline, never neither. :func:`load_pipeline` reads folders of
+every risc_tf version and the pipeline inside a ``risc-tf reproduce`` run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from risc_tf.saving import load_model, save_model
+
+__all__ = ["CONFIG_FILE", "load_pipeline", "model_card", "pipeline_folder", "save_pipeline"]
+
+CONFIG_FILE = "risc_pipeline.json"
+ROTNET_FILE = "rotnet.keras"
+CLASSIFIER_FILE = "classifier.keras"
+CARD_FILE = "MODEL_CARD.md"
+#: Where ``risc-tf reproduce`` saves the pipeline inside its run folder.
+RUN_PIPELINE = Path("models") / "risc_pipeline"
+_FORMAT = 2
+_REQUIRED = {1: ("angles", "mode", "batch_size"),
+             2: ("angles", "mode", "batch_size", "fill", "class_names")}
+
+
+def _versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    from risc_tf import __version__
+
+    return {"risc_tf": __version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def save_pipeline(pipe, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Save both models, the config and a model card into folder ``path``.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is off, or it is a file or a non-empty
+        folder that is not a saved pipeline (never replaced).
+    """
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        if not path.is_dir() or (not (path / CONFIG_FILE).is_file() and any(path.iterdir())):
+            raise FileExistsError(f"{path} exists and is not a saved pipeline; it is left alone")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-new-"))
+    try:
+        save_model(pipe.rotnet, tmp / ROTNET_FILE)
+        save_model(pipe.classifier, tmp / CLASSIFIER_FILE)
+        config = {"format": _FORMAT, **pipe.get_config(), "versions": _versions()}
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_jsonable))
+        (tmp / CARD_FILE).write_text(model_card(config))
+        if path.exists():
+            old = path.with_name(f".{path.name}-old-{uuid.uuid4().hex[:8]}")
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                os.replace(old, path)  # put the old pipeline back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def pipeline_folder(path: str | os.PathLike) -> Path:
+    """The folder holding a saved pipeline: ``path`` itself, or the one in a run folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist, or holds no pipeline (the message says where
+        one was looked for).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no saved RISCPipeline at {path}: folder does not exist")
+    if (path / CONFIG_FILE).is_file():
+        return path
+    if (path / RUN_PIPELINE / CONFIG_FILE).is_file():
+        return path / RUN_PIPELINE
+    if (path / "run.json").is_file():
+        raise FileNotFoundError(
+            f"{path} is a risc-tf reproduce run folder without a saved pipeline in "
+            f"{RUN_PIPELINE} (an unfinished run?)"
+        )
+    missing = [n for n in (CONFIG_FILE, ROTNET_FILE, CLASSIFIER_FILE) if not (path / n).is_file()]
+    raise FileNotFoundError(
+        f"{path} is not a saved RISCPipeline (missing {', '.join(missing)}) nor a reproduce "
+        f"run folder (no {RUN_PIPELINE}/{CONFIG_FILE})"
+    )
+
+
+def load_pipeline(path: str | os.PathLike):
+    """Load a pipeline written by :func:`save_pipeline` (or risc_tf 0.1), or a run folder's.
+
+    Raises
+    ------
+    FileNotFoundError
+        No pipeline there (see :func:`pipeline_folder`) or a model file is missing.
+    ValueError
+        A config that is not JSON, of an unknown format, or missing keys (named),
+        or a model file that does not load.
+    """
+    from risc_tf.pipeline import RISCPipeline
+
+    folder = pipeline_folder(path)
+    for name in (ROTNET_FILE, CLASSIFIER_FILE):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder} is not a complete saved RISCPipeline: no {name}")
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{folder / CONFIG_FILE} is not readable JSON: {err}") from err
+    if not isinstance(config, dict) or config.get("format") not in _REQUIRED:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(
+            f"{folder / CONFIG_FILE}: unsupported pipeline format {found!r} "
+            f"(this risc_tf reads formats {sorted(_REQUIRED)})"
+        )
+    missing = [k for k in _REQUIRED[config["format"]] if k not in config]
+    if missing:
+        raise ValueError(f"{folder / CONFIG_FILE} is missing the keys {missing}")
+    rotnet = load_model(folder / ROTNET_FILE)
+    classifier = load_model(folder / CLASSIFIER_FILE)
+    return RISCPipeline(
+        rotnet, classifier, config["angles"], mode=config["mode"],
+        batch_size=config["batch_size"], fill=config.get("fill", "constant"),
+        class_names=config.get("class_names"),
+        min_rotation_confidence=config.get("min_rotation_confidence", 0.0),
+        min_class_probability=config.get("min_class_probability", 0.0),
+        metadata=config.get("metadata"),
+    )
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def model_card(config: dict) -> str:
+    """``MODEL_CARD.md`` for a pipeline config (see :meth:`RISCPipeline.get_config`)."""
+    meta = config.get("metadata") or {}
+    dataset = meta.get("dataset", "an unnamed dataset")
+    angles = ", ".join(f"{a:g}" for a in config["angles"])
+    lines = [
+        f"# Model card: RISC pipeline for {dataset}", "",
+        "## Intended use", "",
+        "Research on rotation-robust classification of small medical images (MedMNIST-like, "
+        f"{config.get('input_size', '?')}x{config.get('input_size', '?')} model input). "
+        "**Not a medical device**: not validated for diagnosis, triage or any clinical "
+        "decision. Predictions on images unlike the training data (other modalities, "
+        "resolutions, crops, or noise) can be confidently wrong; use the review thresholds "
+        "and a person's judgement.", "",
+        "## What it does", "",
+        f"A RotNet predicts which of the rotations {angles} (degrees, counter-clockwise) "
+        f"was applied to an image; the image is turned back ({config['mode']} correction, "
+        f"fill `{config.get('fill', 'constant')}`) and classified into "
+        f"{', '.join(config.get('class_names') or [])}. Images are marked for review when the "
+        f"RotNet's confidence is below {config.get('min_rotation_confidence', 0.0):g} or the "
+        f"class probability below {config.get('min_class_probability', 0.0):g}.", "",
+    ]
+    if meta.get("training"):
+        lines += ["## Training", ""]
+        lines += [f"- {k}: {_fmt(v)}" for k, v in meta["training"].items()]
+        lines.append("")
+    if meta.get("test_metrics"):
+        lines += ["## Measured performance (test set)", ""]
+        lines += [f"- {k}: {_fmt(v)}" for k, v in meta["test_metrics"].items()]
+        lines.append("")
+    if meta.get("accuracy_by_angle"):
+        by_angle = meta["accuracy_by_angle"]
+        lines += ["## Limitations measured: accuracy by rotation angle (test set)", "",
+                  "| angle (deg) | " + " | ".join(by_angle) + " |",
+                  "|---|" + "---|" * len(by_angle)]
+        angles_swept = next(iter(by_angle.values()))
+        for i, a in enumerate(angles_swept.get("angles", [])):
+            lines.append(f"| {a:g} | " + " | ".join(
+                _fmt(v["acc"][i]) for v in by_angle.values()) + " |")
+        lines.append("")
+    lines += ["## Known limitations", "",
+              "- Trained and tested on one public dataset at low resolution; performance on "
+              "other sources is unknown.",
+              "- Rotations between the RotNet's angles are left partly uncorrected (see the "
+              "table above, where measured).",
+              "- Confidence is the models' softmax output, not a calibrated probability.", ""]
+    versions = config.get("versions") or {}
+    if versions:
+        lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    return "\n".join(lines)
