@@ -514,7 +514,7 @@ def test_docstring_examples_hold():
 def test_reading_modules_import_neither_tensorflow_nor_pydicom():
     code = (
         "import sys, types; pkg = types.ModuleType('risc_tf'); pkg.__path__ = ['risc_tf'];"
-        "sys.modules['risc_tf'] = pkg; import risc_tf.io;"
+        "sys.modules['risc_tf'] = pkg; import risc_tf.io, risc_tf.review;"
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'tensorflow', 'keras', 'matplotlib', 'pydicom'}))"
     )
