@@ -102,9 +102,16 @@ def _as_paths(inputs) -> list[Path]:
     return [Path(p) for p in inputs]
 
 
+def _raise(error: OSError) -> None:
+    raise error
+
+
 def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
-    """Non-hidden files of ``folder`` (and of its non-hidden subfolders), sorted."""
-    for root, dirs, files in os.walk(folder):
+    """Non-hidden files of ``folder`` (and of its non-hidden subfolders), sorted.
+
+    A subfolder that cannot be listed raises (``os.walk`` would skip it silently).
+    """
+    for root, dirs, files in os.walk(folder, onerror=_raise):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for name in sorted(files):
             if not name.startswith("."):
@@ -151,6 +158,8 @@ def find_image_files(inputs: PathsLike, recursive: bool = False) -> list[Path]:
     ------
     FileNotFoundError
         A path that does not exist (the message names it).
+    PermissionError
+        A folder that cannot be listed.
     ValueError
         ``inputs`` is not a path or a non-empty sequence of paths; a folder is
         empty; a folder holds no image file (the message says how many files

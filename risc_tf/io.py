@@ -144,10 +144,28 @@ def read_image(path: PathLike) -> np.ndarray:
 
 
 def read_record(path: PathLike) -> ImageRecord:
-    """Read one file into an :class:`ImageRecord`; never raises :class:`ImageReadError`.
+    """Read one file into an :class:`ImageRecord`, failures included.
 
-    The reason of a failure goes to ``record.error``. Errors that are not
-    about the file (e.g. ``MemoryError``) still propagate.
+    Parameters
+    ----------
+    path : str or PathLike
+        The file.
+
+    Returns
+    -------
+    ImageRecord
+        ``record.image`` and ``record.info`` on success; otherwise
+        ``record.error`` holds the one-line reason of :class:`ImageReadError`
+        (which is therefore never raised) and ``record.info`` what was learnt.
+        Errors that are not about the file (e.g. ``MemoryError``) propagate.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> text = Path(tempfile.mkdtemp()) / "notes.png"
+    >>> _ = text.write_text("not an image")
+    >>> read_record(text).error
+    'not a PNG file (cannot identify image)'
     """
     path = Path(path)
     try:
@@ -192,7 +210,25 @@ def iter_images(inputs: PathsLike, recursive: bool = False) -> Iterator[ImageRec
 
 
 def load_images(inputs: PathsLike, recursive: bool = False) -> list[ImageRecord]:
-    """:func:`iter_images` as a list: every image in memory at once (small folders only)."""
+    """Read every image of files and folders into a list (all in memory: small folders only).
+
+    Parameters
+    ----------
+    inputs : path or sequence of paths
+        Files and/or folders (see :func:`find_image_files`).
+    recursive : bool, default False
+        Also look into subfolders of the folders.
+
+    Returns
+    -------
+    list of ImageRecord
+        As :func:`iter_images` yields them; prefer it for large folders.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        From :func:`find_image_files`.
+    """
     return list(iter_images(inputs, recursive=recursive))
 
 

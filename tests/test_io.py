@@ -64,6 +64,10 @@ def test_png_8_and_16_bit_grayscale_round_trip_exactly(tmp_path):
 def test_16_bit_tiff_and_32_bit_integer_tiff(tmp_path):
     gray16 = RNG.integers(0, 65536, (6, 8), dtype=np.uint16)
     assert np.array_equal(read_image(_save(tmp_path / "a.tif", gray16)), gray16)
+    Image.frombytes("I;16B", (8, 6), gray16.astype(">u2").tobytes()).save(tmp_path / "be.tif")
+    big_endian = read_record(tmp_path / "be.tif")
+    assert big_endian.info["mode"] == "I;16B" and big_endian.image.dtype == np.uint16
+    assert np.array_equal(big_endian.image, gray16)
     fits = Image.fromarray(gray16.astype(np.int32))  # mode "I", values within uint16
     fits.save(tmp_path / "b.tiff")
     out = read_image(tmp_path / "b.tiff")
@@ -373,7 +377,10 @@ def _formats(tmp_path: Path) -> list[Path]:
     frames = [Image.fromarray(RNG.integers(0, 65536, (5, 7), dtype=np.uint16)) for _ in range(3)]
     frames[0].save(tmp_path / "stack.tif", save_all=True, append_images=frames[1:],
                    compression="tiff_lzw")
+    big_endian = RNG.integers(0, 65536, (5, 7), dtype=np.uint16).astype(">u2")
+    Image.frombytes("I;16B", (7, 5), big_endian.tobytes()).save(tmp_path / "be.tif")
     return [
+        tmp_path / "be.tif",
         _save(tmp_path / "g8.png", RNG.integers(0, 256, (5, 7), dtype=np.uint8)),
         _save(tmp_path / "g16.png", RNG.integers(0, 65536, (5, 7), dtype=np.uint16)),
         _save(tmp_path / "rgba.png", rgba),
