@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import importlib.util
 import inspect
 import os
 import subprocess
@@ -27,6 +28,10 @@ from risc_tf.io import (
 
 ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(0)
+needs_pydicom = pytest.mark.skipif(
+    importlib.util.find_spec("pydicom") is None,
+    reason='pydicom is not installed (pip install "risc_tf[dicom]")',
+)
 
 
 def _save(path: Path, array: np.ndarray, **options) -> Path:
@@ -250,7 +255,7 @@ def test_find_image_files_errors_name_the_path(tmp_path):
 
 
 def _dicom(path: Path, pixels: np.ndarray, interpretation: str = "MONOCHROME2", **elements):
-    pydicom = pytest.importorskip("pydicom")
+    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
@@ -269,6 +274,7 @@ def _dicom(path: Path, pixels: np.ndarray, interpretation: str = "MONOCHROME2", 
 STORED = (np.arange(6 * 8, dtype=np.uint16).reshape(6, 8) * 41) + 100
 
 
+@needs_pydicom
 def test_dicom_rescale_and_window_as_the_standard_and_pydicom(tmp_path):
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
@@ -287,6 +293,7 @@ def test_dicom_rescale_and_window_as_the_standard_and_pydicom(tmp_path):
     np.testing.assert_allclose(record.image, by_pydicom, atol=1e-6)
 
 
+@needs_pydicom
 def test_dicom_min_max_without_window_and_monochrome1_inverted(tmp_path):
     _dicom(tmp_path / "m2.dcm", STORED)
     _dicom(tmp_path / "m1.dcm", STORED, "MONOCHROME1")
@@ -297,6 +304,7 @@ def test_dicom_min_max_without_window_and_monochrome1_inverted(tmp_path):
     np.testing.assert_allclose(m1.image, 1 - m2.image, atol=1e-6)
 
 
+@needs_pydicom
 def test_dicom_voi_lut_sequence(tmp_path):
     from pydicom.dataset import Dataset
 
@@ -317,6 +325,7 @@ def test_dicom_voi_lut_sequence(tmp_path):
     np.testing.assert_allclose(read_image(tmp_path / "ow.dcm"), STORED / 4095, atol=1e-6)
 
 
+@needs_pydicom
 def test_rgb_dicom(tmp_path):
     rgb = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
     _dicom(tmp_path / "c.dcm", rgb, "RGB")
@@ -325,6 +334,7 @@ def test_rgb_dicom(tmp_path):
     np.testing.assert_allclose(out, rgb / 255, atol=1e-6)
 
 
+@needs_pydicom
 def test_bad_dicom_files_are_reported(tmp_path):
     _dicom(tmp_path / "frames.dcm", np.zeros((12, 5, 6), np.uint16))
     assert _error(tmp_path / "frames.dcm") == "multi-frame DICOM (12 frames) is not supported"
@@ -347,6 +357,7 @@ def test_bad_dicom_files_are_reported(tmp_path):
     assert error.startswith("cannot decode the compressed pixel data (JPEG-LS Lossless")
 
 
+@needs_pydicom
 def test_dicom_without_pydicom_says_how_to_install(tmp_path, monkeypatch):
     _dicom(tmp_path / "a.dcm", STORED)
     monkeypatch.setitem(sys.modules, "pydicom", None)  # import pydicom -> ImportError
@@ -470,6 +481,7 @@ def _patient_xyz(ds) -> np.ndarray:
     return origin + j[..., None] * dc * row + i[..., None] * dr * col
 
 
+@needs_pydicom
 @pytest.mark.parametrize("turns", [1, 2, 3])
 def test_dicom_copy_is_a_derived_instance_with_rotated_stored_pixels(tmp_path, turns):
     import pydicom
@@ -497,6 +509,7 @@ def test_dicom_copy_is_a_derived_instance_with_rotated_stored_pixels(tmp_path, t
     assert np.array_equal(read_image(out), np.rot90(read_image(tmp_path / "a.dcm"), turns))
 
 
+@needs_pydicom
 def test_compressed_dicom_copy_is_written_uncompressed(tmp_path):
     import pydicom
     from pydicom.uid import RLELossless
