@@ -89,7 +89,7 @@ def reduced_to_8_bit(im: Image.Image) -> bool:
     """
     if not im.tile or im.mode.startswith(("I", "F")):
         return False
-    args = im.tile[0].args
+    args = im.tile[0][3]  # (codec, extents, offset, args): a plain tuple before Pillow 11
     rawmode = args if isinstance(args, str) else (args[0] if args else "")
     return isinstance(rawmode, str) and ";16" in rawmode
 

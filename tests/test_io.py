@@ -6,8 +6,10 @@ import doctest
 import importlib.util
 import inspect
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +140,33 @@ def test_jpeg_exif_orientation_is_applied_and_recorded(tmp_path):
     assert np.abs(record.image.astype(int) - np.rot90(stored, 1)).mean() > 50
     _save(tmp_path / "plain.jpg", stored)
     assert read_record(tmp_path / "plain.jpg").info["exif_transposed"] is False
+
+
+def _png_48_bit(path: Path, rgb16: np.ndarray) -> Path:
+    """A 16-bit-per-channel RGB PNG, written by hand (Pillow cannot write one)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    h, w = rgb16.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in rgb16)
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_16_bit_colour_png_is_read_at_8_bits_and_not_copied(tmp_path):
+    rgb16 = RNG.integers(0, 65536, (5, 6, 3), dtype=np.uint16)
+    record = read_record(_png_48_bit(tmp_path / "rgb48.png", rgb16))
+    assert record.info["reduced_to_8_bit"] and record.image.dtype == np.uint8
+    assert np.array_equal(record.image, rgb16 >> 8)  # Pillow keeps the high bytes
+    with pytest.raises(ValueError, match="16-bit colour PNG at 8 bits per channel"):
+        write_upright_copy(tmp_path / "rgb48.png", 1, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+    assert read_record(_save(tmp_path / "rgb8.png", rgb16.astype(np.uint8))).info[
+        "reduced_to_8_bit"] is False
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".gif"])
