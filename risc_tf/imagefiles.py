@@ -1,0 +1,238 @@
+"""Image files on disk: which files are images, the read error, and atomic writes.
+
+The file-system side of :mod:`risc_tf.io` (which re-exports these names):
+
+* :func:`find_image_files` expands files and folders into a sorted,
+  deterministic list of paths. A file counts as an image when its suffix is in
+  :data:`IMAGE_SUFFIXES` (case-insensitive) or when it carries the DICOM
+  marker ``DICM`` at byte 128: DICOM files are often named ``IM0001``,
+  ``1.2.840.113619.2.55.3.123`` or ``*.IMA``. Hidden entries (names starting
+  with ``.``) inside folders are skipped: they are system files such as
+  macOS ``._scan.png`` resource forks, not scans. Files named explicitly are
+  always kept, whatever their suffix; reading them reports what is wrong.
+* :class:`ImageReadError` is the one exception for a file that cannot be read.
+* :func:`atomic_output` gives a temporary path in the target folder that is
+  renamed over the target only when writing succeeded: a reader never sees a
+  half-written file.
+
+Only the standard library is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageReadError",
+    "atomic_output",
+    "find_image_files",
+    "has_dicom_magic",
+]
+
+#: A path argument; one or several.
+PathLike: TypeAlias = str | os.PathLike[str]
+PathsLike: TypeAlias = PathLike | Sequence[PathLike]
+
+#: Suffixes read as images (compared lower-case).
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm", ".dicom"}
+)
+_DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+class ImageReadError(ValueError):
+    """A file that cannot be read as an image.
+
+    ``str(error)`` is ``"<path>: <reason>"`` on one line; ``error.path`` and
+    ``error.reason`` hold the two parts, ``error.info`` what was learnt about
+    the file before the failure (a dict, often empty).
+    """
+
+    def __init__(self, path: PathLike, reason: str, info: dict | None = None):
+        self.path = Path(path)
+        self.reason = one_line(reason)
+        self.info = {} if info is None else info
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+def one_line(text) -> str:
+    """``text`` on one line (library messages are often multi-line)."""
+    return " ".join(str(text).split())
+
+
+def has_dicom_magic(path: PathLike) -> bool:
+    """True when the file holds ``DICM`` at byte 128 (the DICOM Part 10 preamble)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def is_dicom_path(path: Path) -> bool:
+    """A ``.dcm``/``.dicom`` suffix or the DICOM marker: read with pydicom."""
+    return path.suffix.lower() in _DICOM_SUFFIXES or has_dicom_magic(path)
+
+
+def _is_image_file(path: Path) -> bool:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    return has_dicom_magic(path)
+
+
+def _as_paths(inputs) -> list[Path]:
+    if isinstance(inputs, (str, os.PathLike)):
+        return [Path(inputs)]
+    if isinstance(inputs, (bytes, bytearray)) or not isinstance(inputs, Sequence):
+        raise ValueError(
+            f"inputs must be a path or a sequence of paths (files or folders); got {inputs!r}"
+        )
+    if len(inputs) == 0:
+        raise ValueError("inputs is an empty sequence: give at least one file or folder")
+    bad = [p for p in inputs if not isinstance(p, (str, os.PathLike))]
+    if bad:
+        raise ValueError(f"inputs must hold paths (str or PathLike); got {bad[0]!r}")
+    return [Path(p) for p in inputs]
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
+    """Non-hidden files of ``folder`` (and of its non-hidden subfolders), sorted.
+
+    A subfolder that cannot be listed raises (``os.walk`` would skip it silently).
+    """
+    for root, dirs, files in os.walk(folder, onerror=_raise):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+def _no_image_message(folder: Path, recursive: bool) -> str:
+    files = list(_walk(folder, recursive))
+    suffixes = sorted({p.suffix.lower() or "(none)" for p in files})
+    shown = ", ".join(suffixes[:6]) + (", ..." if len(suffixes) > 6 else "")
+    where = "folder and its subfolders" if recursive else "folder"
+    message = (
+        f"no image file in folder {folder}: the {where} hold{'' if recursive else 's'} "
+        f"{len(files)} file(s)" + (f" with suffixes {shown}" if files else "")
+        + f"; accepted suffixes: {', '.join(sorted(IMAGE_SUFFIXES))} "
+        "(any case), or DICOM files with the 'DICM' marker"
+    )
+    if not recursive and any(_is_image_file(p) for p in _walk(folder, True)):
+        message += "; its subfolders hold image files: pass recursive=True"
+    return message
+
+
+def find_image_files(inputs: PathsLike, recursive: bool = False) -> list[Path]:
+    """Expand files and folders into the list of image files to read.
+
+    Parameters
+    ----------
+    inputs : str, PathLike, or sequence of them
+        Files and/or folders. Files are kept as given, even with an unknown
+        suffix (reading them will say what is wrong). Folders are expanded
+        to their image files (suffix in :data:`IMAGE_SUFFIXES`, or the DICOM
+        marker), sorted by name; hidden entries are skipped.
+    recursive : bool, default False
+        Also expand subfolders (sorted, depth first; symbolic links to
+        folders are not followed).
+
+    Returns
+    -------
+    list of Path
+        In the order of ``inputs``, each folder's files sorted; a file reached
+        twice is listed once (at its first place).
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that does not exist (the message names it).
+    PermissionError
+        A folder that cannot be listed.
+    ValueError
+        ``inputs`` is not a path or a non-empty sequence of paths; a folder is
+        empty; a folder holds no image file (the message says how many files
+        it holds, which suffixes are accepted, and whether ``recursive=True``
+        would find images in its subfolders).
+
+    Examples
+    --------
+    >>> find_image_files(["scans/", "extra/scan_007.png"])  # doctest: +SKIP
+    [PosixPath('scans/a.png'), PosixPath('scans/b.dcm'), PosixPath('extra/scan_007.png')]
+    """
+    if not isinstance(recursive, bool):
+        raise ValueError(f"recursive must be True or False; got {recursive!r}")
+    found: list[Path] = []
+    seen: set[str] = set()
+    for path in _as_paths(inputs):
+        if path.is_dir():
+            with os.scandir(path) as entries:
+                empty = next(entries, None) is None
+            if empty:
+                raise ValueError(f"folder {path} is empty: no image file to read")
+            files = [p for p in _walk(path, recursive) if _is_image_file(p)]
+            if not files:
+                raise ValueError(_no_image_message(path, recursive))
+        elif path.exists():
+            files = [path]
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        for file in files:
+            key = os.path.normcase(os.path.abspath(file))
+            if key not in seen:
+                seen.add(key)
+                found.append(file)
+    return found
+
+
+@contextlib.contextmanager
+def atomic_output(target: PathLike) -> Iterator[Path]:
+    """Write a file under a temporary name and rename it to ``target`` on success.
+
+    The temporary file is hidden (``.<name>.<random>.tmp``) and lives in the
+    target's folder, so the final ``os.replace`` is atomic: ``target`` is
+    either its old self or the complete new file, never half-written. On any
+    error the temporary file is removed and the error propagates. The file is
+    created with the usual permissions (0o666 minus the umask).
+
+    Parameters
+    ----------
+    target : str or PathLike
+        The file to create or replace; its folder must exist.
+
+    Yields
+    ------
+    Path
+        The temporary path to write to (it exists, empty). Writers that infer
+        the format from the suffix must be told the format explicitly.
+
+    Examples
+    --------
+    >>> with atomic_output(tmp / "page.html") as part:  # doctest: +SKIP
+    ...     part.write_text("<html></html>")
+    """
+    target = Path(target)
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
