@@ -112,7 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from risc_tf.pipeline import RISCPipeline
     from risc_tf.preprocessing import check_images, preprocess_images
+    from risc_tf.recalibration import BatchNormRecalibration, recalibrate_batchnorm
     from risc_tf.rotation import counter_rotate, rotate, rotate_all
     from risc_tf.saving import load_model, save_model
-    from risc_tf.recalibration import BatchNormRecalibration, recalibrate_batchnorm
     from risc_tf.training import train_classifier, train_rotnet

@@ -17,6 +17,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import importlib  # noqa: E402
 import sys  # noqa: E402
 
@@ -26,9 +27,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "risc_tf.commands.evaluate",
     "risc_tf.commands.reproduce",
     "risc_tf.commands.aggregate",
-    # "risc_tf.commands.tune",
+    "risc_tf.commands.tune",
     "risc_tf.commands.explain",
-    # "risc_tf.commands.predict",  (lands with risc_tf.io)
+    "risc_tf.commands.predict",
     "risc_tf.commands.export",
 )
 
@@ -52,10 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_tensorflow() -> None:
-    """Silence the Python-side logging TensorFlow and absl do once they are loaded."""
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """Point file descriptor 2 at /dev/null (C++ code writes there, not to sys.stderr)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _load_tensorflow_quietly() -> None:
+    """Import TensorFlow without its start-up lines, and silence its Python loggers.
+
+    TensorFlow 2.19 and later write their start-up messages (oneDNN, CUDA, CPU
+    features) from C++ before its logging is configured, ignoring
+    ``TF_CPP_MIN_LOG_LEVEL`` (tensorflow/tensorflow#100442); only the import is
+    muted, so later errors still reach the terminal.
+    """
     import logging
 
+    if "tensorflow" not in sys.modules:
+        with _stderr_to_devnull():
+            import tensorflow  # noqa: F401
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
 
@@ -63,8 +88,9 @@ def _quiet_tensorflow() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _quiet_tensorflow()
     try:
+        if getattr(args, "needs_tensorflow", True):
+            _load_tensorflow_quietly()
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
         if os.environ.get("RISC_TF_TRACEBACK"):  # for bug reports: the full traceback

@@ -58,7 +58,7 @@ from risc_tf.imagefiles import (
     is_dicom_path,
 )
 from risc_tf.pillow_io import read_pil, write_rotated_pil
-from risc_tf.validation import check_int
+from risc_tf.validation import MIN_SIDE, check_int
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -73,8 +73,6 @@ __all__ = [
     "write_upright_copy",
 ]
 
-#: Smallest accepted height and width, in pixels (as the pipeline's check).
-MIN_SIDE = 4
 
 
 @dataclass

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -199,7 +201,8 @@ class RISCPipeline:
             own = rotnet_angles(rotnet)
             if angles is not None:
                 given = check_angles(angles)
-                if len(given) != len(own) or np.any(match_angles(given, own) != np.arange(len(own))):
+                order = match_angles(given, own)
+                if len(given) != len(own) or np.any(order != np.arange(len(own))):
                     raise ValueError(
                         f"angles {given} disagree with the angles the RotNet records {own}; "
                         "omit angles= (it is only for models that do not record them)"
@@ -308,12 +311,13 @@ class RISCPipeline:
             yield check_images(images)
 
     def _run(self, images, output: str) -> tuple[np.ndarray, bool]:
-        parts, single = [], False
+        parts, singles = [], []
         for x, single in self._arrays(images):
             parts.append(run_in_batches(self._graph(output, x), x, self._chunk(output)))
+            singles.append(single)
         if not parts:
             raise ValueError("images is an empty dataset: nothing to predict")
-        return np.concatenate(parts), single
+        return np.concatenate(parts), singles == [True]
 
     # -- public API -------------------------------------------------------------
     def trace_count(self) -> int:
@@ -406,22 +410,48 @@ class RISCPipeline:
             "metadata": self.metadata,
         }
 
-    def save(self, path, overwrite: bool = False):
-        """Save the pipeline into folder ``path`` (see :func:`risc_tf.pipeline_files.save_pipeline`)."""
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Save the pipeline into folder ``path``; return it.
+
+        Both models as plain Keras files, ``risc_pipeline.json`` and
+        ``MODEL_CARD.md``; written to a temporary folder and swapped in, so a
+        failure leaves the old pipeline or the new one, never neither (see
+        :mod:`risc_tf.pipeline_files`).
+
+        Raises
+        ------
+        FileExistsError
+            ``path`` exists and ``overwrite`` is off, or it is not a saved pipeline.
+        """
         from risc_tf.pipeline_files import save_pipeline
 
         return save_pipeline(self, path, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path) -> RISCPipeline:
+    def load(cls, path: str | os.PathLike) -> RISCPipeline:
         """Load a pipeline saved by :meth:`save` (any risc_tf version), or the one inside a
-        ``risc-tf reproduce`` run folder."""
+        ``risc-tf reproduce`` run folder.
+
+        Raises
+        ------
+        FileNotFoundError
+            No pipeline there (the message says where one was looked for).
+        ValueError
+            A config that is not JSON, of an unknown format or missing keys (named).
+        """
         from risc_tf.pipeline_files import load_pipeline
 
         return load_pipeline(path)
 
-    def export(self, path, format: str = "tf_saved_model", **options):
-        """Export the whole fused pipeline for serving (see :func:`risc_tf.export.export_pipeline`)."""
+    def export(self, path: str | os.PathLike, format: str = "tf_saved_model",
+               **options) -> Path:
+        """Export the whole fused pipeline for serving; see :func:`risc_tf.export.export_pipeline`.
+
+        Examples
+        --------
+        >>> pipe.export("serving/risc/1")  # doctest: +SKIP
+        >>> pipe.export("risc.tflite", format="litert")  # doctest: +SKIP
+        """
         from risc_tf.export import export_pipeline
 
         return export_pipeline(self, path, format=format, **options)

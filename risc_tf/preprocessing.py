@@ -38,12 +38,10 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from risc_tf.validation import check_int
+from risc_tf.validation import MIN_SIDE, check_int
 
 __all__ = ["MIN_SIDE", "check_images", "preprocess_images", "to_model_input"]
 
-#: Smallest image side accepted.
-MIN_SIDE = 4
 _CHANNELS = (1, 3, 4)
 _LAYOUTS = "(H, W), (H, W, C), (N, H, W) or (N, H, W, C) with C in 1, 3, 4 (RGBA)"
 

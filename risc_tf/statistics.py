@@ -40,7 +40,8 @@ ALPHA = 0.05
 
 
 def mean_std(values: Sequence[float]) -> dict:
-    """``{"mean", "std", "n", "values"}``; std is the sample standard deviation (0 for one value)."""
+    """``{"mean", "std", "n", "values"}``; std is the sample standard deviation (0 for one
+    value); None values are left out."""
     v = np.asarray([x for x in values if x is not None], np.float64)
     if v.size == 0:
         return {"mean": None, "std": None, "n": 0, "values": []}

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "MIN_SIDE",
     "check_choice",
     "check_fraction",
     "check_int",
@@ -27,6 +28,10 @@ __all__ = [
     "check_optional_int",
     "check_probability",
 ]
+
+
+#: Smallest height and width of an image anywhere in risc_tf (pixels).
+MIN_SIDE = 4
 
 
 def _is_int(value) -> bool:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from risc_tf.cli import main
-
 from tests.conftest import DATA_ROOT as DATA
 from tests.conftest import requires_data as needs_data
 

@@ -250,7 +250,7 @@ def test_cli_explain_npz(saved_pipeline, images, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["explain", "--pipeline", str(saved_pipeline), "--npz", str(tmp_path / "x.npz"),
                  "--key", "pics", "--indices", "1", "3", "--figures", "fig4", "risc",
-                 "--out", str(out)])
+                 "--output", str(out)])
     assert code == 0
     with np.load(out / "heatmaps.npz") as npz:
         assert npz["classifier"].shape == npz["rotnet"].shape == (2, 28, 28)
@@ -262,7 +262,7 @@ def test_cli_explain_npz(saved_pipeline, images, tmp_path, capsys):
 
 def test_cli_explain_errors(saved_pipeline, images, tmp_path, capsys):
     np.savez(tmp_path / "x.npz", images=images)
-    base = ["explain", "--pipeline", str(saved_pipeline), "--out", str(tmp_path / "o")]
+    base = ["explain", "--pipeline", str(saved_pipeline), "--output", str(tmp_path / "o")]
     with pytest.raises(SystemExit) as err:
         main([*base, "--npz", str(tmp_path / "x.npz"), "--key", "nope"])
     assert err.value.code == 2 and "has no array 'nope'" in capsys.readouterr().err
@@ -281,8 +281,26 @@ def test_cli_explain_medmnist_split(saved_pipeline, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = main(["explain", "--pipeline", str(saved_pipeline), "--dataset", "pneumoniamnist",
-                     "--split", "test", "--root", str(DATA), "--count", "2", "--figures",
-                     "layers", "--method", "gradcam++", "--out", str(out)])
+                     "--split", "test", "--data-root", str(DATA), "--count", "2", "--figures",
+                     "layers", "--method", "gradcam++", "--output", str(out)])
     assert code == 0 and (out / "explain_layers.png").is_file()
     with np.load(out / "heatmaps.npz") as npz:
         assert npz["classifier"].shape == (2, 28, 28)
+
+
+def test_cli_explain_separate_models_and_no_silent_overwrite(saved_pipeline, images, tmp_path,
+                                                             capsys):
+    np.savez(tmp_path / "x.npz", images=images)
+    out = tmp_path / "sep"
+    argv = ["explain", "--rotnet", str(saved_pipeline / "rotnet.keras"), "--classifier",
+            str(saved_pipeline / "classifier.keras"), "--npz", str(tmp_path / "x.npz"),
+            "--count", "2", "--figures", "fig5", "--output", str(out)]
+    assert main(argv) == 0 and (out / "explain_fig5_rotnet.png").is_file()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2 and "exists; pass --overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    with pytest.raises(SystemExit):
+        main(["explain", "--pipeline", str(saved_pipeline), "--output", str(out)])
+    assert "--dataset FLAG or --npz FILE" in capsys.readouterr().err

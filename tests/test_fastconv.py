@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 import risc_tf
-from risc_tf.fast import conv as fastconv
 from risc_tf.fast import (
     EIGEN_POLICY,
     ONEDNN_POLICY,
@@ -19,6 +18,7 @@ from risc_tf.fast import (
     fast_conv_plan,
     use_fast_conv,
 )
+from risc_tf.fast import conv as fastconv
 
 # (input side or (height, width), channels in, filters, kernel, stride, padding,
 #  what FastConv2D computes with ONEDNN_POLICY, with EIGEN_POLICY)

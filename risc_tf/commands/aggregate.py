@@ -29,4 +29,4 @@ def add_parser(subparsers) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="reproduce run folders")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier aggregate")
-    p.set_defaults(func=run_aggregate)
+    p.set_defaults(func=run_aggregate, needs_tensorflow=False)

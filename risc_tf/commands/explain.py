@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from risc_tf.explain.methods import METHODS
 from risc_tf.commands._common import (
     add_data_options,
     add_output_options,
@@ -24,6 +23,7 @@ from risc_tf.commands._common import (
     non_negative_int,
     positive_int,
 )
+from risc_tf.explain.methods import METHODS
 
 __all__ = ["FIGURES", "add_parser"]
 

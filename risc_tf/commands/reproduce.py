@@ -18,7 +18,7 @@ from risc_tf.commands._common import (
     seed_list,
 )
 
-__all__ = ["add_parser", "config_from_args"]
+__all__ = ["add_experiment_options", "add_parser", "config_from_args"]
 
 
 def config_from_args(args: argparse.Namespace):
@@ -61,24 +61,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers) -> None:
-    """Register ``reproduce``."""
+def add_experiment_options(p: argparse.ArgumentParser) -> None:
+    """Every setting of a ReproduceConfig (shared by ``reproduce`` and ``tune``)."""
     from risc_tf.angles import PROTOCOLS
     from risc_tf.experiments.config import CLASSIFIER_INITS, RECIPES
 
-    p = subparsers.add_parser(
-        "reproduce", help="run stages 1-5 with baselines and write Table 1, Table 2 and plots",
-        description="Train the RotNet, the upright classifier and the rotation-augmented "
-                    "baseline (one recipe for all); evaluate every method (classifier, TTA, "
-                    "RISC hard and soft) on the upright and a randomly rotated test set, per "
-                    "angle and over the whole circle; measure selective classification; time "
-                    "inference; write results.json, results.md, PNG plots and the saved "
-                    "pipeline into OUTPUT. With --seeds, one run per seed in OUTPUT/seed-N "
-                    "(finished seeds are kept when the command is repeated) and the aggregate "
-                    "with statistics in OUTPUT. OUTPUT must be new or empty, or hold an "
-                    "earlier run that --overwrite replaces.",
-        epilog="example: risc-tf reproduce --dataset pneumoniamnist "
-               "--data-root ../shared/data/medmnist --output runs/pneumonia")
     add_data_options(p)
     add_training_options(p, defaults=False)
     add_classifier_options(p, defaults=False)
@@ -107,5 +94,23 @@ def add_parser(subparsers) -> None:
                      help="split of the sweep: test (final runs, default) or val (choosing)")
     exp.add_argument("--timing-samples", type=positive_int, default=50, metavar="N",
                      help="images timed one at a time for Table 2 (default 50)")
+
+
+def add_parser(subparsers) -> None:
+    """Register ``reproduce``."""
+    p = subparsers.add_parser(
+        "reproduce", help="run stages 1-5 with baselines and write Table 1, Table 2 and plots",
+        description="Train the RotNet, the upright classifier and the rotation-augmented "
+                    "baseline (one recipe for all); evaluate every method (classifier, TTA, "
+                    "RISC hard and soft) on the upright and a randomly rotated test set, per "
+                    "angle and over the whole circle; measure selective classification; time "
+                    "inference; write results.json, results.md, PNG plots and the saved "
+                    "pipeline into OUTPUT. With --seeds, one run per seed in OUTPUT/seed-N "
+                    "(finished seeds are kept when the command is repeated) and the aggregate "
+                    "with statistics in OUTPUT. OUTPUT must be new or empty, or hold an "
+                    "earlier run that --overwrite replaces.",
+        epilog="example: risc-tf reproduce --dataset pneumoniamnist "
+               "--data-root ../shared/data/medmnist --output runs/pneumonia")
+    add_experiment_options(p)
     add_output_options(p, "output folder")
     p.set_defaults(func=run_reproduce)

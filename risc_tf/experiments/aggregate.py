@@ -128,7 +128,7 @@ def _verdict(summary: dict, n: int) -> str:
                      f"pooled p = {t['p_holm']:.2g})")
     return (f"Over {n} seed{'s' if n > 1 else ''}, RISC hard reaches {hard['mean']:.3f} +- "
             f"{hard['std']:.3f} on the rotated test set and is " + "; ".join(parts)
-            + f" (exact McNemar tests, Holm-corrected, 5 % level).")
+            + " (exact McNemar tests, Holm-corrected, 5 % level).")
 
 
 def _plot(summary: dict, runs: list[dict], path: Path) -> Path:

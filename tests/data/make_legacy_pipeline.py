@@ -14,9 +14,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from risc_tf.fastconv import FastBatchNormalization, FastConv2D
 
 import risc_tf
-from risc_tf.fastconv import FastBatchNormalization, FastConv2D
 from risc_tf.models import RotationOutput
 from risc_tf.preprocessing import InputNormalization
 

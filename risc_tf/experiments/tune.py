@@ -1,0 +1,224 @@
+"""Choosing settings on validation data only: a small grid, resumable, every figure kept.
+
+:func:`tune_recipe` trains, for every point of a grid of
+:class:`~risc_tf.experiments.config.ReproduceConfig` settings and every seed,
+what the objective needs, and scores it on the **validation** split (the test
+split is never loaded):
+
+* ``objective="classifier"``: the upright classifier (after the RotNet, when
+  the point initialises it from one); score: its best validation accuracy
+  (the epoch early stopping keeps);
+* ``objective="risc"``: the RotNet and the classifier; score: RISC hard's mean
+  accuracy over the validation set rotated by every ``sweep_step`` degrees
+  (the circle), with the RotNet's angular error and the quarter-turn / worst
+  angle numbers beside it.
+
+Trained RotNets are cached by their own settings and reused by every point
+that needs the same one. Results go to ``OUTPUT/tune.json`` after every point
+(an interrupted search resumes where it stopped) and ``OUTPUT/tune.md``: the
+grid, every validation figure per seed, the mean over seeds, and the choice
+(highest mean score; ties go to the earlier point of the grid).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from risc_tf.experiments.config import ReproduceConfig
+from risc_tf.experiments.report import fmt, json_text, markdown_table
+from risc_tf.experiments.rundir import ensure_output_dir, machine_info, now_iso, source_info
+from risc_tf.experiments.seeds import check_seeds
+from risc_tf.validation import check_choice
+
+__all__ = ["OBJECTIVES", "grid_points", "tune_recipe"]
+
+OBJECTIVES = ("classifier", "risc")
+_ROTNET_KEYS = ("dataset", "backbone", "weights", "input_size", "angles", "fill", "jitter",
+                "rotnet_epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule",
+                "patience", "size", "subset")
+
+
+def grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
+    """Every combination of a grid ``{field: [values]}``, in order (the last field fastest).
+
+    Raises
+    ------
+    ValueError
+        A field that is not a ReproduceConfig setting, or an empty list of values.
+    """
+    fields = {f.name for f in dataclasses.fields(ReproduceConfig)}
+    for name, values in grid.items():
+        if name not in fields or name in ("dataset", "output", "seed"):
+            raise ValueError(f"grid field {name!r} is not a setting a grid can vary")
+        if isinstance(values, (str, bytes)) or not list(values):
+            raise ValueError(f"grid field {name!r} needs a non-empty list of values")
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def _key(settings: dict) -> str:
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _rotnet(config: ReproduceConfig, splits, cache: Path):
+    from risc_tf.models import build_rotnet
+    from risc_tf.saving import load_model, save_model
+    from risc_tf.training import train_rotnet
+
+    settings = {k: v for k, v in config.to_json().items() if k in _ROTNET_KEYS}
+    path = cache / f"rotnet-{_key({**settings, 'seed': config.seed})}.keras"
+    if path.is_file():
+        return load_model(path), None
+    shape = (config.input_size, config.input_size, 3)
+    rotnet = build_rotnet(shape, angles=config.angles, backbone=config.backbone,
+                          weights=config.weights)
+    start = time.perf_counter()
+    history = train_rotnet(rotnet, splits["train"][0], splits["val"][0],
+                           epochs=config.rotnet_epochs, jitter=config.jitter,
+                           batch_size=config.batch_size, optimizer=config.optimizer,
+                           learning_rate=config.learning_rate, lr_schedule=config.lr_schedule,
+                           patience=config.patience or None, seed=config.seed, fill=config.fill,
+                           recalibration_batches=config.recalibration_batches,
+                           verbose=1 if config.verbose else 0)
+    save_model(rotnet, path)
+    return rotnet, {"best_val_accuracy": float(np.max(history.history["val_accuracy"])),
+                    "train_time_s": time.perf_counter() - start}
+
+
+def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path) -> dict:
+    from risc_tf.angles import angles_every
+    from risc_tf.data import label_names
+    from risc_tf.evaluation import angle_sweep, build_methods, evaluation_sets
+    from risc_tf.models import build_classifier
+    from risc_tf.training import train_classifier
+
+    out: dict = {}
+    rotnet = None
+    if objective == "risc" or config.classifier_init == "rotnet":
+        rotnet, trained = _rotnet(config, splits, cache)
+        out["rotnet"] = trained or {"cached": True}
+    (x, y), (xv, yv) = splits["train"], splits["val"]
+    shape = (config.input_size, config.input_size, 3)
+    init = rotnet if config.classifier_init == "rotnet" else config.weights
+    clf = build_classifier(len(label_names(config.dataset)), shape, backbone=config.backbone,
+                           weights=init)
+    start = time.perf_counter()
+    history = train_classifier(
+        clf, x, y, xv, yv, epochs=config.epochs, batch_size=config.batch_size,
+        optimizer=config.optimizer, learning_rate=config.learning_rate,
+        lr_schedule=config.lr_schedule, class_weight=config.class_weight,
+        label_smoothing=config.label_smoothing, augment=config.augment, tilt=config.tilt,
+        fill=config.fill, patience=config.patience or None, seed=config.seed,
+        recalibration_batches=config.recalibration_batches, verbose=1 if config.verbose else 0)
+    val = history.history["val_accuracy"]
+    out["classifier"] = {"best_val_accuracy": float(np.max(val)),
+                         "best_epoch": int(np.argmax(val)) + 1, "epochs_run": len(val),
+                         "train_time_s": time.perf_counter() - start}
+    if objective == "classifier":
+        out["score"] = out["classifier"]["best_val_accuracy"]
+        return out
+    upright = evaluation_sets(xv, yv, config.test_angles, image_size=config.input_size,
+                              fill=config.fill)["upright"][0]
+    methods = {k: v for k, v in build_methods(rotnet, clf, fill=config.fill).items()
+               if k in ("classifier", "risc_hard")}
+    sweep = angle_sweep(methods, upright, yv, angles_every(config.sweep_step), fill=config.fill,
+                        rotnet=rotnet, verbose=0)
+    out["sweep"] = {"summary": sweep["summary"], "rotnet_mae_deg": sweep["rotnet_mae_deg_mean"]}
+    out["score"] = sweep["summary"]["risc_hard"]["mean"]
+    return out
+
+
+def _markdown(state: dict) -> str:
+    lines = [f"# Validation grid: {state['dataset']}, objective {state['objective']}", "",
+             f"Command: `{state['source']['command']}` (commit {state['source']['commit']}).",
+             f"Base settings: `{json.dumps(state['base'])}`. Seeds: {state['seeds']}. "
+             "Every score is on the validation split; the test split was not loaded.", "",
+             "Score: " + ("best validation accuracy of the upright classifier."
+                          if state["objective"] == "classifier" else
+                          "RISC hard's mean accuracy over the rotated validation set (sweep)."),
+             ""]
+    header = [*state["grid"], "score per seed", "mean score", "time (s)"]
+    rows = []
+    for point in state["points"]:
+        scores = [point["seeds"][str(s)]["score"] for s in state["seeds"]
+                  if str(s) in point["seeds"]]
+        seconds = sum(r["classifier"]["train_time_s"] + (r.get("rotnet") or {}).get(
+            "train_time_s", 0.0) for r in point["seeds"].values())
+        rows.append([*(json.dumps(point["settings"][k]) for k in state["grid"]),
+                     ", ".join(f"{v:.3f}" for v in scores),
+                     fmt(float(np.mean(scores))) if scores else "-", f"{seconds:.0f}"])
+    lines += markdown_table(header, rows)
+    if state.get("choice") is not None:
+        lines += ["", f"**Choice:** `{json.dumps(state['choice']['settings'])}` "
+                      f"(mean validation score {state['choice']['score']:.3f}).", ""]
+    return "\n".join(lines)
+
+
+def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence], seeds: Sequence[int] = (0,),
+                objective: str = "classifier") -> dict:
+    """Score every grid point on validation data; write ``tune.json``/``tune.md``; return them.
+
+    Parameters
+    ----------
+    base : ReproduceConfig
+        The settings every point starts from; ``base.output`` is the output folder.
+    grid : mapping
+        ``{setting: [values]}``, e.g. ``{"augment": [None, "light"],
+        "classifier_init": ["scratch", "rotnet"]}``.
+    seeds : sequence of int, default (0,)
+    objective : {"classifier", "risc"}, default "classifier"
+
+    Returns
+    -------
+    dict
+        The state written to ``tune.json``, with ``"choice"``.
+    """
+    from risc_tf.data import load_splits
+
+    check_choice("objective", objective, OBJECTIVES)
+    seeds = check_seeds(seeds)
+    points = grid_points(grid)
+    configs = [dataclasses.replace(base, **p).validate() for p in points]  # all checked first
+    output = ensure_output_dir(base.output)
+    cache = ensure_output_dir(output / "rotnets")
+    state_file = output / "tune.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else None
+    fresh = {"dataset": base.dataset, "objective": objective, "grid": dict(grid),
+             "base": {k: v for k, v in base.to_json().items()
+                      if k not in ("output", "verbose", "overwrite")},
+             "seeds": list(seeds)}
+    if state is None or any(state.get(k) != json.loads(json_text(v)) for k, v in fresh.items()):
+        if state is not None and not base.overwrite:
+            raise FileExistsError(f"{state_file} holds another search; pass --overwrite to "
+                                  "start again or choose another folder")
+        state = {**json.loads(json_text(fresh)), "points": [
+            {"settings": json.loads(json_text(p)), "seeds": {}} for p in points]}
+    state.update(source=source_info(), machine=machine_info())
+    splits = load_splits(base.dataset, base.data_root, base.size, base.subset, 0,
+                         splits=("train", "val"), download=base.download, verify=base.verify)
+    for point, config in zip(state["points"], configs):
+        for seed in seeds:
+            if str(seed) in point["seeds"]:
+                continue
+            if base.verbose:
+                print(f"[risc-tf tune] {point['settings']} seed {seed}", flush=True)
+            result = _evaluate_point(dataclasses.replace(config, seed=seed), splits, objective,
+                                     cache)
+            point["seeds"][str(seed)] = {**result, "finished": now_iso()}
+            state_file.write_text(json_text(state))
+    means = [float(np.mean([p["seeds"][str(s)]["score"] for s in seeds]))
+             for p in state["points"]]
+    best = int(np.argmax(means))
+    state["choice"] = {"settings": state["points"][best]["settings"], "score": means[best]}
+    state_file.write_text(json_text(state))
+    (output / "tune.md").write_text(_markdown(state))
+    return state
