@@ -1,5 +1,7 @@
-"""Docs stay true: one API page per public name, README set-up commands in place."""
+"""Docs stay true: one API page per public name and module, README set-up commands in place."""
 
+import importlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +9,13 @@ from pathlib import Path
 import risc_tf
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _make_api():
+    spec = importlib.util.spec_from_file_location("make_api", ROOT / "docs" / "make_api.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_every_public_name_has_an_up_to_date_api_page():
@@ -17,6 +26,18 @@ def test_every_public_name_has_an_up_to_date_api_page():
     assert result.returncode == 0, result.stdout + result.stderr
     for name in risc_tf.__all__:
         assert (ROOT / "docs" / "api" / f"{name}.md").is_file()
+
+
+def test_every_public_module_page_lists_each_name_of_its_all():
+    modules = _make_api().MODULES
+    assert {"risc_tf.explain", "risc_tf.evaluation"} <= set(modules)
+    index = (ROOT / "docs" / "api" / "index.md").read_text()
+    for module_name in modules:
+        text = (ROOT / "docs" / "api" / f"{module_name}.md").read_text()
+        assert f"]({module_name}.md)" in index
+        for name in importlib.import_module(module_name).__all__:
+            assert f"\n## {name}\n" in text, f"{module_name}.{name} is not on its page"
+            assert f"`{module_name}.{name}`" in text
 
 
 def test_readme_opens_with_the_two_set_up_commands():
