@@ -14,7 +14,9 @@ import tensorflow as tf
 
 from risc_tf.fast import onednn_enabled
 
-DATA_ROOT = os.environ.get("RISC_DATA", "../shared/data/medmnist")
+#: The MedMNIST folder: $RISC_TF_DATA (the library's variable), else the shared folder
+#: beside the repository (run the scripts from the repository root).
+DATA_ROOT = os.environ.get("RISC_TF_DATA", "../shared/data/medmnist")
 
 
 def machine() -> str:

@@ -46,17 +46,19 @@ def main() -> None:
     header("RISCPipeline inference, float32 vs bfloat16 copies of a trained pair")
 
     images, labels = risc_tf.load_medmnist(args.dataset, "test", root=DATA_ROOT)
-    x, y, _ = risc_tf.rotated_test_arrays(images, labels, seed=0)
     f32 = risc_tf.RISCPipeline.load(args.pipeline)
-    f32 = risc_tf.RISCPipeline(f32.rotnet, f32.classifier, mode="hard")
+    f32 = risc_tf.RISCPipeline(f32.rotnet, f32.classifier, mode="hard", fill=f32.fill)
+    shape = (f32.image_size, f32.image_size, 3)
+    x, y, _ = risc_tf.rotated_test_arrays(images, labels, f32.angles, image_size=f32.image_size,
+                                          seed=0, fill=f32.fill)
     classes = int(f32.classifier.output_shape[-1])
     rotnet = bf16_copy(
-        f32.rotnet, lambda: risc_tf.build_rotnet(angles=f32.angles, backbone=args.backbone)
+        f32.rotnet, lambda: risc_tf.build_rotnet(shape, angles=f32.angles, backbone=args.backbone)
     )
     classifier = bf16_copy(
-        f32.classifier, lambda: risc_tf.build_classifier(classes, backbone=args.backbone)
+        f32.classifier, lambda: risc_tf.build_classifier(classes, shape, backbone=args.backbone)
     )
-    b16 = risc_tf.RISCPipeline(rotnet, classifier, mode="hard")
+    b16 = risc_tf.RISCPipeline(rotnet, classifier, mode="hard", fill=f32.fill)
 
     p32, p16 = f32.predict_proba(x), b16.predict_proba(x)  # also traces both graphs
     truth = np.asarray(y).ravel()

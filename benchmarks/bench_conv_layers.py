@@ -87,9 +87,9 @@ def main() -> None:
         cell = lambda i, row=row: " ".join(  # noqa: E731
             f"{row[n][i]:6.1f}" if n in row else f"{'-':>6s}" for n in ("stock", "fast", "patch")
         )
-        plan = fast._plan(x)
+        plan = fast.rewrite_plan(x.shape)
         print(f"{str(shape):>14s} {k[0]:>3d} {s[0]:>2d} {filters:>5d} {count:>3d} | {cell(0)} | "
-              f"{cell(1)} | {plan[0] if plan else 'stock'}")
+              f"{cell(1)} | {plan.kind if plan else 'stock'}")
     print(f"per step (x count): forward stock {totals['stock fwd']:.0f} ms, fast "
           f"{totals['fast fwd']:.0f} ms; forward + backward stock {totals['stock both']:.0f} ms, "
           f"fast {totals['fast both']:.0f} ms")

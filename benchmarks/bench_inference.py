@@ -70,7 +70,7 @@ def main() -> None:
     header("RISCPipeline inference, ResNet50 pair at 32x32")
 
     images, labels = risc_tf.load_medmnist("pneumoniamnist", "test", root=DATA_ROOT)
-    x, _, _ = risc_tf.rotated_test_arrays(images, labels, seed=0)  # float32 (N, 32, 32, 3)
+    x, _, _ = risc_tf.rotated_test_arrays(images, labels, image_size=32, seed=0)  # (N, 32, 32, 3)
     n = len(x)
     keras.utils.set_random_seed(0)
     rotnet = risc_tf.build_rotnet(backbone="resnet50")

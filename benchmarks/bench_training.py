@@ -28,8 +28,7 @@ import tensorflow as tf
 from _common import DATA_ROOT, header, report
 
 import risc_tf
-from risc_tf.fast import onednn_enabled
-from risc_tf.fast import FusedAdam
+from risc_tf.fast import FusedAdam, onednn_enabled
 
 #: Under Eigen kernels, one more side: the fast layers with the rewrites chosen for
 #: oneDNN (what FastConv2D did before it had a policy per backend).
@@ -75,7 +74,8 @@ def main() -> None:
     n = args.batch_size * args.steps
     raw, y = images[:n], labels[:n].astype("int64")
     x = risc_tf.preprocess_images(raw)  # float32 (n, 32, 32, 3), in memory
-    pipeline = risc_tf.classification_dataset(raw, y, args.batch_size, 32, shuffle=True, seed=0)
+    pipeline = risc_tf.classification_dataset(raw, y, batch_size=args.batch_size, image_size=32,
+                                              shuffle=True, seed=0)
 
     models = {
         "stock layers + Keras Adam, in-memory": compiled(False, False),
@@ -120,8 +120,8 @@ def main() -> None:
 
     print("input pipelines alone (all train images, one pass after a warm-up, no model):")
     for name, ds in (
-        ("classification_dataset", risc_tf.classification_dataset(images, labels, args.batch_size,
-                                                                   32, shuffle=True, seed=0)),
+        ("classification_dataset", risc_tf.classification_dataset(
+            images, labels, batch_size=args.batch_size, image_size=32, shuffle=True, seed=0)),
         ("rotation_dataset", risc_tf.rotation_dataset(images, batch_size=args.batch_size, seed=0)),
     ):
         for _ in ds.take(2):

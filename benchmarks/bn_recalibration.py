@@ -6,6 +6,8 @@ default re-estimation, and prints the per-epoch validation accuracy of both.
 
     python benchmarks/bn_recalibration.py --data-root ../shared/data/medmnist --model classifier
     python benchmarks/bn_recalibration.py --data-root ../shared/data/medmnist --model rotnet
+
+``--data-root`` defaults to ``$RISC_TF_DATA``, else ``../shared/data/medmnist``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import risc_tf  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--data-root",
+                        default=os.environ.get("RISC_TF_DATA", "../shared/data/medmnist"))
     parser.add_argument("--model", choices=("classifier", "rotnet"), default="classifier")
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--train-size", type=int, default=2000)
@@ -48,9 +51,9 @@ def main() -> None:
 
     keras.utils.set_random_seed(args.seed)
     if args.model == "classifier":
-        model = risc_tf.build_classifier(2, backbone=args.backbone)
+        model = risc_tf.build_classifier(2, (32, 32, 3), backbone=args.backbone)
     else:
-        model = risc_tf.build_rotnet(backbone=args.backbone)
+        model = risc_tf.build_rotnet((32, 32, 3), backbone=args.backbone)
     initial = model.get_weights()
     results = {}
     for recalibrate in (False, True):

@@ -4,10 +4,10 @@ For each dataset a RISCPipeline is loaded from ``PIPELINES/<flag>_<backbone>``
 or, when absent, trained there with a small budget (RotNet on the training
 images without labels, then the classifier on upright training images, early
 stopping on the validation split) and saved. Then the test split is scored and
-the figures are written to ``--out``::
+the figures are written to ``--output``::
 
-    python examples/explain_figures.py --root ../shared/data/medmnist \\
-        --pipelines runs/explain_models --out docs/figures
+    python examples/explain_figures.py --data-root ../shared/data/medmnist \\
+        --pipelines runs/explain_models --output docs/figures
 
 writes ``explain_<name>_{fig4,fig5,risc,layers}.png`` and prints the scores
 quoted in the docs.
@@ -29,7 +29,10 @@ from risc_tf import (
     build_rotnet,
     dataset_info,
     load_medmnist,
+    load_model,
+    load_splits,
     rotated_test_arrays,
+    save_model,
     train_classifier,
     train_rotnet,
 )
@@ -49,16 +52,17 @@ def get_pipeline(flag: str, args) -> tuple[RISCPipeline, dict]:
     if (path / "risc_pipeline.json").is_file():
         print(f"{flag}: loading {path}")
         return RISCPipeline.load(path), {"trained": False}
-    x, y = load_medmnist(flag, "train", root=args.root)
-    xv, yv = load_medmnist(flag, "val", root=args.root)
-    classes = len(dataset_info(flag)["label"])
+    data = load_splits(flag, args.data_root, subset=args.subset, splits=("train", "val"))
+    (x, y), (xv, yv) = data["train"], data["val"]
+    names = list(dataset_info(flag)["label"].values())
     start = time.time()
-    rotnet = build_rotnet(backbone=args.backbone)
+    # the paper's angle set: quarter turns (the figures rotate by 90, 180, 270)
+    rotnet = build_rotnet((32, 32, 3), backbone=args.backbone)
     train_rotnet(rotnet, x, xv, epochs=args.rotnet_epochs, patience=None, verbose=2)
-    classifier = build_classifier(classes, backbone=args.backbone)
+    classifier = build_classifier(len(names), (32, 32, 3), backbone=args.backbone)
     train_classifier(classifier, x, y, xv, yv, epochs=args.classifier_epochs, patience=None,
                      verbose=2)
-    pipe = RISCPipeline(rotnet, classifier)
+    pipe = RISCPipeline(rotnet, classifier, class_names=names, metadata={"dataset": flag})
     pipe.save(path, overwrite=True)
     return pipe, {"trained": True, "train_seconds": round(time.time() - start)}
 
@@ -68,14 +72,13 @@ def resnet50_classifier(flag: str, args) -> tuple[keras.Model, dict]:
     path = args.pipelines / f"{flag}_resnet50_classifier.keras"
     if path.is_file():
         print(f"{flag}: loading {path}")
-        return keras.models.load_model(path, compile=False), {"trained": False}
-    x, y = load_medmnist(flag, "train", root=args.root)
-    xv, yv = load_medmnist(flag, "val", root=args.root)
+        return load_model(path), {"trained": False}
+    data = load_splits(flag, args.data_root, subset=args.subset, splits=("train", "val"))
+    (x, y), (xv, yv) = data["train"], data["val"]
     start = time.time()
-    model = build_classifier(len(dataset_info(flag)["label"]), backbone="resnet50")
+    model = build_classifier(len(dataset_info(flag)["label"]), (32, 32, 3), backbone="resnet50")
     train_classifier(model, x, y, xv, yv, epochs=args.resnet50_epochs, patience=None, verbose=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    save_model(model, path)
     return model, {"trained": True, "train_seconds": round(time.time() - start)}
 
 
@@ -88,10 +91,14 @@ def pick(labels: np.ndarray, count: int) -> np.ndarray:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", type=Path, default=Path("../shared/data/medmnist"))
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder holding the MedMNIST .npz files (default: $RISC_TF_DATA)")
     p.add_argument("--pipelines", type=Path, default=Path("runs/explain_models"),
                    help="folder of saved pipelines (trained there when missing)")
-    p.add_argument("--out", type=Path, default=Path("docs/figures"))
+    p.add_argument("--output", type=Path, default=Path("docs/figures"),
+                   help="folder of the PNG figures")
+    p.add_argument("--subset", type=int, default=None,
+                   help="train on at most N images of each split (quick runs)")
     p.add_argument("--backbone", default="small")
     p.add_argument("--rotnet-epochs", type=int, default=4)
     p.add_argument("--classifier-epochs", type=int, default=4)
@@ -104,9 +111,9 @@ def main(argv=None) -> int:
     report = {}
     for flag, name in DATASETS.items():
         pipe, info = get_pipeline(flag, args)
-        x, y = load_medmnist(flag, "test", root=args.root)
+        x, y = load_medmnist(flag, "test", root=args.data_root)
         names = dataset_info(flag)["label"]
-        xr, yr, ar = rotated_test_arrays(x, y, pipe.angles, seed=0)
+        xr, yr, ar = rotated_test_arrays(x, y, pipe.angles, image_size=pipe.image_size, seed=0)
         info.update(
             backbone=args.backbone,
             rotnet_accuracy=float(np.mean(pipe.predict_rotation(xr) == ar)),
@@ -117,7 +124,7 @@ def main(argv=None) -> int:
         report[flag] = info
         print(flag, json.dumps(info))
         shown = pick(y, 2)
-        out = args.out
+        out = args.output
         options = dict(method=args.method)
         tag = f"{dataset_info(flag)['python_class']} test images {shown.tolist()}"
         classifier_rotation_figure(
@@ -136,7 +143,7 @@ def main(argv=None) -> int:
     if args.resnet50_epochs:
         flag = "retinamnist"
         model, info = resnet50_classifier(flag, args)
-        x, y = load_medmnist(flag, "test", root=args.root)
+        x, y = load_medmnist(flag, "test", root=args.data_root)
         info.update(backbone="resnet50",
                     upright_accuracy=float(np.mean(predict_proba(model, x).argmax(1) == y)))
         report[f"{flag}_resnet50_classifier"] = info
@@ -144,7 +151,7 @@ def main(argv=None) -> int:
         layer_figure(model, x[shown], method=args.method,
                      title=f"RetinaMNIST test images {shown.tolist()}: classifier (resnet50) "
                      f"{args.method} by layer",
-                     path=args.out / "explain_retina_resnet50_layers.png")
+                     path=args.output / "explain_retina_resnet50_layers.png")
     print(json.dumps(report, indent=2))
     return 0
 

@@ -1,9 +1,19 @@
-"""tf.distribute strategies by name, for the command line and scripts.
+"""tf.distribute strategies by name, and what Keras 3.15 needs to train under several workers.
 
 The library follows the Keras convention: build the models and call the
 training helpers inside ``with strategy.scope():``. :func:`make_strategy`
 creates the strategy the ``--strategy`` option names; docs/training.md
 explains multi-GPU and multi-machine runs.
+
+``model.fit`` under ``tf.distribute.MultiWorkerMirroredStrategy`` fails in
+Keras 3.15 (keras-team/keras#20585), at two places of
+``keras/src/backend/tensorflow/trainer.py``: the first-batch build reduces a
+nested structure of ``PerReplica`` values ("Attempt to convert a value
+(PerReplica:{...}) with an unsupported type"), and the per-step log reduction
+reduces scalar losses along axis 0 ("Invalid reduction dimension 0 for input
+with 0 dimensions"). :func:`prepare_multi_worker_fit` works around both for
+one model (and is called by the training helpers under such a strategy); the
+test suite runs two worker processes to keep it honest.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import tensorflow as tf
 
 from risc_tf.validation import check_choice
 
-__all__ = ["STRATEGIES", "make_strategy"]
+__all__ = ["STRATEGIES", "is_multi_worker", "make_strategy", "prepare_multi_worker_fit"]
 
 #: ``--strategy`` values.
 STRATEGIES = ("none", "mirrored", "multiworker")
@@ -58,3 +68,57 @@ def make_strategy(name: str = "none") -> tf.distribute.Strategy:
     if not isinstance(cluster, list) or not cluster:
         raise ValueError("TF_CONFIG must list at least one worker under cluster.worker")
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """Whether ``strategy`` (default: the current one) spans several worker processes."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+        strategy.extended._in_multi_worker_mode()
+
+
+def _first_local(strategy, value):
+    if isinstance(value, tf.distribute.DistributedValues):
+        return strategy.experimental_local_results(value)[0]
+    return value
+
+
+def prepare_multi_worker_fit(model) -> None:
+    """Let ``model.fit`` run under MultiWorkerMirroredStrategy with Keras 3.15 (see above).
+
+    1. ``model._maybe_symbolic_build`` builds from the first batch's shapes only:
+       it now takes each leaf's first local value instead of reducing them.
+    2. ``trainer.reduce_per_replica`` averages scalar step logs over workers with
+       ``axis=None`` (patched once per process; other values as before).
+    """
+    import types
+
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: _first_local(self.distribute_strategy, v), next(it))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = types.MethodType(_maybe_symbolic_build, model)
+    if getattr(trainer.reduce_per_replica, "_risc_tf", False):
+        return
+    original = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(
+                strategy):
+            return tree.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0),
+                values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._risc_tf = True
+    trainer.reduce_per_replica = reduce_per_replica

@@ -17,6 +17,8 @@ import warnings
 import keras
 import tensorflow as tf
 
+from risc_tf.distribute import is_multi_worker
+
 __all__ = ["BatchNormRecalibration", "recalibrate_batchnorm"]
 
 
@@ -28,6 +30,7 @@ class _BatchNormStatistics:
     """
 
     def __init__(self, model: keras.Model):
+        self.strategy = model.distribute_strategy
         self.layers = [
             layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
         ]
@@ -54,10 +57,25 @@ class _BatchNormStatistics:
             count += 1
         if count == 0:
             raise ValueError("recalibrate_batchnorm got an empty dataset")
+        stats = _same_on_every_worker([t / count for t in totals], self.strategy)
         for i, bn in enumerate(self.layers):
-            bn.moving_mean.assign(totals[2 * i] / count)
-            bn.moving_variance.assign(totals[2 * i + 1] / count)
+            bn.moving_mean.assign(stats[2 * i])
+            bn.moving_variance.assign(stats[2 * i + 1])
         return len(self.layers)
+
+
+def _same_on_every_worker(tensors: list[tf.Tensor],
+                          strategy: tf.distribute.Strategy) -> list[tf.Tensor]:
+    """Under several workers, the mean of each worker's estimate (identical everywhere).
+
+    Each worker estimates the statistics from the same seeded batches, so the
+    estimates agree already when the pipeline is deterministic; the all-reduce
+    makes that a guarantee. One process (one device or MirroredStrategy): as is.
+    """
+    if not is_multi_worker(strategy):
+        return tensors
+    per_replica = strategy.experimental_distribute_values_from_function(lambda _: list(tensors))
+    return [strategy.reduce(tf.distribute.ReduceOp.MEAN, p, axis=None) for p in per_replica]
 
 
 def recalibrate_batchnorm(

@@ -25,7 +25,8 @@ Every argument is checked before anything is compiled or trained.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -34,6 +35,7 @@ import tensorflow as tf
 from risc_tf.angles import check_fill, check_tilt
 from risc_tf.augment import make_augmenter
 from risc_tf.datasets import classification_dataset, rotation_dataset
+from risc_tf.distribute import is_multi_worker, prepare_multi_worker_fit
 from risc_tf.fast import FusedAdam
 from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images
@@ -159,6 +161,15 @@ def resolve_class_weight(class_weight, labels: np.ndarray, num_classes: int) -> 
             for k, v in class_weight.items()}
 
 
+def _optimizer_factory(optimizer, learning_rate, lr_schedule, total_steps):
+    """Check the options now; create the optimizer later, in the model's strategy scope."""
+    resolve_optimizer(optimizer, learning_rate, lr_schedule, total_steps)  # validates
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return lambda: optimizer
+    return functools.partial(resolve_optimizer, optimizer, learning_rate, lr_schedule,
+                             total_steps)
+
+
 def history_record(history: keras.callbacks.History, seconds: float, model: keras.Model) -> dict:
     """A JSON-ready summary of a ``fit``: per-epoch logs, best epoch, time, parameters."""
     logs = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -187,7 +198,7 @@ def _fit(
     val: tf.data.Dataset | None,
     recalibration: tf.data.Dataset | None,
     *,
-    optimizer: keras.optimizers.Optimizer,
+    optimizer: Callable[[], keras.optimizers.Optimizer],
     loss: keras.losses.Loss,
     metric: keras.metrics.Metric,
     epochs: int,
@@ -198,7 +209,11 @@ def _fit(
     verbose: int,
     callbacks: Sequence[keras.callbacks.Callback] | None,
 ) -> keras.callbacks.History:
-    model.compile(optimizer=optimizer, loss=loss, metrics=[metric], jit_compile=jit_compile)
+    with model.distribute_strategy.scope():  # the optimizer's variables: the model's strategy
+        model.compile(optimizer=optimizer(), loss=loss, metrics=[metric],
+                      jit_compile=jit_compile)
+    if is_multi_worker(model.distribute_strategy):
+        prepare_multi_worker_fit(model)
     cbs: list[keras.callbacks.Callback] = []
     if recalibration is not None:
         cbs.append(BatchNormRecalibration(recalibration, recalibration_batches))
@@ -308,6 +323,9 @@ def train_rotnet(
     fill, jitter = check_fill(fill), check_tilt(jitter, angles, "jitter")
     images = _images(images)
     val_images = None if val_images is None else _images(val_images, "val_images")
+    optimizer = _optimizer_factory(optimizer, learning_rate, lr_schedule,
+                                   epochs * _steps(len(images), batch_size))
+    keras.utils.set_random_seed(seed)  # before the pipelines: tf.data seeds follow it
 
     def pipeline(x, shuffle, s, every=all_rotations, jit=jitter):
         return rotation_dataset(x, angles, batch_size=batch_size, image_size=size,
@@ -317,9 +335,6 @@ def train_rotnet(
     train = pipeline(images, True, seed)
     val = None if val_images is None else pipeline(val_images, False, None, True, 0.0)
     recal = pipeline(images, True, seed + 2) if recalibrate_bn else None
-    optimizer = resolve_optimizer(optimizer, learning_rate, lr_schedule,
-                                  epochs * _steps(len(images), batch_size))
-    keras.utils.set_random_seed(seed)
     return _fit(
         rotnet, train, val, recal, optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -415,8 +430,9 @@ def train_classifier(
     weights = resolve_class_weight(class_weight, y, num_classes)
     fill, tilt = check_fill(fill), check_tilt(tilt)
     make_augmenter(augment)  # validates before anything is built
-    optimizer = resolve_optimizer(optimizer, learning_rate, lr_schedule,
-                                  epochs * _steps(n, batch_size))
+    optimizer = _optimizer_factory(optimizer, learning_rate, lr_schedule,
+                                   epochs * _steps(n, batch_size))
+    keras.utils.set_random_seed(seed)  # before the pipelines: tf.data seeds follow it
 
     def pipeline(x, yy, shuffle, s, train_time):
         ds = classification_dataset(
@@ -437,7 +453,6 @@ def train_classifier(
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
         metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    keras.utils.set_random_seed(seed)
     return _fit(
         classifier, train, val, recal, optimizer=optimizer, loss=loss, metric=metric,
         epochs=epochs, patience=patience, recalibration_batches=recal_batches,

@@ -11,10 +11,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-#: ../shared/data/medmnist beside the repository (override with RISC_TF_TEST_DATA).
+#: ../shared/data/medmnist beside the repository (override with RISC_TF_DATA, the one
+#: data-folder variable of the library, the command line, the tests and the benchmarks).
 DATA_ROOT = Path(
     os.environ.get(
-        "RISC_TF_TEST_DATA",
+        "RISC_TF_DATA",
         Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medmnist",
     )
 )

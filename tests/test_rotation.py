@@ -128,3 +128,50 @@ def test_interpolated_rotation_stays_in_the_input_range(seed, angle):
     x = np.clip(_images(seed, n=2, side=9) + 0.5, 0.0, 1.0)  # many exact 1.0 pixels
     out = rotate(x, angle).numpy()
     assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_rotate_validates_angles_and_dtypes_at_the_boundary():
+    """NaN, huge angles, integer images at non-quarter angles, one angle per image."""
+    x = _images(0, n=4)
+    with pytest.raises(ValueError, match="finite"):
+        rotate(x, float("nan"))
+    with pytest.raises(ValueError, match="one per image \\(4 images\\)"):
+        rotate(x, [0.0, 90.0, 180.0])
+    u8 = (x * 255).astype(np.uint8)
+    with pytest.raises(ValueError, match="uint8 images can only be rotated by multiples of 90"):
+        rotate(u8, 37)
+    assert np.array_equal(rotate(u8, 90).numpy(), np.rot90(u8, 1, axes=(1, 2)))
+    # 1e9 degrees is 280 degrees: reduced modulo 360 in float64 before float32
+    np.testing.assert_allclose(rotate(x, 1e9).numpy(), rotate(x, 280.0).numpy(), atol=1e-6)
+    assert not np.allclose(rotate(x, 1e9).numpy(), rotate(x, 270.0).numpy(), atol=1e-3)
+
+
+def test_fills():
+    x = np.ones((1, 9, 9, 1), np.float32)
+    black = rotate(x, 45).numpy()[0, ..., 0]
+    assert black[0, 0] == 0 and black[4, 4] == 1  # corners come from outside: black
+    reflect = rotate(x, 45, fill="reflect").numpy()[0, ..., 0]
+    np.testing.assert_allclose(reflect, 1.0, atol=1e-6)  # reflected: no black corners
+    circle_up = rotate(x, 0, fill="circle").numpy()[0, ..., 0]
+    circle_45 = rotate(x, 45, fill="circle").numpy()[0, ..., 0]
+    assert circle_up[0, 0] == 0 and circle_up[4, 4] == 1  # the mask, upright included
+    np.testing.assert_array_equal(circle_up == 0, circle_45 == 0)  # corners carry no cue
+    with pytest.raises(ValueError, match="fill must be one of 'constant', 'reflect', 'circle'"):
+        rotate(x, 45, fill="wrap")
+
+
+def test_one_angle_matcher():
+    from risc_tf.angles import match_angles, smallest_gap
+
+    table = (0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0)
+    assert match_angles([405.0, -45.0, 90.0004, 10.0], table).tolist() == [1, 7, 2, -1]
+    assert smallest_gap((0, 100, 350)) == 10.0
+
+
+def test_quarter_turns_are_exact_reversals():
+    from risc_tf.rotation import quarter_turns
+
+    x = _images(3, n=4)
+    out = quarter_turns(x, [0, 1, -1, 6]).numpy()
+    for i, k in enumerate((0, 1, 3, 2)):
+        assert np.array_equal(out[i], np.rot90(x[i], k))

@@ -31,6 +31,10 @@ def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summarize(results: dict) -> dict:
     """Table 1, Table 2, the sweep table and the plain-words verdict, as JSON-ready data."""
     ev, paper = results["evaluation"], results.get("paper") or {}
@@ -122,8 +126,9 @@ def render_markdown(results: dict) -> str:
         f"Recipe `{cfg['recipe']}`: backbone `{cfg['backbone']}` (weights: "
         f"{cfg['weights'] or 'none, from scratch'}; classifiers initialised from "
         f"{cfg['classifier_init']}), input {cfg['input_size']}x{cfg['input_size']}, at most "
-        f"{cfg['rotnet_epochs']} RotNet / {cfg['epochs']} classifier epochs (patience "
-        f"{cfg['patience']}), batch {cfg['batch_size']}, seed {cfg['seed']}.", "",
+        f"{_count(cfg['rotnet_epochs'], 'RotNet epoch')} and "
+        f"{_count(cfg['epochs'], 'classifier epoch')} (patience {cfg['patience']}), batch "
+        f"{cfg['batch_size']}, seed {cfg['seed']}.", "",
         f"Machine: {m['cpu']}, {m['cores_available']} cores, {m['memory_gib']} GiB, "
         f"GPUs: {', '.join(m['gpus']) or 'none'}; TensorFlow {m['tensorflow']}, "
         f"Keras {m['keras']}.", "",

@@ -31,9 +31,11 @@ from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
+from risc_tf.angles import match_angles
 from risc_tf.explain.layers import resolve_layer
 from risc_tf.explain.methods import METHODS
 from risc_tf.models import model_image_size, rotnet_angles
+from risc_tf.pipeline import run_in_batches
 from risc_tf.preprocessing import check_images, to_model_input
 
 __all__ = [
@@ -103,9 +105,7 @@ def model_input(model: keras.Model, images) -> tuple[tf.Tensor, bool, tuple[int,
 def predict_proba(model: keras.Model, images, batch_size: int = 256) -> np.ndarray:
     """``model``'s output ``(N, K)`` on images in any accepted form (``(K,)`` for one image)."""
     x, single, _ = model_input(model, images)
-    out = np.concatenate(
-        [model(x[i : i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)]
-    )
+    out = run_in_batches(lambda batch: model(batch, training=False), x.numpy(), batch_size)
     return out[0] if single else out
 
 
@@ -144,18 +144,16 @@ def rotation_targets(rotnet: keras.Model, angles, n: int) -> np.ndarray:
     ValueError
         An angle that is not in the RotNet's angle set (modulo 360).
     """
-    table = np.asarray(rotnet_angles(rotnet), np.float64) % 360.0
     given = np.atleast_1d(np.asarray(angles, np.float64))
-    a = given % 360.0
-    if a.ndim != 1 or len(a) not in (1, n):
+    if given.ndim != 1 or len(given) not in (1, n):
         raise ValueError(f"angle must be one angle or {n} angles (one per image); got {angles!r}")
-    diff = np.abs((a[:, None] - table[None, :] + 180.0) % 360.0 - 180.0)
-    if np.any(diff.min(axis=1) > 1e-6):
-        bad = given[diff.min(axis=1) > 1e-6]
+    index = match_angles(given, rotnet_angles(rotnet))
+    if np.any(index < 0):
         raise ValueError(
-            f"angle {bad.tolist()} not in the RotNet's angle set {rotnet_angles(rotnet)}"
+            f"angle {given[index < 0].tolist()} not in the RotNet's angle set "
+            f"{rotnet_angles(rotnet)}"
         )
-    return np.broadcast_to(diff.argmin(axis=1), (n,)).astype(np.int64)
+    return np.broadcast_to(index, (n,)).astype(np.int64)
 
 
 # -- the CAM object ----------------------------------------------------------------

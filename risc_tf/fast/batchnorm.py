@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import tensorflow as tf
 
 __all__ = ["FastBatchNormalization"]
+
+_STATISTICS = ("moving_mean", "moving_variance")
+_warned_dtypes: set[str] = set()
 
 
 @keras.saving.register_keras_serializable(package="risc_tf")
@@ -19,8 +24,20 @@ class FastBatchNormalization(keras.layers.BatchNormalization):
     synchronised) this layer runs TensorFlow's ``FusedBatchNormV3`` instead, with
     the same formula, the same moving-statistics update (momentum, biased batch
     variance) and the same weights; inference (moving statistics) also uses the
-    fused kernel. Every other case runs the stock layer.
+    fused kernel. Every other case runs the stock layer; under a mixed-precision
+    policy (bfloat16 or float16 compute) it says so once and steps aside.
+
+    Under a ``tf.distribute`` strategy each replica normalises with its own
+    batch's statistics (as the stock layer does); the moving statistics are
+    created with ``aggregation="mean"``, so the replicas' updates are averaged
+    and every replica (and worker) keeps the same copy (Keras's default, "none",
+    lets the copies drift apart silently).
     """
+
+    def add_weight(self, *args, **kwargs):
+        if kwargs.get("name") in _STATISTICS:
+            kwargs["aggregation"] = "mean"
+        return super().add_weight(*args, **kwargs)
 
     def _fusable(self, inputs, mask) -> bool:
         return bool(
@@ -35,6 +52,16 @@ class FastBatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
+            dtype = self.compute_dtype
+            if dtype != "float32" and dtype not in _warned_dtypes:
+                _warned_dtypes.add(dtype)
+                warnings.warn(
+                    f"FastBatchNormalization runs the stock Keras BatchNormalization under a "
+                    f"{dtype} compute dtype (its fused kernel path is float32 only); the "
+                    "results are the same, the speed is Keras's",
+                    UserWarning,
+                    stacklevel=2,
+                )
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
         gamma = self.gamma if self.scale else tf.ones([channels])

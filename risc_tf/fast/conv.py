@@ -193,7 +193,7 @@ class FastConv2D(keras.layers.Conv2D):
             x = x[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :]
         (kh, kw), kernel = self.kernel_size, self.kernel
         # a reshape (1x1) or a gather, not a slice: a slice's gradient (StridedSliceGrad)
-        # is 2x slower than a gather's in writing the full kernel-sized gradient
+        # is slower than a gather's in writing the full kernel-sized gradient
         if kh * kw == 1:
             tap = tf.reshape(kernel, kernel.shape[2:])
         else:

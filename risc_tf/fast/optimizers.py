@@ -1,8 +1,8 @@
 """Adam with TensorFlow's fused kernel, for the training helpers.
 
-Keras 3's Adam updates each variable with about ten separate elementwise ops;
-over ResNet50's 23.5 M parameters that cost about a quarter of a CPU training
-step here (docs/performance.md). :class:`FusedAdam` computes exactly the same
+Keras 3's Adam updates each variable with about ten separate elementwise ops,
+a sizeable share of a CPU training step for ResNet50's 23.5 M parameters
+(measured in docs/performance.md). :class:`FusedAdam` computes exactly the same
 update with one ``ResourceApplyAdam`` kernel per variable.
 """
 
@@ -22,7 +22,9 @@ class FusedAdam(keras.optimizers.Adam):
     (``m += (g - m)(1 - beta_1)``, ``v += (g^2 - v)(1 - beta_2)``,
     ``w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) m / (sqrt(v) + epsilon)``).
     Falls back to the Keras update with ``amsgrad=True``, on another Keras
-    backend, or for sparse gradients.
+    backend, for sparse gradients, and for a distributed variable seen as a
+    whole (under a ``tf.distribute`` strategy Keras applies the update to each
+    device's own copy, where the fused kernel runs as usual).
 
     Examples
     --------
@@ -30,10 +32,12 @@ class FusedAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
+        raw = variable.value if isinstance(variable, keras.Variable) else variable
         if (
             self.amsgrad
             or keras.backend.backend() != "tensorflow"
             or isinstance(gradient, tf.IndexedSlices)
+            or isinstance(raw, tf.distribute.DistributedValues)
         ):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype

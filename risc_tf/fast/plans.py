@@ -201,8 +201,8 @@ def conv_flipped_input_grad(x: tf.Tensor, kernel: tf.Tensor):
     :func:`flip_grad_applies`), the gradient with respect to the input is the
     "same" convolution of the output gradient with the kernel flipped in space
     and with its channel axes swapped. TensorFlow's own (Eigen) CPU kernel for
-    that gradient costs 2-5x the forward convolution on 4x4 to 8x8 maps; a
-    forward convolution costs what the forward pass does. The kernel gradient
+    that gradient is several times slower than a forward convolution on tiny
+    maps (measured in docs/performance.md). The kernel gradient
     is TensorFlow's usual one. Values equal the stock gradients up to float32
     rounding.
 
