@@ -17,10 +17,12 @@ Both return ``probabilities`` ``(N, C)``, ``class_index`` ``(N,)``,
 ``format="litert"`` writes a ``.tflite`` flat buffer whose one signature takes
 float32 ``(N, S, S, 3)`` at the model's input size (resize and grayscale
 stacking belong to the device's image pipeline) and returns the same numbers
-(class names are in the pipeline's ``risc_pipeline.json``). Quarter-turn angle
-sets convert with TensorFlow Lite builtin ops only (the counter-rotation is
-reversals and transposes); other angle sets need an interpolated rotation,
-which only the Select TensorFlow ops provide (``builtin_only=True`` refuses them).
+(class names are in the pipeline's ``risc_pipeline.json``). Every angle set
+converts with TensorFlow Lite builtin ops only: the pipeline undoes quarter
+turns with reversals and transposes, and any other fixed angle with a
+precomputed bilinear gather (:func:`risc_tf.rotation.rotation_tables`), so no
+interpolation op (which would need the Select TensorFlow ops and the Flex
+delegate) is left in the graph.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from risc_tf.angles import is_quarter_turn_set
 from risc_tf.preprocessing import MIN_SIDE
 from risc_tf.rotation import apply_fill
 from risc_tf.saving import to_plain_keras
@@ -115,14 +116,7 @@ def _saved_model(pipe, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def _litert(pipe, path: Path, builtin_only: bool) -> None:
-    quarter = is_quarter_turn_set(pipe.angles)
-    if builtin_only and not quarter:
-        raise ValueError(
-            f"the angle set {pipe.angles} needs interpolated rotations, which TensorFlow Lite "
-            "runs only with Select TF ops; export with builtin_only=False (and link the Flex "
-            "delegate), or use a quarter-turn angle set"
-        )
+def _litert(pipe, path: Path) -> None:
     serving = _serving_pipeline(pipe)
     size = serving.image_size
 
@@ -139,15 +133,12 @@ def _litert(pipe, path: Path, builtin_only: bool) -> None:
     saved = path.with_suffix(".savedmodel")
     archive.write_out(str(saved), verbose=False)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), ["serving_default"])
-    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if not quarter:
-        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
-    converter.target_spec.supported_ops = ops
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     path.write_bytes(converter.convert())
 
 
 def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model",
-                    builtin_only: bool = False, overwrite: bool = False) -> Path:
+                    overwrite: bool = False) -> Path:
     """Export a :class:`~risc_tf.RISCPipeline` for serving.
 
     Parameters
@@ -157,8 +148,6 @@ def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model
         A new folder (SavedModel) or a new ``.tflite`` file (LiteRT).
     format : {"tf_saved_model", "litert"}, default "tf_saved_model"
         See the module docs.
-    builtin_only : bool, default False
-        LiteRT: refuse an angle set that needs Select TF ops.
     overwrite : bool, default False
         Replace an existing export at ``path``.
 
@@ -172,8 +161,7 @@ def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model
     FileExistsError
         ``path`` exists and ``overwrite`` is off.
     ValueError
-        An unknown format, a LiteRT path not ending in ``.tflite``, or
-        ``builtin_only`` with an angle set that needs Select TF ops.
+        An unknown format, or a LiteRT path not ending in ``.tflite``.
 
     Examples
     --------
@@ -193,7 +181,7 @@ def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model
         if format == "tf_saved_model":
             _saved_model(pipe, target)
         else:
-            _litert(pipe, target, builtin_only)
+            _litert(pipe, target)
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         os.replace(target, path)

@@ -28,7 +28,7 @@ import tensorflow as tf
 from risc_tf.angles import check_angles, check_fill, is_quarter_turn_set, match_angles
 from risc_tf.models import is_rotnet, model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images, to_model_input
-from risc_tf.rotation import apply_fill, counter_rotate, quarter_turns, rotate_all
+from risc_tf.rotation import apply_fill, gather_rotate, quarter_turns, rotation_tables
 from risc_tf.validation import check_choice, check_int, check_labels, check_probability
 
 __all__ = ["MODES", "Predictions", "RISCPipeline", "run_in_batches"]
@@ -188,10 +188,11 @@ class RISCPipeline:
             "min_class_probability", min_class_probability)
         self.metadata = dict(metadata or {})
         self.rotnet, self.classifier, self.image_size = rotnet, classifier, size
-        self._table = tf.constant(self.angles, tf.float32)
-        # quarter-turn sets are undone by exact reversals and transposes only
+        # quarter-turn sets are undone by exact reversals and transposes; other sets by
+        # precomputed bilinear gathers (built on first use): no interpolation op in the graph
         self._turns = (tf.constant([round(a / 90.0) % 4 for a in self.angles], tf.int32)
                        if is_quarter_turn_set(self.angles) else None)
+        self._tables: tuple[tf.Tensor, tf.Tensor] | None = None
         self._graphs: dict[tuple, Callable] = {}
 
     @staticmethod
@@ -221,11 +222,20 @@ class RISCPipeline:
         return angles
 
     # -- graph ------------------------------------------------------------------
+    def _counter_tables(self) -> tuple[tf.Tensor, tf.Tensor]:
+        if self._tables is None:
+            with tf.init_scope():  # eager, even when first asked for while tracing
+                indices, weights = rotation_tables([-a for a in self.angles], self.image_size,
+                                                   self.fill)
+                self._tables = (tf.constant(indices), tf.constant(weights))
+        return self._tables
+
     def _counter_rotate(self, x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
         """Undo angle ``angles[index[i]]`` of each image ``x[i]``."""
         if self._turns is not None:
             return quarter_turns(x, -tf.gather(self._turns, index))
-        return counter_rotate(x, tf.gather(self._table, index), self.fill)
+        indices, weights = self._counter_tables()
+        return gather_rotate(x, tf.gather(indices, index), tf.gather(weights, index))
 
     def classify_corrected(self, x: tf.Tensor, p_rot: tf.Tensor) -> tf.Tensor:
         """Class probabilities of model-input images given the RotNet's probabilities.
@@ -238,10 +248,8 @@ class RISCPipeline:
             return self.classifier(self._counter_rotate(x, tf.argmax(p_rot, axis=1)),
                                    training=False)
         r, n = len(self.angles), tf.shape(x)[0]
-        if self._turns is not None:
-            every = quarter_turns(tf.tile(x, [r, 1, 1, 1]), -tf.repeat(self._turns, n))
-        else:
-            every = rotate_all(x, -self._table, self.fill)
+        every = self._counter_rotate(tf.tile(x, [r, 1, 1, 1]),
+                                     tf.repeat(tf.range(r, dtype=tf.int64), n))
         p_y = tf.reshape(self.classifier(every, training=False), [r, n, -1])  # (R, N, C)
         return tf.einsum("nr,rnc->nc", p_rot, p_y)
 

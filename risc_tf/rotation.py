@@ -56,11 +56,13 @@ __all__ = [
     "check_fill",
     "counter_rotate",
     "field_of_view",
+    "gather_rotate",
     "is_quarter_turn_set",
     "match_angles",
     "quarter_turns",
     "rotate",
     "rotate_all",
+    "rotation_tables",
 ]
 
 def field_of_view(images) -> tf.Tensor:
@@ -233,3 +235,53 @@ def counter_rotate(images, angles, fill: str = "constant") -> tf.Tensor:
     if isinstance(angles, (tf.Tensor, tf.Variable)):
         return rotate(images, -tf.cast(angles, tf.float32), fill)
     return rotate(images, -np.asarray(_angle_tensor(angles, None)), fill)
+
+
+def rotation_tables(angles, size: int, fill: str = "constant") -> tuple[np.ndarray, np.ndarray]:
+    """Each rotation of a fixed angle set as a gather: the taps :func:`rotate` interpolates.
+
+    A rotation by a fixed angle is a linear map of the pixels in which every output
+    pixel is a bilinear mix of at most four input pixels. This reads those taps off
+    :func:`rotate` itself (rotating every one-pixel image), so :func:`gather_rotate`
+    with the tables computes what :func:`rotate` computes, up to float rounding, with
+    gathers, products and sums only (e.g. TensorFlow Lite builtin ops).
+
+    Returns
+    -------
+    indices : np.ndarray
+        int32 ``(R, S*S, 4)``: the flat input pixels of each output pixel.
+    weights : np.ndarray
+        float32 ``(R, S*S, 4)``: their weights (0 for unused taps).
+    """
+    pixels = size * size
+    basis = np.eye(pixels, dtype=np.float32).reshape(pixels, size, size, 1)
+    indices = np.zeros((len(angles), pixels, 4), np.int32)
+    weights = np.zeros((len(angles), pixels, 4), np.float32)
+    for r, angle in enumerate(angles):
+        # column j of the map is where input pixel j goes: (output, input) after a transpose
+        matrix = rotate(basis, float(angle), fill).numpy().reshape(pixels, pixels).T
+        order = np.argsort(-np.abs(matrix), axis=1)[:, :4]
+        taps = np.take_along_axis(matrix, order, axis=1)
+        if np.max(np.abs(matrix).sum(axis=1) - np.abs(taps).sum(axis=1)) > 1e-5:
+            raise ValueError(f"rotation by {angle:g} deg mixes more than 4 pixels")
+        indices[r], weights[r] = order, taps
+    return indices, weights
+
+
+def gather_rotate(images, indices, weights) -> tf.Tensor:
+    """Apply per-image rotation tables (see :func:`rotation_tables`) to ``(N, S, S, C)`` images.
+
+    ``indices`` / ``weights`` are ``(N, S*S, 4)`` (one table per image) or
+    ``(S*S, 4)`` (the same for every image).
+    """
+    x = tf.convert_to_tensor(images)
+    n, size, channels = tf.shape(x)[0], x.shape[1], x.shape[-1]
+    flat = tf.reshape(x, [n, size * size, channels])
+    indices, weights = tf.convert_to_tensor(indices), tf.convert_to_tensor(weights, x.dtype)
+    if indices.shape.rank == 2:
+        taps = tf.gather(flat, indices, axis=1)  # (N, P, 4, C)
+        mixed = tf.reduce_sum(taps * weights[None, :, :, None], axis=2)
+    else:
+        taps = tf.gather(flat, indices, axis=1, batch_dims=1)
+        mixed = tf.reduce_sum(taps * weights[..., None], axis=2)
+    return tf.reshape(mixed, [n, size, size, channels])

@@ -175,3 +175,19 @@ def test_quarter_turns_are_exact_reversals():
     out = quarter_turns(x, [0, 1, -1, 6]).numpy()
     for i, k in enumerate((0, 1, 3, 2)):
         assert np.array_equal(out[i], np.rot90(x[i], k))
+
+
+@pytest.mark.parametrize("fill", ["constant", "reflect", "circle"])
+def test_rotation_tables_compute_what_rotate_computes(fill):
+    from risc_tf.rotation import field_of_view, gather_rotate, rotation_tables
+
+    angles = (0.0, 45.0, 10.0, 300.0, 90.0)
+    indices, weights = rotation_tables(angles, 12, fill)
+    assert indices.shape == weights.shape == (5, 144, 4)
+    x = field_of_view(_images(4, n=3, side=12)).numpy()
+    for r, angle in enumerate(angles):
+        np.testing.assert_allclose(gather_rotate(x, indices[r], weights[r]).numpy(),
+                                   rotate(x, angle, fill).numpy(), atol=1e-5)
+    per_image = gather_rotate(x, indices[[1, 2, 3]], weights[[1, 2, 3]]).numpy()
+    np.testing.assert_allclose(per_image, rotate(x, [45.0, 10.0, 300.0], fill).numpy(),
+                               atol=1e-5)

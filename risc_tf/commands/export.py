@@ -11,10 +11,9 @@ def run_export(args: argparse.Namespace) -> int:
     from risc_tf.pipeline import RISCPipeline
 
     pipe = RISCPipeline.load(args.pipeline)
-    path = pipe.export(args.output, format=args.format, builtin_only=args.builtin_only,
-                       overwrite=args.overwrite)
+    path = pipe.export(args.output, format=args.format, overwrite=args.overwrite)
     what = "SavedModel (signatures serving_default: float32, serving_uint8: uint8)" \
-        if args.format == "tf_saved_model" else "LiteRT flat buffer"
+        if args.format == "tf_saved_model" else "LiteRT flat buffer (builtin ops only)"
     print(f"{what} written to {path}")
     return 0
 
@@ -30,8 +29,6 @@ def add_parser(subparsers) -> None:
                    help="a saved RISCPipeline folder, or a risc-tf reproduce run folder")
     p.add_argument("--format", choices=("tf_saved_model", "litert"), default="tf_saved_model",
                    help="tf_saved_model (default) or litert")
-    p.add_argument("--builtin-only", action="store_true",
-                   help="litert: refuse angle sets that need Select TF ops")
     p.add_argument("--output", required=True, metavar="PATH",
                    help="a new folder (SavedModel, e.g. serving/risc/1) or a .tflite file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export")
