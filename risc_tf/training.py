@@ -24,8 +24,8 @@ Every argument is checked before anything is compiled or trained.
 
 from __future__ import annotations
 
-import math
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import keras
