@@ -180,3 +180,21 @@ def test_rotnet_on_real_pneumonia_predicts_held_out_rotations(trained_pair, pneu
     assert recovered > 0.8, recovered
     # and the classifier learned the task (majority class rate is 0.625)
     assert pipe.score(xr, yr) > 0.7
+
+
+def test_mixed_bfloat16_builds_and_trains_with_float32_outputs():
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        rotnet = build_rotnet((8, 8, 3), backbone="small", hidden_units=(4, 4))
+        clf = build_classifier(2, (8, 8, 3), backbone="small", weights=rotnet)
+        with pytest.warns(UserWarning, match="FastBatchNormalization runs the stock Keras"):
+            history = train_classifier(clf, X8, Y8, epochs=1, batch_size=16, verbose=0,
+                                       recalibration_batches=1)
+        assert np.isfinite(history.history["loss"][0])
+        out = clf(preprocess_images(X8[:2], 8))
+        assert out.dtype == "float32" and rotnet(preprocess_images(X8[:2], 8)).dtype == "float32"
+        assert clf.get_layer("block1_conv1").compute_dtype == "bfloat16"
+        assert all(v.dtype == "float32" for v in clf.trainable_variables)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
