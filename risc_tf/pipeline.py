@@ -312,8 +312,10 @@ class RISCPipeline:
         """Validated rank-4 batches of same-sized images, and whether the input was one image."""
         if isinstance(images, tf.data.Dataset):
             yield from self._stream(images)
-        elif _is_batch_like(images) and len({np.shape(v) for v in images}) > 1:
-            # different sizes: resize each to the model input, then batch
+        elif _is_batch_like(images) and len(
+                {(np.shape(v), np.asarray(v).dtype.str) for v in images}) > 1:
+            # different sizes or dtypes (a folder of PNG and DICOM files): resize each to the
+            # model input, then batch
             yield np.stack([self._resized(v, f"images[{i}]") for i, v in enumerate(images)]), False
         else:
             yield check_images(images)

@@ -109,6 +109,8 @@ def test_images_of_different_sizes_are_resized_one_by_one(models):
     out = pipe.predict_proba([small, tall])
     np.testing.assert_allclose(out[0], pipe.predict_proba(small), atol=1e-6)
     np.testing.assert_allclose(out[1], pipe.predict_proba(tall), atol=1e-6)
+    mixed = [X[0], X[1] / 255.0, X[2].astype(np.uint16) * 257]  # same size, three dtypes
+    np.testing.assert_allclose(pipe.predict_proba(mixed), pipe.predict_proba(X[:3]), atol=1e-5)
     ragged = tf.data.Dataset.from_generator(
         lambda: iter([small, tall]), output_signature=tf.TensorSpec((None, None), tf.uint8))
     np.testing.assert_allclose(pipe.predict_proba(ragged), out, atol=1e-6)
