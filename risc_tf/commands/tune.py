@@ -11,8 +11,9 @@ from risc_tf.commands._common import data_errors
 __all__ = ["add_parser"]
 
 
-def grid_argument(text: str) -> dict:
-    """argparse type: a JSON object ``{"setting": [values, ...]}``, inline or in a .json file."""
+def grid_argument(text: str) -> dict | list:
+    """argparse type: a JSON grid, inline or in a .json file: an object
+    ``{"setting": [values, ...]}`` (every combination) or a list of points."""
     source = Path(text)
     try:
         grid = json.loads(source.read_text() if source.suffix == ".json" and source.is_file()
@@ -21,9 +22,13 @@ def grid_argument(text: str) -> dict:
         raise argparse.ArgumentTypeError(
             f"must be a JSON object such as '{{\"augment\": [\"none\", \"light\"]}}' or a "
             f".json file holding one ({err})") from None
+    if isinstance(grid, list) and grid and all(isinstance(p, dict) and p for p in grid):
+        return grid
     if not isinstance(grid, dict) or not grid or not all(
             isinstance(v, list) and v for v in grid.values()):
-        raise argparse.ArgumentTypeError("must map each setting to a non-empty list of values")
+        raise argparse.ArgumentTypeError(
+            "must map each setting to a non-empty list of values, or list points "
+            '(e.g. [{"angles": [0, 90, 180, 270], "jitter": 45}])')
     return grid
 
 
@@ -35,7 +40,10 @@ def run_tune(args: argparse.Namespace) -> int:
         raise ValueError("tune runs on one device")
     if args.seeds is not None and len(args.seeds) == 0:
         raise ValueError("--seeds needs at least one seed")
-    grid = {key.replace("-", "_"): values for key, values in args.grid.items()}
+    if isinstance(args.grid, dict):
+        grid = {key.replace("-", "_"): values for key, values in args.grid.items()}
+    else:
+        grid = [{key.replace("-", "_"): v for key, v in point.items()} for point in args.grid]
     with data_errors():
         state = tune_recipe(config_from_args(args), grid, seeds=args.seeds or (args.seed,),
                             objective=args.objective)
@@ -62,7 +70,8 @@ def add_parser(subparsers) -> None:
                '"light"], "classifier_init": ["scratch", "rotnet"]}\' --seeds 0,1 '
                "--output runs/tune-retina")
     p.add_argument("--grid", required=True, type=grid_argument, metavar="JSON",
-                   help="settings to vary: a JSON object or a .json file")
+                   help="settings to vary, inline or in a .json file: an object of lists "
+                        "(every combination) or a list of points")
     p.add_argument("--objective", choices=("classifier", "risc"), default="classifier",
                    help="what to score on validation (default classifier)")
     add_experiment_options(p)

@@ -46,22 +46,34 @@ _ROTNET_KEYS = ("dataset", "backbone", "weights", "input_size", "angles", "fill"
                 "patience", "size", "subset")
 
 
-def grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
-    """Every combination of a grid ``{field: [values]}``, in order (the last field fastest).
+def grid_points(grid: Mapping[str, Sequence] | Sequence[Mapping]) -> list[dict]:
+    """The points of a grid: every combination of ``{field: [values]}`` (the last field
+    fastest), or an explicit list of points ``[{field: value, ...}, ...]`` (for settings
+    that go together, e.g. an angle set and its jitter).
 
     Raises
     ------
     ValueError
-        A field that is not a ReproduceConfig setting, or an empty list of values.
+        A field that is not a ReproduceConfig setting, an empty list of values or of
+        points.
     """
     fields = {f.name for f in dataclasses.fields(ReproduceConfig)}
-    for name, values in grid.items():
-        if name not in fields or name in ("dataset", "output", "seed"):
-            raise ValueError(f"grid field {name!r} is not a setting a grid can vary")
-        if isinstance(values, (str, bytes)) or not list(values):
-            raise ValueError(f"grid field {name!r} needs a non-empty list of values")
-    names = list(grid)
-    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+    if isinstance(grid, Mapping):
+        for name, values in grid.items():
+            if isinstance(values, (str, bytes)) or not list(values):
+                raise ValueError(f"grid field {name!r} needs a non-empty list of values")
+        names = list(grid)
+        points = [dict(zip(names, combo))
+                  for combo in itertools.product(*(grid[n] for n in names))]
+    else:
+        points = [dict(p) for p in grid]
+    if not points or not all(points):
+        raise ValueError("a grid needs at least one point with at least one setting")
+    for point in points:
+        for name in point:
+            if name not in fields or name in ("dataset", "output", "seed"):
+                raise ValueError(f"grid field {name!r} is not a setting a grid can vary")
+    return points
 
 
 def _key(settings: dict) -> str:
@@ -146,14 +158,15 @@ def _markdown(state: dict) -> str:
                           if state["objective"] == "classifier" else
                           "RISC hard's mean accuracy over the rotated validation set (sweep)."),
              ""]
-    header = [*state["grid"], "score per seed", "mean score", "time (s)"]
+    names = list(dict.fromkeys(k for p in state["points"] for k in p["settings"]))
+    header = [*names, "score per seed", "mean score", "time (s)"]
     rows = []
     for point in state["points"]:
         scores = [point["seeds"][str(s)]["score"] for s in state["seeds"]
                   if str(s) in point["seeds"]]
         seconds = sum(r["classifier"]["train_time_s"] + (r.get("rotnet") or {}).get(
             "train_time_s", 0.0) for r in point["seeds"].values())
-        rows.append([*(json.dumps(point["settings"][k]) for k in state["grid"]),
+        rows.append([*(json.dumps(point["settings"].get(k)) for k in names),
                      ", ".join(f"{v:.3f}" for v in scores),
                      fmt(float(np.mean(scores))) if scores else "-", f"{seconds:.0f}"])
     lines += markdown_table(header, rows)
@@ -163,17 +176,17 @@ def _markdown(state: dict) -> str:
     return "\n".join(lines)
 
 
-def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence], seeds: Sequence[int] = (0,),
-                objective: str = "classifier") -> dict:
+def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence] | Sequence[Mapping],
+                seeds: Sequence[int] = (0,), objective: str = "classifier") -> dict:
     """Score every grid point on validation data; write ``tune.json``/``tune.md``; return them.
 
     Parameters
     ----------
     base : ReproduceConfig
         The settings every point starts from; ``base.output`` is the output folder.
-    grid : mapping
-        ``{setting: [values]}``, e.g. ``{"augment": [None, "light"],
-        "classifier_init": ["scratch", "rotnet"]}``.
+    grid : mapping or sequence of mappings
+        ``{setting: [values]}`` (every combination), e.g. ``{"augment": [None, "light"],
+        "classifier_init": ["scratch", "rotnet"]}``, or a list of points.
     seeds : sequence of int, default (0,)
     objective : {"classifier", "risc"}, default "classifier"
 
@@ -192,7 +205,8 @@ def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence], seeds: Sequ
     cache = ensure_output_dir(output / "rotnets")
     state_file = output / "tune.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else None
-    fresh = {"dataset": base.dataset, "objective": objective, "grid": dict(grid),
+    fresh = {"dataset": base.dataset, "objective": objective,
+             "grid": dict(grid) if isinstance(grid, Mapping) else [dict(p) for p in grid],
              "base": {k: v for k, v in base.to_json().items()
                       if k not in ("output", "verbose", "overwrite")},
              "seeds": list(seeds)}
