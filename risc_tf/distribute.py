@@ -25,7 +25,13 @@ import tensorflow as tf
 
 from risc_tf.validation import check_choice
 
-__all__ = ["STRATEGIES", "is_multi_worker", "make_strategy", "prepare_multi_worker_fit"]
+__all__ = [
+    "STRATEGIES",
+    "check_strategy",
+    "is_multi_worker",
+    "make_strategy",
+    "prepare_multi_worker_fit",
+]
 
 #: ``--strategy`` values.
 STRATEGIES = ("none", "mirrored", "multiworker")
@@ -68,6 +74,25 @@ def make_strategy(name: str = "none") -> tf.distribute.Strategy:
     if not isinstance(cluster, list) or not cluster:
         raise ValueError("TF_CONFIG must list at least one worker under cluster.worker")
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def check_strategy(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
+    """``strategy`` if risc_tf can train under it, else a ValueError naming the ones it can.
+
+    Tested: TensorFlow's default (one device), ``OneDeviceStrategy``,
+    ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy``. Parameter servers,
+    central storage and TPUs place variables or run steps in ways the training
+    helpers (BatchNorm re-estimation, the fused optimizer) were not built for.
+    """
+    supported = (tf.distribute.OneDeviceStrategy, tf.distribute.MirroredStrategy,
+                 tf.distribute.MultiWorkerMirroredStrategy)
+    default = type(tf.distribute.get_strategy()) if not tf.distribute.has_strategy() else None
+    if isinstance(strategy, supported) or type(strategy) is default:
+        return strategy
+    raise ValueError(
+        f"risc_tf cannot train under {type(strategy).__name__}; use one device, "
+        "OneDeviceStrategy, MirroredStrategy or MultiWorkerMirroredStrategy"
+    )
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy | None = None) -> bool:

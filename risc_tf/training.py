@@ -35,7 +35,7 @@ import tensorflow as tf
 from risc_tf.angles import check_fill, check_tilt
 from risc_tf.augment import make_augmenter
 from risc_tf.datasets import classification_dataset, rotation_dataset
-from risc_tf.distribute import is_multi_worker, prepare_multi_worker_fit
+from risc_tf.distribute import check_strategy, is_multi_worker, prepare_multi_worker_fit
 from risc_tf.fast import FusedAdam
 from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images
@@ -232,8 +232,9 @@ def _fit(
     )
 
 
-def _check_fit_options(epochs, batch_size, patience, seed, recalibration_batches, verbose,
-                       callbacks) -> tuple:
+def _check_fit_options(model, epochs, batch_size, patience, seed, recalibration_batches,
+                       verbose, callbacks) -> tuple:
+    check_strategy(model.distribute_strategy)
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
     patience = check_optional_int("patience", patience, 0) or None
@@ -319,7 +320,7 @@ def train_rotnet(
     angles = rotnet_angles(rotnet)
     size = model_image_size(rotnet)
     epochs, batch_size, patience, seed, recal_batches = _check_fit_options(
-        epochs, batch_size, patience, seed, recalibration_batches, verbose, callbacks)
+        rotnet, epochs, batch_size, patience, seed, recalibration_batches, verbose, callbacks)
     fill, jitter = check_fill(fill), check_tilt(jitter, angles, "jitter")
     images = _images(images)
     val_images = None if val_images is None else _images(val_images, "val_images")
@@ -425,7 +426,8 @@ def train_classifier(
         yv = check_labels(val_labels, n=len(val_images), num_classes=num_classes,
                           name="val_labels")
     epochs, batch_size, patience, seed, recal_batches = _check_fit_options(
-        epochs, batch_size, patience, seed, recalibration_batches, verbose, callbacks)
+        classifier, epochs, batch_size, patience, seed, recalibration_batches, verbose,
+        callbacks)
     smoothing = check_fraction("label_smoothing", label_smoothing)
     weights = resolve_class_weight(class_weight, y, num_classes)
     fill, tilt = check_fill(fill), check_tilt(tilt)

@@ -258,6 +258,7 @@ def test_paper_angle_sets_and_recipes():
         ({"fill": "mirror"}, "fill must be one of"),
         ({"protocol": "paper"}, "protocol must be one of"),
         ({"tilt": 200}, "tilt must be"),
+        ({"angles": [0, 45, 90, 135, 180, 225, 270, 315], "tilt": 30}, "larger than half"),
         ({"jitter": 50}, "jitter of 50 deg is larger than half"),
         ({"sweep_split": "train"}, "sweep_split must be one of"),
         ({"seed": -1}, "seed must be an int >= 0"),

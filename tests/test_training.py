@@ -198,3 +198,13 @@ def test_mixed_bfloat16_builds_and_trains_with_float32_outputs():
         assert all(v.dtype == "float32" for v in clf.trainable_variables)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_an_unsupported_strategy_is_refused_before_training():
+    import tensorflow as tf
+
+    strategy = tf.distribute.experimental.CentralStorageStrategy()
+    with strategy.scope():
+        clf = build_classifier(2, (8, 8, 3), backbone="small")
+        with pytest.raises(ValueError, match="cannot train under CentralStorageStrategy"):
+            train_classifier(clf, X8, Y8, epochs=1, verbose=0)

@@ -126,8 +126,9 @@ class ReproduceConfig:
     jitter : float, default 0
         RotNet training rotations deviate from its angles by up to this (degrees).
     tilt : float or "auto", default "auto"
-        Classifier training tilt; "auto" is :func:`risc_tf.angles.default_tilt`
-        (0 for quarter-turn sets, else half the smallest gap).
+        Classifier training tilt, at most half the smallest gap of ``angles`` (the
+        largest residual the RotNet leaves); "auto" is
+        :func:`risc_tf.angles.default_tilt` (0 for quarter-turn sets, else half the gap).
     seed : int, default 0
         Seeds training, the subset draw and the rotated test set.
     subset : int, optional
@@ -227,7 +228,7 @@ class ReproduceConfig:
         test_angles = (paper_angles(self.dataset) if self.test_angles is None
                        else check_angles(self.test_angles, "test_angles"))
         jitter = check_tilt(self.jitter, angles, "jitter")
-        tilt = default_tilt(angles) if self.tilt == "auto" else check_tilt(self.tilt)
+        tilt = default_tilt(angles) if self.tilt == "auto" else check_tilt(self.tilt, angles)
         angles_every(self.sweep_step)  # validates the sweep step
         return dataclasses.replace(self, angles=angles, test_angles=test_angles, fill=fill,
                                    jitter=jitter, tilt=tilt, **values)
