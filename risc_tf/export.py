@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from risc_tf.atomic import temporary_folder
 from risc_tf.preprocessing import MIN_SIDE
 from risc_tf.rotation import apply_fill
 from risc_tf.saving import to_plain_keras
@@ -174,9 +174,7 @@ def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model
         raise ValueError(f"a LiteRT export is a .tflite file; got {str(path)!r}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; choose a new path or pass overwrite=True")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
-    try:
+    with temporary_folder(path) as tmp:
         target = tmp / path.name
         if format == "tf_saved_model":
             _saved_model(pipe, target)
@@ -185,6 +183,4 @@ def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         os.replace(target, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path

@@ -7,11 +7,13 @@ never through pyplot, so they work headless and leave global state alone.
 from __future__ import annotations
 
 import os
-import tempfile
+import warnings
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from risc_tf.atomic import atomic_output
 
 __all__ = ["save_figure"]
 
@@ -33,13 +35,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110, tight: boo
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
     if tight:
-        fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png")
-    os.close(fd)
-    try:
+        with warnings.catch_warnings():  # figures with their own layout say so: harmless
+            warnings.filterwarnings("ignore", message=".*[Tt]ight.?layout.*")
+            fig.tight_layout()
+    with atomic_output(path, keep_suffix=True) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -20,12 +20,12 @@ Only the standard library is imported.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeAlias
+
+from risc_tf.atomic import atomic_output
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -194,45 +194,3 @@ def find_image_files(inputs: PathsLike, recursive: bool = False) -> list[Path]:
                 seen.add(key)
                 found.append(file)
     return found
-
-
-@contextlib.contextmanager
-def atomic_output(target: PathLike) -> Iterator[Path]:
-    """Write a file under a temporary name and rename it to ``target`` on success.
-
-    The temporary file is hidden (``.<name>.<random>.tmp``) and lives in the
-    target's folder, so the final ``os.replace`` is atomic: ``target`` is
-    either its old self or the complete new file, never half-written. On any
-    error the temporary file is removed and the error propagates. The file is
-    created with the usual permissions (0o666 minus the umask).
-
-    Parameters
-    ----------
-    target : str or PathLike
-        The file to create or replace; its folder must exist.
-
-    Yields
-    ------
-    Path
-        The temporary path to write to (it exists, empty). Writers that infer
-        the format from the suffix must be told the format explicitly.
-
-    Examples
-    --------
-    >>> with atomic_output(tmp / "page.html") as part:  # doctest: +SKIP
-    ...     part.write_text("<html></html>")
-    """
-    target = Path(target)
-    while True:
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:
-            continue
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

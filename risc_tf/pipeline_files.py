@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
+from risc_tf.atomic import temporary_folder
 from risc_tf.saving import load_model, save_model
 
 __all__ = ["CONFIG_FILE", "load_pipeline", "model_card", "pipeline_folder", "save_pipeline"]
@@ -63,9 +63,7 @@ def save_pipeline(pipe, path: str | os.PathLike, overwrite: bool = False) -> Pat
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         if not path.is_dir() or (not (path / CONFIG_FILE).is_file() and any(path.iterdir())):
             raise FileExistsError(f"{path} exists and is not a saved pipeline; it is left alone")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-new-"))
-    try:
+    with temporary_folder(path) as tmp:
         save_model(pipe.rotnet, tmp / ROTNET_FILE)
         save_model(pipe.classifier, tmp / CLASSIFIER_FILE)
         config = {"format": _FORMAT, **pipe.get_config(), "versions": _versions()}
@@ -82,8 +80,6 @@ def save_pipeline(pipe, path: str | os.PathLike, overwrite: bool = False) -> Pat
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

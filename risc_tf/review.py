@@ -57,7 +57,7 @@ import numpy as np
 from PIL import Image
 
 from risc_tf.angles import ANGLE_TOLERANCE, angle_difference
-from risc_tf.imagefiles import atomic_output
+from risc_tf.atomic import atomic_output
 from risc_tf.validation import check_int, check_probability
 
 __all__ = ["ROW_KEYS", "STATUSES", "thumbnail", "write_review_page"]

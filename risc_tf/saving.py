@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from risc_tf.atomic import atomic_output
 from risc_tf.fast import (
     FastBatchNormalization,
     FastConv2D,
@@ -146,16 +146,10 @@ def save_model(model: keras.Model, path: str | os.PathLike, overwrite: bool = Tr
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = _metadata(model)
     plain = to_plain_keras(model)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_output(path, keep_suffix=True) as tmp:
         plain.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(METADATA_ENTRY, json.dumps(meta, indent=2))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

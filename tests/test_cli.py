@@ -159,7 +159,8 @@ def test_missing_data_names_the_path_and_url(capsys, tmp_path):
                           str(tmp_path), "--output", str(tmp_path / "o")])
     assert f"organamnist.npz not found in {tmp_path}" in err
     assert "https://zenodo.org/records/10519652/files/organamnist.npz" in err
-    assert "--data-root" in err and not (tmp_path / "o").exists()
+    assert "--data-root" in err and "--download" in err and not (tmp_path / "o").exists()
+    assert "root=" not in err and "download=True" not in err  # the command line's own words
 
 
 def test_multilabel_dataset_is_refused(capsys, tmp_path):
@@ -235,7 +236,7 @@ def test_train_then_evaluate_on_real_data(capsys, tmp_path):
         "augment_angles"] == [0.0, 90.0, 180.0, 270.0]
     assert main(["evaluate", *common, "--rotnet", str(tmp_path / "rotnet.keras"),
                  "--classifier", str(tmp_path / "classifier.keras"), "--rotation-augmented",
-                 str(tmp_path / "rotation_augmented.keras"), "--quiet"]) == 0
+                 str(tmp_path / "rotation_augmented.keras")]) == 0
     out = capsys.readouterr().out
     assert "risc_hard" in out and "RotNet rotation accuracy" in out
     ev = json.loads((tmp_path / "evaluation.json").read_text())
@@ -245,7 +246,7 @@ def test_train_then_evaluate_on_real_data(capsys, tmp_path):
     # test angles outside the RotNet's set: evaluated, reported, no crash
     assert main(["evaluate", *common, "--rotnet", str(tmp_path / "rotnet.keras"),
                  "--classifier", str(tmp_path / "classifier.keras"), "--angle-step", "45",
-                 "--overwrite", "--quiet"]) == 0
+                 "--overwrite"]) == 0
     out = capsys.readouterr().out
     assert "not in the RotNet's angle set" in out
     ev = json.loads((tmp_path / "evaluation.json").read_text())

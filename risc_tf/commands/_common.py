@@ -125,7 +125,7 @@ def tilt_value(text: str) -> float | str:
 
 
 def add_data_options(parser: argparse.ArgumentParser, angles: bool = True,
-                     required: bool = True) -> None:
+                     required: bool = True, subset: bool = True) -> None:
     """--dataset, --data-root, --size, --subset, --download, --no-verify (+ angle sets)."""
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", required=required, type=dataset_flag, metavar="FLAG",
@@ -134,8 +134,9 @@ def add_data_options(parser: argparse.ArgumentParser, angles: bool = True,
                       help=f"folder holding FLAG.npz (default: ${DATA_ENV}, then ~/.medmnist)")
     data.add_argument("--size", type=int, choices=SIZES, default=28,
                       help="MedMNIST image size of the file to read (default 28)")
-    data.add_argument("--subset", type=positive_int, metavar="N",
-                      help="use at most N images of each split (seeded draw; quick runs)")
+    if subset:
+        data.add_argument("--subset", type=positive_int, metavar="N",
+                          help="use at most N images of each split (seeded draw; quick runs)")
     data.add_argument("--download", action="store_true",
                       help="download the file (MD5-checked) when it is missing")
     data.add_argument("--download-timeout", type=positive_float, default=DOWNLOAD_TIMEOUT,
@@ -155,6 +156,8 @@ def add_data_options(parser: argparse.ArgumentParser, angles: bool = True,
 def add_training_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     """Model and training options (``defaults=False``: None, to be filled by a recipe)."""
     d = (lambda v: v) if defaults else (lambda v: None)
+    default = (lambda text: f"default {text}") if defaults else (lambda text: "default: the "
+                                                                 "recipe's")
     model = parser.add_argument_group("model and training")
     model.add_argument("--input-size", type=positive_int, default=32, metavar="S",
                        help="model input side in pixels (default 32, as the paper)")
@@ -169,17 +172,18 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: bool = True)
                        help="backbone initialisation: 'imagenet' or a weights file "
                             "(default: random, from scratch)")
     model.add_argument("--epochs", type=positive_int, default=d(10),
-                       help="most epochs per model (default 10)")
+                       help=f"most epochs per model ({default('10')})")
     model.add_argument("--patience", type=non_negative_int, default=d(5),
                        help="early-stopping patience in epochs on validation accuracy; "
-                            "0 turns early stopping off (default 5)")
+                            f"0 turns early stopping off ({default('5')})")
     model.add_argument("--optimizer", default=d("adam"), metavar="NAME",
-                       help="a Keras optimizer name: adam (default; fused kernel), adamw, "
-                            "sgd, rmsprop, ...")
+                       help="a Keras optimizer name: adam (fused kernel), adamw, sgd, "
+                            f"rmsprop, ... ({default('adam')})")
     model.add_argument("--learning-rate", type=positive_float, default=d(1e-3), metavar="LR",
-                       help="learning rate (default 1e-3)")
+                       help=f"learning rate ({default('1e-3')})")
     model.add_argument("--lr-schedule", choices=("constant", "cosine"), default=d("constant"),
-                       help="constant (default) or cosine decay to 0 over the training")
+                       help=f"constant or cosine decay to 0 over the training "
+                            f"({default('constant')})")
     model.add_argument("--fill", choices=FILLS, default="constant",
                        help="what fills the corners of interpolated rotations: constant "
                             "(black, default), reflect, or circle (a circular field of view "
@@ -193,14 +197,16 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: bool = True)
 def add_classifier_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     """Class weights, label smoothing, augmentation (classifier training)."""
     d = (lambda v: v) if defaults else (lambda v: None)
+    default = (lambda text: f"default {text}") if defaults else (lambda text: "default: the "
+                                                                 "recipe's")
     group = parser.add_argument_group("classifier training")
     group.add_argument("--class-weight", choices=("none", "balanced"), default=d("none"),
-                       help="balanced: weight classes by n / (C * count) (default none)")
+                       help=f"balanced: weight classes by n / (C * count) ({default('none')})")
     group.add_argument("--label-smoothing", type=fraction, default=d(0.0), metavar="EPS",
-                       help="label smoothing in [0, 1) (default 0)")
+                       help=f"label smoothing in [0, 1) ({default('0')})")
     group.add_argument("--augment", choices=("none", "light"), default=d("none"),
                        help="light: small translations, zoom, contrast and brightness "
-                            "(default none)")
+                            f"({default('none')})")
     group.add_argument("--tilt", type=tilt_value, default="auto", metavar="DEG",
                        help="random training tilt in [-DEG, DEG]; auto (default): half the "
                             "RotNet angle set's gap unless it is the quarter turns")
@@ -257,7 +263,9 @@ def data_errors():
     except FileNotFoundError as err:
         if ".npz not found" not in str(err):
             raise
-        raise FileNotFoundError(f"{err} (command line: --data-root DIR or --download)") from None
+        raise FileNotFoundError(
+            str(err).replace("pass root= the folder that holds it", "pass --data-root DIR")
+            .replace("use download=True", "use --download")) from None
     except ValueError as err:
         if "MD5 mismatch" not in str(err):
             raise

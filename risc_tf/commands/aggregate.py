@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
         "aggregate", help="mean +- std, bootstrap intervals and paired tests over seeds",
         description="Aggregate finished risc-tf reproduce runs of one experiment (same "
                     "dataset, angle sets, protocol, recipe; different seeds): per method the "
-                    "mean +- std over seeds and a 95 %% bootstrap interval of the rotated-test "
+                    "mean +- std over seeds and a 95 % bootstrap interval of the rotated-test "
                     "accuracy, AUC, the sweep over the circle, the RotNet, and exact McNemar "
                     "tests of RISC against each baseline with a verdict. Writes "
                     "OUTPUT/results.json, results.md and accuracy_intervals.png.")

@@ -55,6 +55,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
                   test_angles=list(test_angles) if args.protocol == "set" else None,
                   methods={m: METHOD_LABELS[m] for m in methods})
     save_json(result, target)
+    if args.quiet:
+        print(f"written: {target}")
+        return 0
     drawn = (", ".join(f"{a:g}" for a in test_angles) + " deg" if args.protocol == "set"
              else "uniform random angles")
     print(f"{args.dataset} {args.split} ({len(x)} images), rotated by {drawn} (seed {args.seed})")

@@ -35,7 +35,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "explain",
         help="heatmaps (Grad-CAM, Grad-CAM++, Score-CAM) and figures for trained models",
-        description=__doc__.split("\n\n")[0],
+        description="Heatmaps and the paper's figures for trained models: writes "
+                    "heatmaps.npz (the selected images, their indices, and the classifier's and "
+                    "RotNet's heatmaps for their predicted class and rotation) and the PNG "
+                    "figures chosen with --figures into --output.",
     )
     models = p.add_argument_group("models")
     models.add_argument("--pipeline", metavar="DIR",
@@ -47,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     source.add_argument("--key", default="images", help="array name in --npz (default: images)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="dataset split (default: test)")
-    add_data_options(p, angles=False, required=False)
+    add_data_options(p, angles=False, required=False, subset=False)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--indices", type=non_negative_int, nargs="+", metavar="I",
                        help="images to explain")
@@ -88,8 +91,6 @@ def _images(args):
 
     from risc_tf.data import label_names, load_medmnist
 
-    if bool(args.dataset) == bool(args.npz):
-        raise ValueError("give the images with --dataset FLAG or --npz FILE (one of them)")
     if args.dataset:
         with data_errors():
             images, labels = load_medmnist(args.dataset, args.split, args.data_root, args.size,
@@ -113,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     from risc_tf.explain.cam import classifier_heatmaps, rotnet_heatmaps
     from risc_tf.preprocessing import check_images
 
+    if bool(args.dataset) == bool(args.npz):
+        raise ValueError("give the images with --dataset FLAG or --npz FILE (one of them)")
     output = Path(args.output)
     npz = output / "heatmaps.npz"
     if npz.exists() and not args.overwrite:

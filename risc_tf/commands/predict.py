@@ -159,8 +159,12 @@ def add_parser(subparsers) -> None:
     """Register ``predict``."""
     p = subparsers.add_parser(
         "predict", help="run a saved pipeline on your own image files (PNG, JPEG, TIFF, DICOM)",
-        description=__doc__.split("\n\n")[0] + " Exit code 0 when at least one file was read, "
-                    "otherwise 2 with the reason.",
+        description="Run a saved pipeline on your own image files (PNG, JPEG, BMP, GIF, TIFF, "
+                    "DICOM): one row per file in a CSV or JSON file (path, class, class "
+                    "probability, predicted rotation, rotation confidence, status ok / review "
+                    "/ unreadable), optional upright copies and a review page. Files are "
+                    "streamed; an unreadable file becomes a row. Exit code 0 when at least one "
+                    "file was read, otherwise 2 with the reason.",
         epilog="example: risc-tf predict --pipeline runs/pneumonia scans/ --output "
                "predictions.csv --fix-orientation upright/ --report review.html")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")

@@ -6,7 +6,7 @@ the candidates are the layers after the first convolution whose output is such
 a map: convolutions, and also BatchNorm, activations, residual additions and
 pooling layers (a ResNet block's output ``conv3_block4_out`` is an
 ``Activation`` layer). Padding layers and everything before the first
-convolution (the input and :class:`~risc_tf.InputNormalization`) are not.
+convolution (the input and its ``input_normalization`` layer) are not.
 
 The named layer is used as it is: tf-keras-vis would otherwise replace a
 non-convolution layer (such as ``conv3_block4_out``) with the last ``Conv2D``

@@ -1,0 +1,91 @@
+"""Writing files and folders so that nothing is ever half-written.
+
+Every file risc_tf writes (models, pipelines, exports, figures, reports,
+upright copies) goes under a temporary hidden name in its target's folder and
+is renamed into place at the end, so the target is either its old self or the
+complete new version. Temporary files and folders get the usual permissions
+(0o666 / 0o777 minus the umask): what they become is readable as any other
+file the user writes. Only the standard library is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_output", "temporary_folder"]
+
+
+def _hidden(target: Path, keep_suffix: bool) -> Path:
+    token = secrets.token_hex(4)
+    if keep_suffix:
+        return target.with_name(f".{target.stem}.{token}{target.suffix}")
+    return target.with_name(f".{target.name}.{token}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_output(target: str | os.PathLike, keep_suffix: bool = False) -> Iterator[Path]:
+    """Write a file under a temporary name and rename it to ``target`` on success.
+
+    The temporary file is hidden and lives in the target's folder, so the final
+    ``os.replace`` is atomic. On any error the temporary file is removed and the
+    error propagates.
+
+    Parameters
+    ----------
+    target : str or PathLike
+        The file to create or replace; its folder must exist.
+    keep_suffix : bool, default False
+        Give the temporary file the target's suffix (for writers that insist on
+        one, such as Keras and ``.keras``); otherwise it ends in ``.tmp``.
+
+    Yields
+    ------
+    Path
+        The temporary path to write to (it exists, empty).
+
+    Examples
+    --------
+    >>> with atomic_output(tmp / "page.html") as part:  # doctest: +SKIP
+    ...     part.write_text("<html></html>")
+    """
+    target = Path(target)
+    while True:
+        tmp = _hidden(target, keep_suffix)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def temporary_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """A new hidden folder beside ``target`` (mode 0o777 minus the umask), removed on exit.
+
+    The caller fills it and moves it (or what it holds) into place before the
+    block ends; whatever is left is deleted.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = _hidden(target, False)
+        try:
+            tmp.mkdir()
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
