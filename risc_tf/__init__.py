@@ -20,8 +20,9 @@ used), so ``risc-tf --help`` starts without TensorFlow.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from risc_tf.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -77,17 +78,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'risc_tf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

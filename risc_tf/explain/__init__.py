@@ -22,7 +22,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
+from risc_tf.lazy import lazy_exports
 
 _EXPORTS = {
     "CAM": "risc_tf.explain.cam",
@@ -45,11 +45,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'risc_tf.explain' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
