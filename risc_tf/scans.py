@@ -52,10 +52,10 @@ def quarter_turns_to_undo(rotation: float) -> int | None:
 def _reason(pipe, rotation_confidence: float, class_probability: float) -> str | None:
     parts = []
     if rotation_confidence < pipe.min_rotation_confidence:
-        parts.append(f"rotation confidence {rotation_confidence:.2f} < "
+        parts.append(f"rotation confidence {rotation_confidence:.3f} < "
                      f"{pipe.min_rotation_confidence:g}")
     if class_probability < pipe.min_class_probability:
-        parts.append(f"class probability {class_probability:.2f} < "
+        parts.append(f"class probability {class_probability:.3f} < "
                      f"{pipe.min_class_probability:g}")
     return "; ".join(parts) or None
 
