@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "temporary_folder"]
+__all__ = ["atomic_output", "temporary_folder", "write_text"]
 
 
 def _hidden(target: Path, keep_suffix: bool) -> Path:
@@ -89,3 +89,11 @@ def temporary_folder(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path

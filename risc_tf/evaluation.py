@@ -37,6 +37,7 @@ from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.pipeline import RISCPipeline, run_in_batches
 from risc_tf.preprocessing import preprocess_images
 from risc_tf.rotation import apply_fill, rotate, rotate_all
+from risc_tf.validation import check_labels
 
 __all__ = [
     "METHOD_LABELS",
@@ -171,7 +172,7 @@ def evaluate_methods(methods: Mapping[str, ProbaFn], images, labels, true_angles
 
 
 def rotnet_evaluation(rotnet: keras.Model, sets: Mapping[str, tuple],
-                      batch_size: int = 256) -> dict:
+                      batch_size: int = 256, bins: Sequence[float] | None = None) -> dict:
     """The RotNet on the rotated set (:func:`~risc_tf.metrics.rotation_metrics`) and upright.
 
     ``upright_acc`` is the fraction of upright images it calls upright (0 degrees),
@@ -180,7 +181,7 @@ def rotnet_evaluation(rotnet: keras.Model, sets: Mapping[str, tuple],
     angles = rotnet_angles(rotnet)
     proba = model_proba(rotnet, batch_size)
     rotated, _, true_angles = sets["rotated"]
-    out = rotation_metrics(true_angles, proba(rotated), angles)
+    out = rotation_metrics(true_angles, proba(rotated), angles, bins)
     upright = sets["upright"][0]
     out["upright_acc"] = rotation_metrics(np.zeros(len(upright)), proba(upright), angles)["acc"]
     return out
@@ -203,7 +204,7 @@ def evaluate_models(methods: Mapping[str, ProbaFn], rotnet: keras.Model,
         "upright": evaluate_methods(methods, *sets["upright"], predictions=True),
         "rotated": evaluate_methods(methods, *sets["rotated"], angle_bins=bins,
                                     predictions=True),
-        "rotnet": rotnet_evaluation(rotnet, sets),
+        "rotnet": rotnet_evaluation(rotnet, sets, bins=bins),
     }
 
 
@@ -277,7 +278,7 @@ def selective_evaluation(pipe: RISCPipeline, images, labels,
         ``{"rotation_confidence": coverage_curve, "class_probability": coverage_curve}``.
     """
     details = pipe.predict_details(images)
-    correct = details.class_index == np.asarray(labels).reshape(-1)
+    correct = details.class_index == check_labels(labels, n=len(details))
     return {
         "rotation_confidence": coverage_curve(correct, details.rotation_confidence, thresholds),
         "class_probability": coverage_curve(correct, details.class_probability, thresholds),

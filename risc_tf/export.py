@@ -20,23 +20,23 @@ stacking belong to the device's image pipeline) and returns the same numbers
 (class names are in the pipeline's ``risc_pipeline.json``). Every angle set
 converts with TensorFlow Lite builtin ops only: the pipeline undoes quarter
 turns with reversals and transposes, and any other fixed angle with a
-precomputed bilinear gather (:func:`risc_tf.rotation.rotation_tables`), so no
-interpolation op (which would need the Select TensorFlow ops and the Flex
-delegate) is left in the graph.
+precomputed bilinear gather (:func:`risc_tf.rotation.rotation_tables`, for
+inputs up to 64x64), so no interpolation op (which would need the Select
+TensorFlow ops and the Flex delegate) is left in the graph.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from risc_tf.angles import is_quarter_turn_set
 from risc_tf.atomic import temporary_folder
 from risc_tf.preprocessing import MIN_SIDE
-from risc_tf.rotation import apply_fill
+from risc_tf.rotation import MAX_TABLE_SIDE, apply_fill
 from risc_tf.saving import to_plain_keras
 from risc_tf.validation import check_choice
 
@@ -117,6 +117,12 @@ def _saved_model(pipe, path: Path) -> None:
 
 
 def _litert(pipe, path: Path) -> None:
+    if not is_quarter_turn_set(pipe.angles) and pipe.image_size > MAX_TABLE_SIDE:
+        raise ValueError(
+            f"a LiteRT export of the angle set {pipe.angles} needs input images of at most "
+            f"{MAX_TABLE_SIDE}x{MAX_TABLE_SIDE} (its counter-rotation becomes a precomputed "
+            f"gather); this pipeline's input is {pipe.image_size}x{pipe.image_size}"
+        )
     serving = _serving_pipeline(pipe)
     size = serving.image_size
 
@@ -159,7 +165,8 @@ def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model
     Raises
     ------
     FileExistsError
-        ``path`` exists and ``overwrite`` is off.
+        ``path`` exists and ``overwrite`` is off, or it is not an earlier export
+        (never replaced).
     ValueError
         An unknown format, or a LiteRT path not ending in ``.tflite``.
 
@@ -172,15 +179,28 @@ def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model
     path = Path(path)
     if format == "litert" and path.suffix != ".tflite":
         raise ValueError(f"a LiteRT export is a .tflite file; got {str(path)!r}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose a new path or pass overwrite=True")
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path} exists; choose a new path or pass overwrite=True")
+        is_export = (path.is_file() and path.suffix == ".tflite") or (
+            path.is_dir() and (path / "saved_model.pb").is_file())
+        if not is_export:
+            raise FileExistsError(f"{path} exists and is not an export (no saved_model.pb, not "
+                                  "a .tflite file); it is left alone")
     with temporary_folder(path) as tmp:
         target = tmp / path.name
         if format == "tf_saved_model":
             _saved_model(pipe, target)
         else:
             _litert(pipe, target)
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(target, path)
+        if path.exists():  # the old export aside until the new one is in place
+            old = tmp / f"{path.name}.old"
+            os.replace(path, old)
+            try:
+                os.replace(target, path)
+            except OSError:
+                os.replace(old, path)
+                raise
+        else:
+            os.replace(target, path)
     return path

@@ -74,6 +74,16 @@ def confusion(y_true, y_pred, num_classes: int) -> np.ndarray:
                             labels=np.arange(int(num_classes)))
 
 
+def _angle_groups(true_angles, bins: Sequence[float] | None) -> np.ndarray:
+    """The group of each angle: itself (mod 360, to a thousandth of a degree) or the
+    nearest of ``bins``."""
+    a = np.mod(np.asarray(true_angles, np.float64).reshape(-1), 360.0)
+    if bins is None:
+        return np.mod(np.round(a, 3), 360.0)
+    table = np.mod(np.asarray(bins, np.float64), 360.0)
+    return table[np.abs(angle_difference(a[:, None], table)).argmin(axis=1)]
+
+
 def per_angle_accuracy(correct, true_angles, bins: Sequence[float] | None = None) -> dict:
     """Accuracy grouped by the true rotation angle.
 
@@ -93,19 +103,19 @@ def per_angle_accuracy(correct, true_angles, bins: Sequence[float] | None = None
         ``{"90": 0.93, ...}`` keyed by ``f"{angle:g}"`` in increasing angle order.
     """
     ok = np.asarray(correct, dtype=bool).reshape(-1)
-    a = np.mod(np.asarray(true_angles, dtype=np.float64).reshape(-1), 360.0)
-    if len(ok) != len(a):
-        raise ValueError(f"correct and true_angles differ in length: {len(ok)} vs {len(a)}")
-    if bins is not None:
-        table = np.mod(np.asarray(bins, np.float64), 360.0)
-        a = table[np.abs(angle_difference(a[:, None], table)).argmin(axis=1)]
-    else:
-        a = np.round(a, 3)
-    return {f"{v:g}": float(ok[a == v].mean()) for v in np.unique(a)}
+    groups = _angle_groups(true_angles, bins)
+    if len(ok) != len(groups):
+        raise ValueError(f"correct and true_angles differ in length: {len(ok)} vs {len(groups)}")
+    return {f"{v:g}": float(ok[groups == v].mean()) for v in np.unique(groups)}
 
 
-def rotation_metrics(true_angles, proba, angles: Sequence[float]) -> dict:
+def rotation_metrics(true_angles, proba, angles: Sequence[float],
+                     bins: Sequence[float] | None = None) -> dict:
     """How well a RotNet's probabilities ``(N, R)`` over ``angles`` find the true rotations.
+
+    ``bins`` groups the per-angle report as in :func:`per_angle_accuracy` (for
+    angles drawn uniformly over the circle: the RotNet's own angles, each group
+    scored as "predicted its nearest angle").
 
     Returns
     -------
@@ -129,11 +139,11 @@ def rotation_metrics(true_angles, proba, angles: Sequence[float]) -> dict:
     distance = np.abs(angle_difference(t[:, None], table))  # (N, R)
     pred_distance = np.take_along_axis(distance, pred[:, None], axis=1)[:, 0]
     nearest = pred_distance <= distance.min(axis=1) + ANGLE_TOLERANCE  # ties: either counts
+    groups = _angle_groups(t, bins)
     per_angle = {}
-    for v in np.unique(np.round(np.mod(t, 360.0), 3)):
-        group = np.isclose(np.mod(t, 360.0), v, atol=1e-3)
+    for v in np.unique(groups):
         index = match_angles(v, table)
-        per_angle[f"{v:g}"] = (float(np.mean(pred[group] == index)) if index >= 0
+        per_angle[f"{v:g}"] = (float(np.mean(pred[groups == v] == index)) if index >= 0
                                else "not in the RotNet's angle set")
     return {
         "acc": float(np.mean(pred[inside] == true_idx[inside])) if inside.any() else None,

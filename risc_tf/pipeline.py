@@ -28,7 +28,14 @@ import tensorflow as tf
 from risc_tf.angles import check_angles, check_fill, is_quarter_turn_set, match_angles
 from risc_tf.models import is_rotnet, model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images, to_model_input
-from risc_tf.rotation import apply_fill, gather_rotate, quarter_turns, rotation_tables
+from risc_tf.rotation import (
+    MAX_TABLE_SIDE,
+    apply_fill,
+    counter_rotate,
+    gather_rotate,
+    quarter_turns,
+    rotation_tables,
+)
 from risc_tf.validation import check_choice, check_int, check_labels, check_probability
 
 __all__ = ["MODES", "Predictions", "RISCPipeline", "run_in_batches"]
@@ -189,10 +196,12 @@ class RISCPipeline:
         self.metadata = dict(metadata or {})
         self.rotnet, self.classifier, self.image_size = rotnet, classifier, size
         # quarter-turn sets are undone by exact reversals and transposes; other sets by
-        # precomputed bilinear gathers (built on first use): no interpolation op in the graph
+        # precomputed bilinear gathers (built on first use; inputs up to 64x64), else by
+        # interpolation
         self._turns = (tf.constant([round(a / 90.0) % 4 for a in self.angles], tf.int32)
                        if is_quarter_turn_set(self.angles) else None)
         self._tables: tuple[tf.Tensor, tf.Tensor] | None = None
+        self._tables_fill = self.fill
         self._graphs: dict[tuple, Callable] = {}
 
     @staticmethod
@@ -223,17 +232,21 @@ class RISCPipeline:
 
     # -- graph ------------------------------------------------------------------
     def _counter_tables(self) -> tuple[tf.Tensor, tf.Tensor]:
-        if self._tables is None:
+        if self._tables is None or self._tables_fill != self.fill:
             with tf.init_scope():  # eager, even when first asked for while tracing
                 indices, weights = rotation_tables([-a for a in self.angles], self.image_size,
                                                    self.fill)
                 self._tables = (tf.constant(indices), tf.constant(weights))
+                self._tables_fill = self.fill
         return self._tables
 
     def _counter_rotate(self, x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
         """Undo angle ``angles[index[i]]`` of each image ``x[i]``."""
         if self._turns is not None:
             return quarter_turns(x, -tf.gather(self._turns, index))
+        if self.image_size > MAX_TABLE_SIDE:  # tables would cost S**4: interpolate instead
+            table = tf.constant(self.angles, tf.float32)
+            return counter_rotate(x, tf.gather(table, index), self.fill)
         indices, weights = self._counter_tables()
         return gather_rotate(x, tf.gather(indices, index), tf.gather(weights, index))
 
@@ -264,7 +277,7 @@ class RISCPipeline:
         return proba if output == "proba" else tf.concat([proba, p_rot], axis=1)
 
     def _graph(self, output: str, x: np.ndarray) -> Callable:
-        key = (output, x.dtype.str, x.shape[1:])
+        key = (output, self.mode, self.fill, x.dtype.str, x.shape[1:])
         if key not in self._graphs:
             spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
             # no tensor-dependent Python control flow in _stages: nothing for AutoGraph to do
@@ -299,6 +312,9 @@ class RISCPipeline:
                 )
             x, single = check_images(element, f"dataset element {i}", warn_layout=False)
             if not single:
+                if pending:  # keep the input order: the single images read before it first
+                    yield np.stack(pending), False
+                    pending = []
                 yield x, False
                 continue
             pending.append(self._resized(element, f"dataset element {i}"))
@@ -317,6 +333,8 @@ class RISCPipeline:
             # different sizes or dtypes (a folder of PNG and DICOM files): resize each to the
             # model input, then batch
             yield np.stack([self._resized(v, f"images[{i}]") for i, v in enumerate(images)]), False
+        elif _is_batch_like(images):  # a list of same-sized images: a batch, whatever its size
+            yield check_images(images, warn_layout=False)
         else:
             yield check_images(images)
 

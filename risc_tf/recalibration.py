@@ -31,8 +31,11 @@ class _BatchNormStatistics:
 
     def __init__(self, model: keras.Model):
         self.strategy = model.distribute_strategy
+        # frozen layers (a frozen backbone, a linear probe) keep their statistics: they run
+        # in inference mode, and re-estimating them would change what the probe measures
         self.layers = [
-            layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+            layer for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
         ]
         if self.layers:
             probe = keras.Model(model.inputs, [bn.input for bn in self.layers])
@@ -81,7 +84,7 @@ def _same_on_every_worker(tensors: list[tf.Tensor],
 def recalibrate_batchnorm(
     model: keras.Model, dataset: tf.data.Dataset, num_batches: int = 50
 ) -> int:
-    """Set every BatchNorm layer's moving statistics to the average batch statistics.
+    """Set every trainable BatchNorm layer's moving statistics to the average batch statistics.
 
     The model runs in training mode on up to ``num_batches`` batches of
     ``dataset`` (whose elements are ``(images, ...)``); for each BatchNorm layer

@@ -61,6 +61,7 @@ __all__ = [
     "match_angles",
     "quarter_turns",
     "rotate",
+    "MAX_TABLE_SIDE",
     "rotate_all",
     "rotation_tables",
 ]
@@ -234,7 +235,17 @@ def counter_rotate(images, angles, fill: str = "constant") -> tf.Tensor:
     """Undo :func:`rotate`: rotate each image by minus its angle."""
     if isinstance(angles, (tf.Tensor, tf.Variable)):
         return rotate(images, -tf.cast(angles, tf.float32), fill)
-    return rotate(images, -np.asarray(_angle_tensor(angles, None)), fill)
+    try:
+        a = np.asarray(angles, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"angles must be a number or one number per image; got {angles!r}") \
+            from None
+    return rotate(images, np.mod(-a, 360.0), fill)
+
+
+#: Largest image side :func:`rotation_tables` builds tables for (their construction
+#: rotates one one-pixel image per pixel, S**4 work).
+MAX_TABLE_SIDE = 64
 
 
 def rotation_tables(angles, size: int, fill: str = "constant") -> tuple[np.ndarray, np.ndarray]:
@@ -242,9 +253,10 @@ def rotation_tables(angles, size: int, fill: str = "constant") -> tuple[np.ndarr
 
     A rotation by a fixed angle is a linear map of the pixels in which every output
     pixel is a bilinear mix of at most four input pixels. This reads those taps off
-    :func:`rotate` itself (rotating every one-pixel image), so :func:`gather_rotate`
-    with the tables computes what :func:`rotate` computes, up to float rounding, with
-    gathers, products and sums only (e.g. TensorFlow Lite builtin ops).
+    :func:`rotate` itself (rotating every one-pixel image, in chunks), so
+    :func:`gather_rotate` with the tables computes what :func:`rotate` computes, up
+    to float rounding, with gathers, products and sums only (e.g. TensorFlow Lite
+    builtin ops).
 
     Returns
     -------
@@ -252,19 +264,36 @@ def rotation_tables(angles, size: int, fill: str = "constant") -> tuple[np.ndarr
         int32 ``(R, S*S, 4)``: the flat input pixels of each output pixel.
     weights : np.ndarray
         float32 ``(R, S*S, 4)``: their weights (0 for unused taps).
+
+    Raises
+    ------
+    ValueError
+        ``size`` above :data:`MAX_TABLE_SIDE`, or a map that mixes more than four pixels.
     """
-    pixels = size * size
-    basis = np.eye(pixels, dtype=np.float32).reshape(pixels, size, size, 1)
+    if size > MAX_TABLE_SIDE:
+        raise ValueError(f"rotation tables are built for images of at most {MAX_TABLE_SIDE}x"
+                         f"{MAX_TABLE_SIDE} pixels; got {size}x{size}")
+    pixels, chunk = size * size, 256
     indices = np.zeros((len(angles), pixels, 4), np.int32)
     weights = np.zeros((len(angles), pixels, 4), np.float32)
     for r, angle in enumerate(angles):
-        # column j of the map is where input pixel j goes: (output, input) after a transpose
-        matrix = rotate(basis, float(angle), fill).numpy().reshape(pixels, pixels).T
-        order = np.argsort(-np.abs(matrix), axis=1)[:, :4]
-        taps = np.take_along_axis(matrix, order, axis=1)
-        if np.max(np.abs(matrix).sum(axis=1) - np.abs(taps).sum(axis=1)) > 1e-5:
+        outputs, inputs, values = [], [], []
+        for start in range(0, pixels, chunk):
+            stop = min(start + chunk, pixels)
+            basis = np.zeros((stop - start, pixels), np.float32)
+            basis[np.arange(stop - start), np.arange(start, stop)] = 1.0
+            moved = rotate(basis.reshape(-1, size, size, 1), float(angle), fill).numpy()
+            j, p = np.nonzero(moved.reshape(stop - start, pixels))  # input j reaches output p
+            outputs.append(p)
+            inputs.append(j + start)
+            values.append(moved.reshape(stop - start, pixels)[j, p])
+        p, j, w = (np.concatenate(v) for v in (outputs, inputs, values))
+        order = np.lexsort((-np.abs(w), p))
+        p, j, w = p[order], j[order], w[order]
+        rank = np.arange(len(p)) - np.searchsorted(p, p)  # position within its output pixel
+        if rank.size and rank.max() >= 4:
             raise ValueError(f"rotation by {angle:g} deg mixes more than 4 pixels")
-        indices[r], weights[r] = order, taps
+        indices[r, p, rank], weights[r, p, rank] = j, w
     return indices, weights
 
 

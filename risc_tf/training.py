@@ -105,7 +105,7 @@ def resolve_optimizer(
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps)
     elif lr_schedule != "constant":
         raise ValueError("lr_schedule applies to a number; learning_rate is already a schedule")
-    if optimizer is None or optimizer == "adam":
+    if optimizer is None or (isinstance(optimizer, str) and optimizer.lower() == "adam"):
         return FusedAdam(rate)
     if not isinstance(optimizer, str):
         raise ValueError(
@@ -297,7 +297,8 @@ def train_rotnet(
     patience : int or None, default 5
         Early-stopping patience in epochs (None or 0: train all epochs, keep the last).
     seed : int, default 0
-        Seeds Keras, shuffling and rotation draws.
+        Seeds shuffling, rotation draws and Keras (``keras.utils.set_random_seed``,
+        which also seeds Python's and numpy's global generators, as Keras does).
     recalibrate_bn : bool, default True
         Re-estimate BatchNorm statistics each epoch (see :mod:`risc_tf.recalibration`).
     recalibration_batches : int, default 50

@@ -40,11 +40,14 @@ def test_every_public_module_page_lists_each_name_of_its_all():
             assert f"`{module_name}.{name}`" in text
 
 
-def test_readme_opens_with_the_two_set_up_commands():
+def test_readme_opens_with_a_title_and_the_two_set_up_commands():
     lines = (ROOT / "README.md").read_text().splitlines()
-    assert lines[0] == "```bash" and lines[3] == "```"
-    install_and_run, run_tests = lines[1], lines[2]
+    assert lines[0].startswith("# ") and lines[1] == ""
+    assert lines[2] == "```bash" and lines[5] == "```"
+    install_and_run, run_tests = lines[3], lines[4]
     assert "pip install" in install_and_run and "../shared/data/medmnist" in install_and_run
+    assert "risc-tf reproduce" in install_and_run and "--recipe tuned" in install_and_run
     assert "python -m pytest" in run_tests
+    assert "--download" in "\n".join(lines[6:12])  # how a user without ../shared gets data
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'grep -m1 "python -m pytest" README.md' in ci

@@ -85,6 +85,7 @@ def test_uniform_protocol_bins_angles_by_the_rotnet_set(models, images):
     result = evaluate_models(build_methods(rotnet, clf), rotnet, sets, protocol="uniform")
     assert set(result["rotated"]["classifier"]["per_angle_acc"]) <= {"0", "90", "180", "270"}
     assert result["rotnet"]["acc"] is None and 0 <= result["rotnet"]["mae_deg"] <= 180
+    assert set(result["rotnet"]["per_angle_acc"]) <= {"0", "90", "180", "270"}  # binned
 
 
 def test_circle_fill_masks_every_evaluation_image(models, images):

@@ -183,9 +183,26 @@ def test_method_and_option_errors(clf):
         CAM(clf, "lime")
     with pytest.raises(ValueError, match="max_n is a Score-CAM option"):
         CAM(clf, "gradcam", max_n=4)
-    with pytest.raises(ValueError, match="max_n must be a positive int"):
+    with pytest.raises(ValueError, match="max_n must be an int >= 1"):
         CAM(clf, "scorecam", max_n=0)
     assert CAM(clf, "scorecam", max_n=10_000).max_n == 128  # capped at the channel count
+    assert CAM(clf, "scorecam", max_n=np.int64(4), batch_size=np.int64(8)).max_n == 4
+    with pytest.raises(ValueError, match="fill must be one of"):
+        CAM(clf, fill="wrap")
+
+
+def test_circle_fill_masks_what_the_cam_sees(clf, images):
+    plain = classifier_heatmaps(clf, images, class_index=0)
+    masked = classifier_heatmaps(clf, images, class_index=0, fill="circle")
+    assert not np.allclose(plain, masked)  # the CAM saw the masked images
+
+
+def test_cam_never_modifies_the_callers_model():
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.GlobalAveragePooling2D()])  # no softmax head
+    predict = model.predict
+    CAM(model, "scorecam", layer=model.layers[0].name)
+    assert model.predict == predict
 
 
 def test_layer_heatmaps_same_targets_every_layer(clf, images):

@@ -74,6 +74,7 @@ def test_per_angle_accuracy_exact_and_binned():
     assert per_angle_accuracy(ok, angles) == {"0": 1.0, "90": 0.5, "270": 1.0}
     binned = per_angle_accuracy(ok, [80.0, 100.0, 359.0, 275.0], bins=(0, 90, 180, 270))
     assert binned == {"0": 1.0, "90": 0.5, "270": 1.0}
+    assert per_angle_accuracy([True, False], [359.9996, 0.0]) == {"0": 0.5}  # one group
 
 
 def test_rotation_metrics_match_angles_modulo_360_and_report_outside_angles():

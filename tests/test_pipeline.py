@@ -324,3 +324,16 @@ def test_saved_pipeline_carries_no_optimizer_state(models, tmp_path):
     trained.save(tmp_path / "with_optimizer.keras")  # Adam's two moments: about 3x the size
     ours = (path / "classifier.keras").stat().st_size
     assert 2 * ours < (tmp_path / "with_optimizer.keras").stat().st_size
+
+
+def test_streams_keep_their_order_and_settings_changes_take_effect(models):
+    pipe = RISCPipeline(*models)
+    mixed = tf.data.Dataset.from_generator(
+        lambda: iter([X[0], X[1:4], X[4]]),
+        output_signature=tf.TensorSpec(None, tf.uint8))
+    np.testing.assert_allclose(pipe.predict_proba(mixed), pipe.predict_proba(X[:5]), atol=1e-6)
+    hard = pipe.predict_proba(X)
+    pipe.mode = "soft"  # a new graph, not the hard one cached
+    np.testing.assert_allclose(pipe.predict_proba(X),
+                               RISCPipeline(*models, mode="soft").predict_proba(X), atol=1e-6)
+    assert not np.allclose(pipe.predict_proba(X), hard)

@@ -210,3 +210,21 @@ def test_export_errors(saved, tmp_path, capsys):
     assert err.value.code == 2 and "exists" in capsys.readouterr().err
     assert main(["export", "--pipeline", str(path), "--output", str(tmp_path / "m.tflite"),
                  "--format", "litert"]) == 0
+
+
+def test_upright_copies_of_several_inputs_keep_their_folders_and_never_collide(saved, tmp_path):
+    _, path = saved
+    rng = np.random.default_rng(3)
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8)).save(
+            tmp_path / "in" / folder / "scan.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--pipeline", str(path), str(tmp_path / "in" / "a"),
+                 str(tmp_path / "in" / "b"), "--output", str(out), "--fix-orientation",
+                 str(tmp_path / "up"), "--quiet"]) == 0
+    copies = [r["upright_copy"] for r in _rows(out).values() if r["upright_copy"]]
+    with open(out, newline="") as f:
+        copies = [r["upright_copy"] for r in csv.DictReader(f) if r["upright_copy"]]
+    assert len(copies) == len(set(copies))  # one file per input: a/scan.png, b/scan.png
+    assert all(c.endswith(("a/scan.png", "b/scan.png")) for c in copies)

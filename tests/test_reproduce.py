@@ -236,11 +236,12 @@ def test_paper_angle_sets_and_recipes():
     paper = ReproduceConfig("pneumoniamnist", "x").validate()
     assert (paper.epochs, paper.patience, paper.optimizer, paper.learning_rate) == \
         (10, 5, "adam", 1e-3)  # the paper recipe is the earlier setup, exactly
-    assert paper.classifier_init == "scratch" and paper.augment is None
+    assert paper.classifier_init == "scratch" and paper.classifier_options()["augment"] is None
     tuned = ReproduceConfig("pneumoniamnist", "x", recipe="tuned").validate()
     assert tuned.recipe == "tuned" and {tuned.epochs, tuned.classifier_init} != {10, "scratch"}
     explicit = ReproduceConfig("pneumoniamnist", "x", recipe="tuned", augment="none").validate()
-    assert explicit.augment is None
+    assert explicit.classifier_options()["augment"] is None
+    assert explicit.validate() == explicit  # validating twice changes nothing
     assert set(recipe_settings("paper", "any")) == set(recipe_settings("tuned", "retinamnist"))
 
 

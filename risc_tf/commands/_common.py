@@ -209,7 +209,8 @@ def add_classifier_options(parser: argparse.ArgumentParser, defaults: bool = Tru
                             f"({default('none')})")
     group.add_argument("--tilt", type=tilt_value, default="auto", metavar="DEG",
                        help="random training tilt in [-DEG, DEG]; auto (default): half the "
-                            "RotNet angle set's gap unless it is the quarter turns")
+                            "gap of the RotNet's angle set (--angles/--angle-step, or the "
+                            "--init-from RotNet's; reproduce: --angles), 0 for quarter turns")
 
 
 def add_output_options(parser: argparse.ArgumentParser, help_text: str = "output folder") -> None:
@@ -296,10 +297,7 @@ def output_file(path: str | os.PathLike, overwrite: bool, suffixes: tuple[str, .
 
 def save_json(data: dict, path: str | os.PathLike) -> Path:
     """Write JSON atomically (temporary file, then rename)."""
+    from risc_tf.atomic import write_text
     from risc_tf.experiments.report import json_text
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json_text(data))
-    os.replace(tmp, path)
-    return path
+    return write_text(path, json_text(data))

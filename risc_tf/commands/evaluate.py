@@ -35,13 +35,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from risc_tf.evaluation import METHOD_LABELS, build_methods, evaluate_models, evaluation_sets
     from risc_tf.experiments.rundir import ensure_output_dir
     from risc_tf.models import model_image_size, rotnet_angles
+    from risc_tf.paper import paper_angles
     from risc_tf.saving import load_model
 
     rotnet, classifier, fill = _models(args)
     fill = args.fill or fill
     baseline = load_model(args.rotation_augmented) if args.rotation_augmented else None
     angles = rotnet_angles(rotnet)
-    test_angles = resolve_angles(args) or angles
+    test_angles = resolve_angles(args) or paper_angles(args.dataset)  # as reproduce
     target = ensure_output_dir(args.output) / "evaluation.json"
     if target.exists() and not args.overwrite:
         raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
@@ -85,9 +86,9 @@ def add_parser(subparsers) -> None:
         description="Evaluate the upright classifier, test-time augmentation, RISC (hard and "
                     "soft) and optionally a rotation-augmented classifier on the upright and "
                     "on a seeded randomly rotated split. The RotNet's angle set is read from "
-                    "the RotNet; --angles/--angle-step set the test rotations (angles outside "
-                    "the RotNet's set are evaluated for the classifiers). Writes "
-                    "OUTPUT/evaluation.json.")
+                    "the RotNet; --angles/--angle-step set the test rotations (default: the "
+                    "paper's set, as reproduce; angles outside the RotNet's set are evaluated "
+                    "for the classifiers). Writes OUTPUT/evaluation.json.")
     models = p.add_argument_group("models")
     models.add_argument("--pipeline", metavar="DIR",
                         help="a saved RISCPipeline folder, or a risc-tf reproduce run folder")

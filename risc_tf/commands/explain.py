@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``risc-tf explain``; returns the exit code."""
     import numpy as np
 
+    from risc_tf.atomic import atomic_output
     from risc_tf.experiments.rundir import ensure_output_dir
     from risc_tf.explain import figures
     from risc_tf.explain.cam import classifier_heatmaps, rotnet_heatmaps
@@ -128,13 +129,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"indices must lie in [0, {len(images)}); got {indices.tolist()}")
     x = images[indices]
     y = None if labels is None else labels[indices]
-    options = dict(method=args.method, max_n=args.max_n)
+    options = dict(method=args.method, max_n=args.max_n, fill=pipe.fill)
     ensure_output_dir(output)
-    np.savez_compressed(
-        npz, indices=indices, images=x,
-        classifier=classifier_heatmaps(pipe.classifier, x, layer=args.layer, **options),
-        rotnet=rotnet_heatmaps(pipe.rotnet, x, layer=args.rotnet_layer, **options),
-    )
+    with atomic_output(npz, keep_suffix=True) as part:
+        np.savez_compressed(
+            part, indices=indices, images=x,
+            classifier=classifier_heatmaps(pipe.classifier, x, layer=args.layer, **options),
+            rotnet=rotnet_heatmaps(pipe.rotnet, x, layer=args.rotnet_layer, **options),
+        )
     written = [npz]
     if "fig4" in args.figures:
         written.append(output / "explain_fig4_classifier.png")
@@ -149,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         rotate_by = [cycle[i % len(cycle)] for i in range(len(x))]
         written.append(output / "explain_risc.png")
         figures.risc_figure(pipe, x, rotate_by, names, y, layer=args.layer,
-                            rotnet_layer=args.rotnet_layer, path=written[-1], **options)
+                            rotnet_layer=args.rotnet_layer, path=written[-1],
+                            method=args.method, max_n=args.max_n)
     if "layers" in args.figures:
         written.append(output / "explain_layers.png")
         figures.layer_figure(pipe.classifier, x, path=written[-1], **options)

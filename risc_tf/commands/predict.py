@@ -40,16 +40,13 @@ def _check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
             raise FileExistsError(f"--fix-orientation {args.fix_orientation} is a file")
 
 
-class _Writer:
-    """Rows to CSV (streamed to a temporary file) or JSON (at the end), moved into place."""
+class _Rows:
+    """Rows to a CSV file (streamed) or a JSON file (written at the end)."""
 
-    def __init__(self, path: Path, fields: tuple[str, ...]):
-        self.path, self.fields = path, fields
-        self.tmp = path.with_name(f".{path.name}.part")
-        self.rows: list[dict] = []
-        self.file = None
-        if path.suffix.lower() == ".csv":
-            self.file = open(self.tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    def __init__(self, part: Path, csv_format: bool, fields: tuple[str, ...]):
+        self.part, self.fields, self.rows = part, fields, []
+        self.file = open(part, "w", newline="", encoding="utf-8") if csv_format else None  # noqa: SIM115
+        if self.file is not None:
             self.csv = csv.DictWriter(self.file, fieldnames=fields)
             self.csv.writeheader()
 
@@ -59,21 +56,19 @@ class _Writer:
         else:
             self.rows.append({k: row.get(k) for k in self.fields})
 
-    def close(self, keep: bool) -> None:
+    def close(self) -> None:
         if self.file is not None:
             self.file.close()
-        elif keep:
-            self.tmp.write_text(json.dumps(self.rows, indent=1))
-        if keep:
-            os.replace(self.tmp, self.path)
-        elif self.tmp.exists():
-            self.tmp.unlink()
+        else:
+            self.part.write_text(json.dumps(self.rows, indent=1), encoding="utf-8")
 
 
 def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from risc_tf.io import find_image_files, write_upright_copy
+    from risc_tf.angles import match_angles
+    from risc_tf.atomic import atomic_output
+    from risc_tf.io import find_image_files
     from risc_tf.review import thumbnail, write_review_page
     from risc_tf.scans import ROW_FIELDS, predict_files, quarter_turns_to_undo
 
@@ -92,47 +87,43 @@ def run_predict(args: argparse.Namespace) -> int:
         import keras
 
         bar = keras.utils.Progbar(len(files), unit_name="file")
-    writer = _Writer(Path(args.output), ROW_FIELDS)
     counts = {"ok": 0, "review": 0, "unreadable": 0}
-    rotated, copies, report_rows, thumbs, reasons = 0, 0, [], {}, []
-    keep = False
-    try:
-        for result in predict_files(pipe, inputs, args.recursive, args.batch_size):
-            row = result.row
-            counts[row["status"]] += 1
-            turns = None if row["status"] == "unreadable" else \
-                quarter_turns_to_undo(row["rotation"])
-            if row["status"] == "unreadable":
-                reasons.append(f"{row['path']}: {row['reason']}")
-            elif row["rotation"] != 0:
-                rotated += 1
-                if args.fix_orientation and turns:
-                    try:
-                        copy = write_upright_copy(result.record, turns, args.fix_orientation,
-                                                  relative_to=_common_root(inputs),
-                                                  overwrite=args.overwrite)
-                        row["upright_copy"], copies = str(copy), copies + 1
-                    except (OSError, ValueError) as err:  # the row says why; the run goes on
-                        row["reason"] = "; ".join(filter(None, [row["reason"],
-                                                                f"no upright copy: {err}"]))
-            writer.add(row)
-            if args.report:
-                report_rows.append(row)
-                flagged = row["status"] == "review" or (row["rotation"] or 0) != 0
-                if flagged and len(thumbs) < REPORT_LIMIT:
-                    upright = None if turns is None else np.rot90(result.image, turns)
-                    thumbs[row["path"]] = (thumbnail(result.image),
-                                           None if upright is None else thumbnail(upright))
-            if bar is not None:
-                bar.add(1)
-        keep = counts["ok"] + counts["review"] > 0
-    finally:
-        writer.close(keep)
-    if not keep:
-        raise ValueError(f"none of the {len(files)} files could be read (first: "
-                         f"{reasons[0] if reasons else 'none'}); nothing was written")
+    rotated, flagged, copies, report_rows, thumbs, reasons = 0, 0, 0, [], {}, []
+    written: set[Path] = set()  # upright copies of this run: never overwritten by a later one
+    root = _common_root(inputs)
+    with atomic_output(args.output) as part:  # nothing half-written, whatever happens
+        rows = _Rows(part, Path(args.output).suffix.lower() == ".csv", ROW_FIELDS)
+        try:
+            for result in predict_files(pipe, inputs, args.recursive, args.batch_size):
+                row = result.row
+                counts[row["status"]] += 1
+                turns = None if row["status"] == "unreadable" else \
+                    quarter_turns_to_undo(row["rotation"])
+                is_rotated = row["status"] != "unreadable" and \
+                    match_angles(row["rotation"], (0.0,)) < 0
+                if row["status"] == "unreadable":
+                    reasons.append(f"{row['path']}: {row['reason']}")
+                elif is_rotated:
+                    rotated += 1
+                    if args.fix_orientation and turns:
+                        copies += _upright_copy(result, turns, args, root, written, row)
+                rows.add(row)
+                if args.report:
+                    report_rows.append(row)
+                    to_show = row["status"] == "review" or is_rotated
+                    flagged += to_show
+                    if to_show and len(thumbs) < REPORT_LIMIT:
+                        upright = None if turns is None else np.rot90(result.image, turns)
+                        thumbs[row["path"]] = (thumbnail(result.image),
+                                               None if upright is None else thumbnail(upright))
+                if bar is not None:
+                    bar.add(1)
+        finally:
+            rows.close()
+        if counts["ok"] + counts["review"] == 0:
+            raise ValueError(f"none of the {len(files)} files could be read (first: "
+                             f"{reasons[0] if reasons else 'none'}); nothing was written")
     if args.report:
-        flagged = sum(r["status"] == "review" or (r["rotation"] or 0) != 0 for r in report_rows)
         title = f"risc_tf predictions: {len(report_rows)} files"
         if flagged > len(thumbs):
             title += f" (previews of the first {len(thumbs)} of {flagged} flagged)"
@@ -149,10 +140,29 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common_root(inputs: list[Path]) -> Path | None:
-    """The folder the copies keep their relative paths from (the one input folder)."""
-    folders = [p for p in inputs if p.is_dir()]
-    return folders[0] if len(folders) == 1 and len(inputs) == 1 else None
+def _common_root(inputs: list[Path]) -> Path:
+    """The folder the upright copies keep their paths relative to: the inputs' common folder."""
+    folders = [p.resolve() if p.is_dir() else p.resolve().parent for p in inputs]
+    return Path(os.path.commonpath(folders))
+
+
+def _upright_copy(result, turns: int, args, root: Path, written: set, row: dict) -> int:
+    """Write one upright copy; a problem becomes part of the row's reason, never an error."""
+    from risc_tf.io import write_upright_copy
+
+    target = Path(args.fix_orientation).resolve() / Path(result.record.path).resolve() \
+        .relative_to(root)
+    try:
+        if target in written:
+            raise FileExistsError(f"{target} was written for another file of this run")
+        copy = write_upright_copy(result.record, turns, args.fix_orientation, relative_to=root,
+                                  overwrite=args.overwrite)
+    except (OSError, ValueError) as err:
+        row["reason"] = "; ".join(filter(None, [row["reason"], f"no upright copy: {err}"]))
+        return 0
+    written.add(Path(copy).resolve())
+    row["upright_copy"] = str(copy)
+    return 1
 
 
 def add_parser(subparsers) -> None:

@@ -80,14 +80,13 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     rotnet = load_model(args.init_from) if args.init_from else None
     if args.freeze_backbone and rotnet is None:
         raise ValueError("--freeze-backbone needs --init-from ROTNET.keras")
-    augment_angles = None
-    if args.rotation_augment:
-        augment_angles = resolve_angles(args) or paper_angles(args.dataset)
-    elif resolve_angles(args) is not None:
-        raise ValueError("--angles/--angle-step only apply with --rotation-augment")
+    # the angle set: --angles/--angle-step, else the RotNet's (--init-from), else the paper's
+    given = resolve_angles(args) or (rotnet_angles(rotnet) if rotnet is not None else None)
+    angles = given or paper_angles(args.dataset)
+    augment_angles = angles if args.rotation_augment else None
     tilt = args.tilt
-    if tilt == "auto":
-        tilt = default_tilt(rotnet_angles(rotnet)) if rotnet is not None else 0.0
+    if tilt == "auto":  # half the gap of the RotNet's angle set (0 for quarter turns)
+        tilt = default_tilt(given) if given is not None else 0.0
     splits = load_splits(args, ("train", "val", "test"))
     name = "rotation_augmented" if augment_angles else "classifier"
     model_path, history_path = _targets(args, name)

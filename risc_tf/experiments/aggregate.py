@@ -6,8 +6,9 @@ different seeds) and writes ``results.json``, ``results.md`` and
 ``accuracy_intervals.png`` into an output folder: per method the mean +- std
 over seeds and a 95 % bootstrap interval of the rotated-test accuracy, AUC,
 the sweep's headline numbers, the RotNet's accuracy and angular error, and the
-paired exact McNemar tests of RISC against each baseline (per seed and pooled,
-Holm-corrected), ending in a one-sentence verdict generated from the numbers.
+paired tests of RISC against each baseline (exact McNemar per seed; combined
+over seeds, an image-level permutation test; Holm-corrected), ending in a
+one-sentence verdict generated from the numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from risc_tf.atomic import write_text
+from risc_tf.experiments.config import PER_RUN
 from risc_tf.experiments.report import fmt, json_text, markdown_table
 from risc_tf.experiments.rundir import ensure_output_dir, machine_info, now_iso, read_run
 from risc_tf.figures import save_figure
@@ -30,12 +33,8 @@ from risc_tf.statistics import (
     mean_std,
 )
 
-__all__ = ["MUST_MATCH", "aggregate", "load_runs"]
+__all__ = ["aggregate", "load_runs"]
 
-#: Settings every run of one aggregate must share.
-MUST_MATCH = ("dataset", "recipe", "angles", "test_angles", "protocol", "fill", "backbone",
-              "weights", "input_size", "size", "subset", "jitter", "tilt", "epochs",
-              "rotnet_epochs", "classifier_init", "sweep_step", "sweep_split")
 _BASELINES = ("classifier", "rotation_augmented", "tta")
 _RISC = ("risc_hard", "risc_soft")
 
@@ -74,12 +73,15 @@ def load_runs(folders: Sequence[str | os.PathLike]) -> list[dict]:
         runs.append(results)
     first = runs[0]["config"]
     for r in runs[1:]:
-        for key in MUST_MATCH:
-            if r["config"].get(key) != first.get(key):
+        for key in sorted(set(first) | set(r["config"])):
+            if key not in PER_RUN and r["config"].get(key) != first.get(key):
                 raise ValueError(
                     f"{r['_folder']} differs from {runs[0]['_folder']} in {key} "
                     f"({r['config'].get(key)!r} vs {first.get(key)!r}): not one experiment"
                 )
+        if r["test_labels"] != runs[0]["test_labels"]:
+            raise ValueError(f"{r['_folder']} was scored on other test images than "
+                             f"{runs[0]['_folder']}: not one experiment")
     seeds = [r["config"]["seed"] for r in runs]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"the runs repeat a seed ({seeds}): each seed must appear once")
@@ -123,12 +125,13 @@ def _verdict(summary: dict, n: int) -> str:
     for base, t in tests.items():
         acc = methods[base]["rotated_acc"]
         parts.append(f"{t['verdict']} than {base} ({acc['mean']:.3f} +- {acc['std']:.3f}; "
-                     f"pooled p = {t['p_holm']:.2g})" if t["verdict"] != "at par" else
+                     f"p = {t['p_holm']:.2g})" if t["verdict"] != "at par" else
                      f"at par with {base} ({acc['mean']:.3f} +- {acc['std']:.3f}; "
-                     f"pooled p = {t['p_holm']:.2g})")
+                     f"p = {t['p_holm']:.2g})")
     return (f"Over {n} seed{'s' if n > 1 else ''}, RISC hard reaches {hard['mean']:.3f} +- "
             f"{hard['std']:.3f} on the rotated test set and is " + "; ".join(parts)
-            + " (exact McNemar tests, Holm-corrected, 5 % level).")
+            + " (paired permutation tests over the test images, seeds averaged, "
+              "Holm-corrected, 5 % level).")
 
 
 def _plot(summary: dict, runs: list[dict], path: Path) -> Path:
@@ -184,20 +187,22 @@ def _markdown(agg: dict) -> str:
         [[m, *[f"{fmt(v[k]['mean'])} +- {fmt(v[k]['std'])}" for k in
                ("mean", "quarter_turn_mean", "off_grid_mean", "worst_acc")]]
          for m, v in s["sweep"].items()])
-    lines += ["", "## Paired tests (exact McNemar on the same rotated test images)", "",
-              "Per seed: images only RISC gets right / only the baseline gets right (p). "
-              f"Pooled: the counts summed over seeds; Holm-corrected over the baselines; "
+    lines += ["", "## Paired tests on the same rotated test images", "",
+              "Per seed: exact McNemar test, images only RISC gets right / only the baseline "
+              "gets right (p). Combined: each image's difference between the two methods "
+              "averaged over the seeds, sign-flip permutation test of its mean (the image is "
+              "the unit: every seed sees the same images); Holm-corrected over the baselines; "
               f"verdict at the {ALPHA:.0%} level.", ""]
     rows = []
     for method, tests in s["tests"].items():
         for base, t in tests.items():
             seeds = "; ".join(f"{x['a_only']}/{x['b_only']} (p {x['p_value']:.2g})"
                               for x in t["per_seed"])
-            rows.append([method, base, seeds,
-                         f"{t['pooled']['a_only']}/{t['pooled']['b_only']}",
-                         f"{t['p_holm']:.2g}", t["verdict"]])
-    lines += markdown_table(["method", "baseline", "per seed", "pooled", "p (Holm)", "verdict"],
-                            rows)
+            c = t["combined"]
+            rows.append([method, base, seeds, f"{c['mean_difference']:+.3f}",
+                         f"{c['p_value']:.2g}", f"{t['p_holm']:.2g}", t["verdict"]])
+    lines += markdown_table(["method", "baseline", "McNemar per seed", "ACC difference",
+                             "p", "p (Holm)", "verdict"], rows)
     lines += ["", "![accuracy with intervals](accuracy_intervals.png)", ""]
     return "\n".join(lines)
 
@@ -223,7 +228,7 @@ def aggregate(folders: Sequence[str | os.PathLike], output: str | os.PathLike,
         "made": now_iso(),
         "runs": [r["_folder"] for r in runs],
         "seeds": [r["config"]["seed"] for r in runs],
-        "config": {k: runs[0]["config"].get(k) for k in MUST_MATCH},
+        "config": {k: v for k, v in runs[0]["config"].items() if k not in PER_RUN},
         "wall_time_s": [r["run"]["wall_time_s"] for r in runs],
         "commit": [r["run"].get("commit") for r in runs],
         "machine": machine_info(),
@@ -233,6 +238,6 @@ def aggregate(folders: Sequence[str | os.PathLike], output: str | os.PathLike,
     }
     ensure_output_dir(output)
     _plot(summary, runs, output / "accuracy_intervals.png")
-    (output / "results.json").write_text(json_text(agg))
-    (output / "results.md").write_text(_markdown(agg))
+    write_text(output / "results.json", json_text(agg))
+    write_text(output / "results.md", _markdown(agg))
     return agg

@@ -44,6 +44,7 @@ from risc_tf.validation import (
 
 __all__ = [
     "CLASSIFIER_INITS",
+    "PER_RUN",
     "PROTOCOLS",
     "RECIPES",
     "RECIPE_FIELDS",
@@ -52,6 +53,11 @@ __all__ = [
 ]
 
 CLASSIFIER_INITS = ("scratch", "rotnet")
+
+#: Settings that may differ between the runs (seeds) of one experiment; all others must
+#: match for runs to be aggregated together.
+PER_RUN = ("seed", "output", "overwrite", "verbose", "data_root", "download", "verify",
+           "timing_samples")
 
 #: Settings a recipe decides (each a field of ReproduceConfig).
 RECIPE_FIELDS = (
@@ -210,7 +216,9 @@ class ReproduceConfig:
         for name, choices in (("class_weight", (None, "none", "balanced")),
                               ("augment", (None, "none", "light"))):
             check_choice(name, values[name], choices)
-            values[name] = None if values[name] == "none" else values[name]
+            # "none", not None: None means "the recipe's" and validating again would bring
+            # the recipe's value back
+            values[name] = "none" if values[name] is None else values[name]
         values["label_smoothing"] = check_fraction("label_smoothing", values["label_smoothing"])
         check_choice("classifier_init", values["classifier_init"], CLASSIFIER_INITS)
         if not isinstance(values["optimizer"], str):
@@ -232,6 +240,26 @@ class ReproduceConfig:
         angles_every(self.sweep_step)  # validates the sweep step
         return dataclasses.replace(self, angles=angles, test_angles=test_angles, fill=fill,
                                    jitter=jitter, tilt=tilt, **values)
+
+    def _common_options(self) -> dict:
+        return dict(batch_size=self.batch_size, optimizer=self.optimizer,
+                    learning_rate=self.learning_rate, lr_schedule=self.lr_schedule,
+                    patience=self.patience or None, seed=self.seed, fill=self.fill,
+                    recalibration_batches=self.recalibration_batches,
+                    verbose=1 if self.verbose else 0)
+
+    def rotnet_options(self) -> dict:
+        """Keyword arguments of :func:`risc_tf.train_rotnet` (call on a validated config)."""
+        return dict(epochs=self.rotnet_epochs, jitter=self.jitter, **self._common_options())
+
+    def classifier_options(self) -> dict:
+        """Keyword arguments of :func:`risc_tf.train_classifier` (call on a validated config)."""
+        def none(value):
+            return None if value == "none" else value
+
+        return dict(epochs=self.epochs, class_weight=none(self.class_weight),
+                    label_smoothing=self.label_smoothing, augment=none(self.augment),
+                    tilt=self.tilt, **self._common_options())
 
     def to_json(self) -> dict:
         """The settings as JSON-ready values."""

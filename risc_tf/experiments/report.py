@@ -13,6 +13,8 @@ import math
 import os
 from pathlib import Path
 
+from risc_tf.atomic import write_text
+
 __all__ = ["fmt", "json_text", "markdown_table", "render_markdown", "summarize", "write_results"]
 
 
@@ -51,7 +53,11 @@ def summarize(results: dict) -> dict:
         if m != "classifier":
             rows.append({"row": f"Rotated test, {m}", "acc": rot[m]["acc"], "auc": rot[m]["auc"],
                          "paper_acc": paper.get("risc_rotated_acc") if m == "risc_hard" else None})
-    ranking = sorted(rot, key=lambda m: (-rot[m]["acc"], -(rot[m]["auc"] or 0.0)))
+    def order(m):  # by ACC, then AUC (an undefined AUC last)
+        auc = rot[m]["auc"]
+        return -rot[m]["acc"], -(auc if auc is not None and auc == auc else -1.0)
+
+    ranking = sorted(rot, key=order)
     best = ranking[0]
     ties = [m for m in ranking[1:] if math.isclose(rot[m]["acc"], rot[best]["acc"])]
     sweep = results["sweep"]["summary"]
@@ -202,8 +208,8 @@ def write_results(results: dict, output: str | os.PathLike) -> dict:
     path = Path(output)
     results["summary"] = summarize(results)
     results["plots"] = plot_all(results, path)
-    (path / "results.json").write_text(json_text(results))
-    (path / "results.md").write_text(render_markdown(results))
+    write_text(path / "results.json", json_text(results))
+    write_text(path / "results.md", render_markdown(results))
     return results
 
 

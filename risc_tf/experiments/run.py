@@ -51,11 +51,6 @@ def _say(config: ReproduceConfig, message: str) -> None:
 
 def _train(config: ReproduceConfig, splits, num_classes: int):
     shape = (config.input_size, config.input_size, 3)
-    common = dict(batch_size=config.batch_size, optimizer=config.optimizer,
-                  learning_rate=config.learning_rate, lr_schedule=config.lr_schedule,
-                  patience=config.patience, seed=config.seed, fill=config.fill,
-                  recalibration_batches=config.recalibration_batches,
-                  verbose=1 if config.verbose else 0)
     (x, y), (xv, yv) = splits["train"], splits["val"]
     models, training = {}, {}
 
@@ -64,15 +59,11 @@ def _train(config: ReproduceConfig, splits, num_classes: int):
     rotnet = build_rotnet(shape, angles=config.angles, backbone=config.backbone,
                           weights=config.weights)
     start = time.perf_counter()
-    hist = train_rotnet(rotnet, x, xv, epochs=config.rotnet_epochs, jitter=config.jitter,
-                        **common)
+    hist = train_rotnet(rotnet, x, xv, **config.rotnet_options())
     training["rotnet"] = history_record(hist, time.perf_counter() - start, rotnet)
     models["rotnet"] = rotnet
 
     init = rotnet if config.classifier_init == "rotnet" else config.weights
-    classifier_options = dict(class_weight=config.class_weight,
-                              label_smoothing=config.label_smoothing, augment=config.augment,
-                              tilt=config.tilt, epochs=config.epochs, **common)
     for name, augment_angles in (("classifier", None), ("rotation_augmented", config.angles)):
         what = ("upright images" if augment_angles is None
                 else "rotation-augmented images (baseline)")
@@ -81,7 +72,7 @@ def _train(config: ReproduceConfig, splits, num_classes: int):
         clf = build_classifier(num_classes, shape, backbone=config.backbone, weights=init)
         start = time.perf_counter()
         hist = train_classifier(clf, x, y, xv, yv, augment_angles=augment_angles,
-                                **classifier_options)
+                                **config.classifier_options())
         training[name] = history_record(hist, time.perf_counter() - start, clf)
         models[name] = clf
     return models, training

@@ -21,6 +21,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from risc_tf.atomic import write_text
+
 __all__ = [
     "RUN_FILE",
     "source_info",
@@ -102,7 +104,7 @@ def prepare_output_dir(output: str | os.PathLike, config=None, overwrite: bool =
         if config is not None and dataclasses.is_dataclass(config):
             run["config"] = {k: (str(v) if isinstance(v, os.PathLike) else v)
                              for k, v in dataclasses.asdict(config).items()}
-        (path / RUN_FILE).write_text(json.dumps(run, indent=2, default=list))
+        write_text(path / RUN_FILE, json.dumps(run, indent=2, default=list))
     except PermissionError as err:
         raise PermissionError(f"output folder {path} is not writable: {err}") from err
     run.pop("config", None)
@@ -116,7 +118,7 @@ def finish_run(output: str | os.PathLike, results: dict) -> None:
     run.update(status="complete", finished=now_iso(),
                wall_time_s=results["run"].get("wall_time_s"),
                files=sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()))
-    (path / RUN_FILE).write_text(json.dumps(run, indent=2))
+    write_text(path / RUN_FILE, json.dumps(run, indent=2))
 
 
 def machine_info() -> dict:

@@ -16,15 +16,14 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from risc_tf.experiments.config import ReproduceConfig
+from risc_tf.atomic import write_text
+from risc_tf.experiments.config import PER_RUN, ReproduceConfig
 from risc_tf.experiments.rundir import ensure_output_dir, now_iso, read_run
 from risc_tf.validation import check_int
 
 __all__ = ["EXPERIMENT_FILE", "check_seeds", "reproduce_seeds", "seed_folder"]
 
 EXPERIMENT_FILE = "experiment.json"
-#: Settings that may differ between the seeds of one experiment.
-_PER_RUN = ("seed", "output", "overwrite", "verbose", "data_root", "download", "verify")
 
 
 def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
@@ -42,7 +41,7 @@ def seed_folder(output: str | Path, seed: int) -> Path:
 
 
 def _settings(config: ReproduceConfig) -> dict:
-    return {k: v for k, v in config.to_json().items() if k not in _PER_RUN}
+    return {k: v for k, v in config.to_json().items() if k not in PER_RUN}
 
 
 def _claim(output: Path, config: ReproduceConfig, seeds: tuple[int, ...], overwrite: bool) -> None:
@@ -64,7 +63,7 @@ def _claim(output: Path, config: ReproduceConfig, seeds: tuple[int, ...], overwr
         )
     ensure_output_dir(output)
     record = {"kind": "seeds", "seeds": list(seeds), "settings": settings, "updated": now_iso()}
-    marker.write_text(json.dumps(record, indent=2))
+    write_text(marker, json.dumps(record, indent=2))
 
 
 def reproduce_seeds(config: ReproduceConfig, seeds: Sequence[int]) -> dict:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from risc_tf.atomic import write_text
 from risc_tf.experiments.config import ReproduceConfig
 from risc_tf.experiments.report import fmt, json_text, markdown_table
 from risc_tf.experiments.rundir import ensure_output_dir, machine_info, now_iso, source_info
@@ -43,7 +44,7 @@ __all__ = ["OBJECTIVES", "grid_points", "tune_recipe"]
 OBJECTIVES = ("classifier", "risc")
 _ROTNET_KEYS = ("dataset", "backbone", "weights", "input_size", "angles", "fill", "jitter",
                 "rotnet_epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule",
-                "patience", "size", "subset")
+                "patience", "size", "subset", "recalibration_batches")
 
 
 def grid_points(grid: Mapping[str, Sequence] | Sequence[Mapping]) -> list[dict]:
@@ -82,12 +83,13 @@ def _key(settings: dict) -> str:
 
 
 def _rotnet(config: ReproduceConfig, splits, cache: Path):
+    from risc_tf import __version__
     from risc_tf.models import build_rotnet
     from risc_tf.saving import load_model, save_model
     from risc_tf.training import train_rotnet
 
     settings = {k: v for k, v in config.to_json().items() if k in _ROTNET_KEYS}
-    path = cache / f"rotnet-{_key({**settings, 'seed': config.seed})}.keras"
+    path = cache / f"rotnet-{_key({**settings, 'seed': config.seed, 'risc_tf': __version__})}.keras"
     if path.is_file():
         return load_model(path), None
     shape = (config.input_size, config.input_size, 3)
@@ -95,12 +97,7 @@ def _rotnet(config: ReproduceConfig, splits, cache: Path):
                           weights=config.weights)
     start = time.perf_counter()
     history = train_rotnet(rotnet, splits["train"][0], splits["val"][0],
-                           epochs=config.rotnet_epochs, jitter=config.jitter,
-                           batch_size=config.batch_size, optimizer=config.optimizer,
-                           learning_rate=config.learning_rate, lr_schedule=config.lr_schedule,
-                           patience=config.patience or None, seed=config.seed, fill=config.fill,
-                           recalibration_batches=config.recalibration_batches,
-                           verbose=1 if config.verbose else 0)
+                           **config.rotnet_options())
     save_model(rotnet, path)
     return rotnet, {"best_val_accuracy": float(np.max(history.history["val_accuracy"])),
                     "train_time_s": time.perf_counter() - start}
@@ -124,13 +121,7 @@ def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path
     clf = build_classifier(len(label_names(config.dataset)), shape, backbone=config.backbone,
                            weights=init)
     start = time.perf_counter()
-    history = train_classifier(
-        clf, x, y, xv, yv, epochs=config.epochs, batch_size=config.batch_size,
-        optimizer=config.optimizer, learning_rate=config.learning_rate,
-        lr_schedule=config.lr_schedule, class_weight=config.class_weight,
-        label_smoothing=config.label_smoothing, augment=config.augment, tilt=config.tilt,
-        fill=config.fill, patience=config.patience or None, seed=config.seed,
-        recalibration_batches=config.recalibration_batches, verbose=1 if config.verbose else 0)
+    history = train_classifier(clf, x, y, xv, yv, **config.classifier_options())
     val = history.history["val_accuracy"]
     out["classifier"] = {"best_val_accuracy": float(np.max(val)),
                          "best_epoch": int(np.argmax(val)) + 1, "epochs_run": len(val),
@@ -228,11 +219,11 @@ def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence] | Sequence[M
             result = _evaluate_point(dataclasses.replace(config, seed=seed), splits, objective,
                                      cache)
             point["seeds"][str(seed)] = {**result, "finished": now_iso()}
-            state_file.write_text(json_text(state))
+            write_text(state_file, json_text(state))
     means = [float(np.mean([p["seeds"][str(s)]["score"] for s in seeds]))
              for p in state["points"]]
     best = int(np.argmax(means))
     state["choice"] = {"settings": state["points"][best]["settings"], "score": means[best]}
-    state_file.write_text(json_text(state))
-    (output / "tune.md").write_text(_markdown(state))
+    write_text(state_file, json_text(state))
+    write_text(output / "tune.md", _markdown(state))
     return state

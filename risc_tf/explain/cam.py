@@ -31,12 +31,14 @@ from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from risc_tf.angles import match_angles
+from risc_tf.angles import check_fill, match_angles
 from risc_tf.explain.layers import resolve_layer
 from risc_tf.explain.methods import METHODS
 from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.pipeline import run_in_batches
 from risc_tf.preprocessing import check_images, to_model_input
+from risc_tf.rotation import apply_fill
+from risc_tf.validation import check_int, check_optional_int
 
 __all__ = [
     "CAM",
@@ -86,8 +88,9 @@ def target_score(targets: Sequence[int]) -> CategoricalScore:
     return CategoricalScore([int(t) for t in targets])
 
 
-def model_input(model: keras.Model, images) -> tuple[tf.Tensor, bool, tuple[int, int]]:
-    """Validate images and convert them to ``model``'s input.
+def model_input(model: keras.Model, images,
+                fill: str = "constant") -> tuple[tf.Tensor, bool, tuple[int, int]]:
+    """Validate images and convert them to ``model``'s input (with the models' ``fill``).
 
     Returns
     -------
@@ -99,7 +102,8 @@ def model_input(model: keras.Model, images) -> tuple[tf.Tensor, bool, tuple[int,
         The input images' ``(H, W)``.
     """
     batch, single = check_images(images)
-    return to_model_input(batch, model_image_size(model)), single, tuple(batch.shape[1:3])
+    x = apply_fill(to_model_input(batch, model_image_size(model)), fill)
+    return x, single, tuple(batch.shape[1:3])
 
 
 def predict_proba(model: keras.Model, images, batch_size: int = 256) -> np.ndarray:
@@ -175,6 +179,9 @@ class CAM:
     batch_size : int, default 32
         Images per tf-keras-vis call (Score-CAM runs ``batch_size * channels``
         masked images per call).
+    fill : {"constant", "reflect", "circle"}, default "constant"
+        The fill the model was trained with (``"circle"`` masks every image, as
+        the pipeline does).
 
     Examples
     --------
@@ -190,17 +197,16 @@ class CAM:
         layer: str | None = None,
         max_n: int | None = None,
         batch_size: int = 32,
+        fill: str = "constant",
     ):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}; got {method!r}")
         if max_n is not None and method != "scorecam":
             raise ValueError(f"max_n is a Score-CAM option; method {method!r} takes no max_n")
-        if max_n is not None and (isinstance(max_n, bool) or not isinstance(max_n, int)
-                                  or max_n < 1):
-            raise ValueError(f"max_n must be a positive int or None; got {max_n!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+        max_n = check_optional_int("max_n", max_n)
+        batch_size = check_int("batch_size", batch_size)
         self.model, self.method, self.batch_size = model, method, batch_size
+        self.fill = check_fill(fill)
         self.layer = resolve_layer(model, layer)
         shape = tuple(self.layer.output.shape[1:])
         self.max_n = None if max_n is None else min(max_n, int(shape[-1]))
@@ -213,6 +219,8 @@ class CAM:
                 stacklevel=2,
             )
         view = logit_model(model)
+        if view is model:  # a view of our own: the caller's model is never modified
+            view = keras.Model(model.inputs, model.outputs)
         # Score-CAM calls view.predict() without verbose=; keep its progress bars quiet.
         view.predict = functools.partial(view.predict, verbose=0)
         self._engine = _ENGINES[method](view, clone=False)
@@ -255,7 +263,7 @@ class CAM:
             float32 ``(N, H, W)`` in [0, 1] at the images' own resolution
             (``(H, W)`` for a single image).
         """
-        x, single, size = model_input(self.model, images)
+        x, single, size = model_input(self.model, images, self.fill)
         units = int(self.model.output_shape[-1])
         if targets is None:
             targets = predict_proba(self.model, x).argmax(axis=1)
@@ -273,6 +281,7 @@ def classifier_heatmaps(
     layer: str | None = None,
     max_n: int | None = None,
     batch_size: int = 32,
+    fill: str = "constant",
 ) -> np.ndarray:
     """Where a classifier looks: CAM heatmaps for the predicted or a given class.
 
@@ -284,7 +293,7 @@ def classifier_heatmaps(
         Any form :func:`risc_tf.check_images` accepts.
     class_index : int, sequence of int or None
         Class to explain, for all images or per image; None: the predicted class.
-    method, layer, max_n, batch_size
+    method, layer, max_n, batch_size, fill
         As in :class:`CAM`.
 
     Returns
@@ -298,7 +307,7 @@ def classifier_heatmaps(
     >>> maps.shape, float(maps.min()) >= 0, float(maps.max()) <= 1  # doctest: +SKIP
     ((8, 28, 28), True, True)
     """
-    return CAM(classifier, method, layer, max_n, batch_size)(images, class_index)
+    return CAM(classifier, method, layer, max_n, batch_size, fill)(images, class_index)
 
 
 def rotnet_heatmaps(
@@ -309,6 +318,7 @@ def rotnet_heatmaps(
     layer: str | None = None,
     max_n: int | None = None,
     batch_size: int = 32,
+    fill: str = "constant",
 ) -> np.ndarray:
     """Where a RotNet looks: CAM heatmaps for the predicted or a given rotation.
 
@@ -321,7 +331,7 @@ def rotnet_heatmaps(
     angle : float, sequence of float or None
         Rotation (degrees, from the RotNet's angle set) to explain, for all
         images or per image; None: the predicted rotation.
-    method, layer, max_n, batch_size
+    method, layer, max_n, batch_size, fill
         As in :class:`CAM`.
 
     Returns
@@ -334,7 +344,7 @@ def rotnet_heatmaps(
     >>> rotnet_heatmaps(rotnet, x[:4], angle=90).shape  # doctest: +SKIP
     (4, 28, 28)
     """
-    cam = CAM(rotnet, method, layer, max_n, batch_size)
+    cam = CAM(rotnet, method, layer, max_n, batch_size, fill)
     if angle is None:
         return cam(images)
     n = len(check_images(images)[0])
@@ -349,6 +359,7 @@ def layer_heatmaps(
     method: str = "gradcam",
     max_n: int | None = None,
     batch_size: int = 32,
+    fill: str = "constant",
 ) -> dict[str, np.ndarray]:
     """Heatmaps of the same targets at several layers, ``{layer name: (N, H, W)}``.
 
@@ -357,7 +368,7 @@ def layer_heatmaps(
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # 1x1 layers are shown on purpose
-        cams = [CAM(model, method, name, max_n, batch_size) for name in layers]
+        cams = [CAM(model, method, name, max_n, batch_size, fill) for name in layers]
     if targets is None:
         targets = np.atleast_1d(predict_proba(model, images)).reshape(-1, model.output_shape[-1])
         targets = targets.argmax(axis=1)

@@ -89,9 +89,9 @@ def _rotation_figure(
 ) -> Figure:
     """Shared body of Fig. 4 and Fig. 5: rows = (image, heatmap) per image, cols = angles."""
     angles = check_angles(angles)
-    x, _, _ = model_input(model, images)
+    x, _, _ = model_input(model, images, cam.fill)
     n, r = len(x), len(angles)
-    every = rotate(np.repeat(x.numpy(), r, axis=0), np.tile(angles, n)).numpy()
+    every = rotate(np.repeat(x.numpy(), r, axis=0), np.tile(angles, n), cam.fill).numpy()
     proba = predict_proba(model, every)
     maps = cam(every)
     shown = overlay(every, maps)
@@ -118,6 +118,7 @@ def classifier_rotation_figure(
     max_n: int | None = None,
     title: str | None = None,
     path: str | os.PathLike | None = None,
+    fill: str = "constant",
 ) -> Figure:
     """Fig. 4: each image at each test rotation, with the classifier's heatmap and prediction.
 
@@ -133,7 +134,7 @@ def classifier_rotation_figure(
         Class names by index (e.g. ``dataset_info(flag)["label"]``).
     labels : sequence of int, optional
         True classes, shown as row labels.
-    method, layer, max_n
+    method, layer, max_n, fill
         As in :class:`~risc_tf.explain.CAM`; the predicted class is explained.
     title : str, optional
         Figure title.
@@ -150,7 +151,7 @@ def classifier_rotation_figure(
     --------
     >>> classifier_rotation_figure(clf, x_test[0], path="fig4.png")  # doctest: +SKIP
     """
-    cam = CAM(classifier, method, layer, max_n)
+    cam = CAM(classifier, method, layer, max_n, fill=fill)
 
     def describe(p):
         return f"{_class_name(class_names, int(p.argmax()))} ({p.max():.2f})"
@@ -169,6 +170,7 @@ def rotnet_rotation_figure(
     max_n: int | None = None,
     title: str | None = None,
     path: str | os.PathLike | None = None,
+    fill: str = "constant",
 ) -> Figure:
     """Fig. 5: each image at each rotation, with the RotNet's heatmap and predicted angle.
 
@@ -180,7 +182,7 @@ def rotnet_rotation_figure(
         One image or a few, upright.
     angles : sequence of float, optional
         Rotations to show; the RotNet's own angle set by default.
-    method, layer, max_n, title, path
+    method, layer, max_n, title, path, fill
         As in :func:`classifier_rotation_figure`; the predicted rotation is explained.
 
     Returns
@@ -192,7 +194,7 @@ def rotnet_rotation_figure(
     >>> rotnet_rotation_figure(pipe.rotnet, x_test[:2], path="fig5.png")  # doctest: +SKIP
     """
     table = rotnet_angles(rotnet)
-    cam = CAM(rotnet, method, layer, max_n)
+    cam = CAM(rotnet, method, layer, max_n, fill=fill)
 
     def describe(p):
         return f"pred {table[int(p.argmax())]:g}° ({p.max():.2f})"
@@ -249,14 +251,15 @@ def risc_figure(
     --------
     >>> risc_figure(pipe, x_test[:3], rotate_by=[90, 180, 270], path="risc.png")  # doctest: +SKIP
     """
-    x, _, _ = model_input(pipeline.classifier, images)
+    x, _, _ = model_input(pipeline.classifier, images, pipeline.fill)
     if rotate_by is not None:
-        x = rotate(x, np.broadcast_to(np.asarray(rotate_by, np.float32), (len(x),)))
+        x = rotate(x, np.broadcast_to(np.asarray(rotate_by, np.float32), (len(x),)),
+                   pipeline.fill)
     x = x.numpy()
     predicted, rot_proba = pipeline.predict_rotation(x, return_proba=True)
     corrected = pipeline.correct(x)
-    clf_cam = CAM(pipeline.classifier, method, layer, max_n)
-    rot_cam = CAM(pipeline.rotnet, method, rotnet_layer, max_n)
+    clf_cam = CAM(pipeline.classifier, method, layer, max_n, fill=pipeline.fill)
+    rot_cam = CAM(pipeline.rotnet, method, rotnet_layer, max_n, fill=pipeline.fill)
     before_p, after_p = predict_proba(pipeline.classifier, x), predict_proba(
         pipeline.classifier, corrected)
     columns = [
@@ -291,6 +294,7 @@ def layer_figure(
     max_n: int | None = None,
     title: str | None = None,
     path: str | os.PathLike | None = None,
+    fill: str = "constant",
 ) -> Figure:
     """The same target explained at several layers: one row per image, one column per layer.
 
@@ -305,7 +309,7 @@ def layer_figure(
         (:func:`~risc_tf.explain.stage_layers`), shallow to deep.
     targets : int, sequence of int or None
         Output units to explain; None: the predicted ones.
-    method, max_n, title, path
+    method, max_n, title, path, fill
         As in :func:`classifier_rotation_figure`.
 
     Returns
@@ -318,7 +322,7 @@ def layer_figure(
     """
     if layers is None:
         layers = [layer.name for layer in stage_layers(model)]
-    maps = layer_heatmaps(model, images, layers, targets, method, max_n)
+    maps = layer_heatmaps(model, images, layers, targets, method, max_n, fill=fill)
     rgb = to_rgb(images)
     fig, axes = _grid(len(rgb), len(maps) + 1, title or f"{model.name}: {method} by layer")
     for i in range(len(rgb)):
