@@ -1,12 +1,18 @@
 """The backbones a RotNet or classifier can be built on: names and input conventions.
 
-A table only (no TensorFlow), so that the command line can list the choices
-without loading TensorFlow; :mod:`risc_tf.models` turns a name into layers.
+A table and numpy only (no TensorFlow), so that the command line can list the
+choices without loading TensorFlow; :mod:`risc_tf.models` turns a name into
+layers, and each input normalisation into the affine map of
+:func:`normalization_weights`.
 """
 
 from __future__ import annotations
 
-__all__ = ["BACKBONES", "NORMALIZATION_MODES", "check_backbone"]
+import numpy as np
+
+from risc_tf.validation import check_choice
+
+__all__ = ["BACKBONES", "NORMALIZATION_MODES", "check_backbone", "normalization_weights"]
 
 #: backbone name -> (``keras.applications`` constructor, or None for risc_tf's own
 #: ``"small"`` CNN; the input normalisation its ImageNet weights expect).
@@ -35,3 +41,35 @@ def check_backbone(backbone: str) -> str:
     if not isinstance(backbone, str) or backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
     return backbone
+
+
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])
+
+
+def normalization_weights(mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel ``(3, 3)`` and bias ``(3,)`` of the affine map ``y = x @ W + b`` of a mode.
+
+    ``x`` is an RGB pixel in [0, 1]; ``y`` is what keras.applications'
+    ``preprocess_input(255 * x, mode)`` gives (``"unit"``: ``x``; ``"raw"``: ``255 x``).
+
+    Examples
+    --------
+    >>> w, b = normalization_weights("tf")
+    >>> (np.array([0.0, 0.5, 1.0]) @ w + b).tolist()
+    [-1.0, 0.0, 1.0]
+    """
+    check_choice("normalization", mode, NORMALIZATION_MODES)
+    eye = np.eye(3)
+    if mode == "unit":
+        w, b = eye, np.zeros(3)
+    elif mode == "raw":
+        w, b = 255.0 * eye, np.zeros(3)
+    elif mode == "caffe":  # RGB -> BGR, then subtract the BGR mean (0-255 scale)
+        w, b = 255.0 * eye[:, ::-1], -_CAFFE_MEAN_BGR
+    elif mode == "tf":
+        w, b = 2.0 * eye, -np.ones(3)
+    else:  # torch
+        w, b = np.diag(1.0 / _IMAGENET_STD), -_IMAGENET_MEAN / _IMAGENET_STD
+    return w.astype(np.float32), b.astype(np.float32)

@@ -19,10 +19,6 @@ import contextlib
 import hashlib
 import io
 import os
-import shutil
-import socket
-import tempfile
-import time
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -30,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from risc_tf.validation import check_int, check_number, check_optional_int
+from risc_tf.validation import check_int, check_optional_int
 
 __all__ = [
     "DATA_ENV",
@@ -53,8 +49,6 @@ SIZES = (28, 64, 128, 224)
 SPLITS = ("train", "val", "test")
 #: Seconds a download may wait for the server before it fails (per connect or read).
 DOWNLOAD_TIMEOUT = 60.0
-_TMP_PREFIX = ".download-"
-_STALE_AFTER_S = 3600.0
 
 _VERIFIED: set[tuple[str, int, int, str]] = set()
 
@@ -153,46 +147,6 @@ def _verify_md5(path: Path, md5: str | None) -> None:
     _VERIFIED.add(key)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def _remove_stale_downloads(root: Path) -> None:
-    """Delete temporary download folders that no running process owns.
-
-    Folders are named ``.download-<pid>-*``; one whose process is gone (a
-    killed download) is deleted, as is any other ``.download-*`` folder older
-    than an hour.
-    """
-    for tmp in root.glob(f"{_TMP_PREFIX}*"):
-        if not tmp.is_dir():
-            continue
-        owner = tmp.name[len(_TMP_PREFIX):].split("-", 1)[0]
-        if owner.isdigit():
-            stale = int(owner) != os.getpid() and not _pid_alive(int(owner))
-        else:
-            stale = time.time() - tmp.stat().st_mtime > _STALE_AFTER_S
-        if stale:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    """``keras.utils.get_file`` opens its connection with the default socket timeout."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
 def _data_folder(root: str | os.PathLike | None, create: bool) -> Path:
     path = Path(root).expanduser() if root is not None else default_root()
     if path.exists() and not path.is_dir():
@@ -248,38 +202,9 @@ def download_medmnist(
     NotADirectoryError
         ``root`` is a file.
     """
-    import keras
+    from risc_tf.download import download
 
-    name = medmnist_filename(flag, size)
-    official_url, md5 = _url_and_md5(flag, size)
-    url = url or official_url
-    if url is None:
-        raise ValueError(f"medmnist lists no download URL for {flag} at size {size}")
-    timeout = check_number("timeout", timeout, 0.0, include_minimum=False)
-    root = _data_folder(root, create=True)
-    _remove_stale_downloads(root)
-    target = root / name
-    with tempfile.TemporaryDirectory(dir=root, prefix=f"{_TMP_PREFIX}{os.getpid()}-") as tmp:
-        try:
-            with _socket_timeout(timeout):
-                fetched = keras.utils.get_file(
-                    fname=name, origin=url, file_hash=md5, hash_algorithm="md5",
-                    cache_dir=tmp, cache_subdir="",
-                )
-        except ValueError as err:
-            if "hash" not in str(err).lower():  # not keras's checksum error
-                raise OSError(f"download of {name} from {url} failed: {err}") from err
-            raise ValueError(
-                f"download of {name} from {url} failed its MD5 check (expected {md5}); "
-                "nothing was written"
-            ) from err
-        except Exception as err:
-            reason = "timed out" if "timed out" in str(err) else "failed"
-            raise OSError(
-                f"download of {name} from {url} {reason} (timeout {timeout:g} s): {err}"
-            ) from err
-        os.replace(fetched, target)
-    return target
+    return download(flag, root, size, url, timeout)
 
 
 def _read_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from risc_tf.angles import check_fill
 from risc_tf.datasets import rotated_test_arrays
+from risc_tf.inputs import run_in_batches
 from risc_tf.metrics import (
     accuracy,
     auc,
@@ -34,7 +35,7 @@ from risc_tf.metrics import (
     sweep_summary,
 )
 from risc_tf.models import model_image_size, rotnet_angles
-from risc_tf.pipeline import RISCPipeline, run_in_batches
+from risc_tf.pipeline import RISCPipeline
 from risc_tf.preprocessing import preprocess_images
 from risc_tf.rotation import apply_fill, rotate, rotate_all
 from risc_tf.validation import check_labels

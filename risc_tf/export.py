@@ -35,8 +35,8 @@ import tensorflow as tf
 
 from risc_tf.angles import is_quarter_turn_set
 from risc_tf.atomic import temporary_folder
-from risc_tf.preprocessing import MIN_SIDE
-from risc_tf.rotation import MAX_TABLE_SIDE, apply_fill
+from risc_tf.preprocessing import MIN_SIDE, to_model_input
+from risc_tf.rotation import MAX_TABLE_SIDE
 from risc_tf.saving import to_plain_keras
 from risc_tf.validation import check_choice
 
@@ -46,7 +46,7 @@ FORMATS = ("tf_saved_model", "litert")
 
 
 def _serving_input(raw: tf.Tensor, size: int, scale: float) -> tf.Tensor:
-    """Validate a batch in the graph and bring it to float32 (N, size, size, 3) in [0, 1]."""
+    """Check a batch in the graph (what a graph can check), then the pipeline's conversion."""
     x = tf.cast(raw, tf.float32) * scale
     shape = tf.shape(x)
     checks = [
@@ -60,21 +60,7 @@ def _serving_input(raw: tf.Tensor, size: int, scale: float) -> tf.Tensor:
                                        message="float images must lie in [0, 1]"),
     ]
     with tf.control_dependencies(checks):
-        x = tf.identity(x)
-    index = tf.cast(shape[3] == 3, tf.int32) + 2 * tf.cast(shape[3] == 4, tf.int32)
-    x = tf.switch_case(index, [
-        lambda: tf.tile(x[..., :1], [1, 1, 1, 3]),  # grayscale stacked to RGB
-        lambda: x[..., :3],
-        lambda: x[..., :3] * x[..., 3:4],  # RGBA composited over black
-    ])
-    x = tf.ensure_shape(x, [None, None, None, 3])
-
-    def resize():
-        y = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
-        return tf.clip_by_value(y, 0.0, 1.0)
-
-    same = tf.logical_and(tf.equal(shape[1], size), tf.equal(shape[2], size))
-    return tf.ensure_shape(tf.cond(same, lambda: x, resize), [None, size, size, 3])
+        return to_model_input(tf.identity(x), size)
 
 
 def _serving_pipeline(pipe):
@@ -87,9 +73,10 @@ def _serving_pipeline(pipe):
 
 
 def _outputs(pipe, x: tf.Tensor) -> dict:
-    x = apply_fill(x, pipe.fill)
-    p_rot = pipe.rotnet(x, training=False)
-    proba = pipe.classify_corrected(x, p_rot)
+    """The serving outputs of the pipeline's own fused graph on model-input images."""
+    out = pipe.forward(x, "details")
+    classes = len(pipe.classes_)
+    proba, p_rot = out[:, :classes], out[:, classes:]
     index = tf.argmax(proba, axis=1)
     return {
         "probabilities": proba,

@@ -24,10 +24,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from risc_tf.angles import DEFAULT_ANGLES, check_angles, check_resolution
-from risc_tf.backbones import BACKBONES, NORMALIZATION_MODES, check_backbone
+from risc_tf.backbones import (
+    BACKBONES,
+    NORMALIZATION_MODES,
+    check_backbone,
+    normalization_weights,
+)
 from risc_tf.fast import use_fast_conv
 from risc_tf.validation import check_choice, check_fraction, check_int
 
@@ -41,38 +45,6 @@ __all__ = [
     "normalization_weights",
     "rotnet_angles",
 ]
-
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225])
-_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])
-
-
-def normalization_weights(mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel ``(3, 3)`` and bias ``(3,)`` of the affine map ``y = x @ W + b`` of a mode.
-
-    ``x`` is an RGB pixel in [0, 1]; ``y`` is what keras.applications'
-    ``preprocess_input(255 * x, mode)`` gives (``"unit"``: ``x``; ``"raw"``: ``255 x``).
-
-    Examples
-    --------
-    >>> w, b = normalization_weights("tf")
-    >>> (np.array([0.0, 0.5, 1.0]) @ w + b).tolist()
-    [-1.0, 0.0, 1.0]
-    """
-    check_choice("normalization", mode, NORMALIZATION_MODES)
-    eye = np.eye(3)
-    if mode == "unit":
-        w, b = eye, np.zeros(3)
-    elif mode == "raw":
-        w, b = 255.0 * eye, np.zeros(3)
-    elif mode == "caffe":  # RGB -> BGR, then subtract the BGR mean (0-255 scale)
-        w, b = 255.0 * eye[:, ::-1], -_CAFFE_MEAN_BGR
-    elif mode == "tf":
-        w, b = 2.0 * eye, -np.ones(3)
-    else:  # torch
-        w, b = np.diag(1.0 / _IMAGENET_STD), -_IMAGENET_MEAN / _IMAGENET_STD
-    return w.astype(np.float32), b.astype(np.float32)
-
 
 def _small_backbone(include_top=False, weights=None, input_tensor=None, input_shape=None):
     """A small VGG-style CNN (about 0.3 M parameters) for tests and quick CPU runs."""

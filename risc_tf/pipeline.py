@@ -6,7 +6,8 @@ round trip between stages, one trace per input signature (dtype and image
 shape; the batch dimension is free), and memory bounded by ``batch_size``
 whatever the number of images. Images of different sizes (a list of scans)
 are resized one by one to the model input first, then go through the same
-graph; a ``tf.data.Dataset`` is streamed batch by batch.
+graph; a ``tf.data.Dataset`` is streamed batch by batch (see
+:mod:`risc_tf.inputs`).
 
 Saving (:meth:`RISCPipeline.save`) writes a folder with both models as plain
 Keras files (:func:`risc_tf.save_model`), ``risc_pipeline.json`` (angles, mode,
@@ -15,10 +16,9 @@ fill, class names, thresholds, metadata) and a ``MODEL_CARD.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -26,8 +26,9 @@ import numpy as np
 import tensorflow as tf
 
 from risc_tf.angles import check_angles, check_fill, is_quarter_turn_set, match_angles
+from risc_tf.inputs import Predictions, model_batches, run_in_batches
 from risc_tf.models import is_rotnet, model_image_size, rotnet_angles
-from risc_tf.preprocessing import check_images, to_model_input
+from risc_tf.preprocessing import to_model_input
 from risc_tf.rotation import (
     MAX_TABLE_SIDE,
     apply_fill,
@@ -38,71 +39,9 @@ from risc_tf.rotation import (
 )
 from risc_tf.validation import check_choice, check_int, check_labels, check_probability
 
-__all__ = ["MODES", "Predictions", "RISCPipeline", "run_in_batches"]
+__all__ = ["MODES", "Predictions", "RISCPipeline", "run_in_batches"]  # re-exported
 
 MODES = ("hard", "soft")
-
-
-def run_in_batches(
-    graph: Callable[[tf.Tensor], tf.Tensor], x: np.ndarray, batch_size: int
-) -> np.ndarray:
-    """``graph`` applied to ``x`` in slices of ``batch_size``, the outputs concatenated.
-
-    Bounds memory whatever ``len(x)``; every slice goes through the same traced
-    graph (its batch dimension is free), so there is no retracing. The one
-    batching loop of the library (pipeline, evaluation, explanations).
-    """
-    batch_size = check_int("batch_size", batch_size)
-    return np.concatenate(
-        [np.asarray(graph(tf.convert_to_tensor(x[i : i + batch_size])))
-         for i in range(0, len(x), batch_size)]
-    )
-
-
-@dataclasses.dataclass
-class Predictions:
-    """Per-image results of :meth:`RISCPipeline.predict_details` (arrays of length N).
-
-    Attributes
-    ----------
-    class_index : np.ndarray of int
-    class_name : np.ndarray of str
-        ``classes_[class_index]``.
-    class_probability : np.ndarray of float
-        Probability of the predicted class.
-    rotation : np.ndarray of float
-        Predicted rotation of the input, degrees (the pipeline undid it).
-    rotation_confidence : np.ndarray of float
-        The RotNet's probability of that rotation.
-    review : np.ndarray of bool
-        True where a confidence is below the pipeline's thresholds: the image
-        should be checked by a person instead of answered.
-    """
-
-    class_index: np.ndarray
-    class_name: np.ndarray
-    class_probability: np.ndarray
-    rotation: np.ndarray
-    rotation_confidence: np.ndarray
-    review: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.class_index)
-
-    def to_records(self) -> list[dict]:
-        """One JSON-ready dict per image."""
-        return [
-            {"class_index": int(i), "class_name": str(n), "class_probability": float(p),
-             "rotation": float(r), "rotation_confidence": float(c), "review": bool(v)}
-            for i, n, p, r, c, v in zip(self.class_index, self.class_name,
-                                        self.class_probability, self.rotation,
-                                        self.rotation_confidence, self.review)
-        ]
-
-
-def _is_batch_like(value) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
-        np.ndim(v) >= 2 for v in value)
 
 
 class RISCPipeline:
@@ -266,7 +205,15 @@ class RISCPipeline:
         p_y = tf.reshape(self.classifier(every, training=False), [r, n, -1])  # (R, N, C)
         return tf.einsum("nr,rnc->nc", p_rot, p_y)
 
-    def _stages(self, raw: tf.Tensor, output: str):
+    def forward(self, raw: tf.Tensor, output: str = "proba") -> tf.Tensor:
+        """The fused chain as a TensorFlow function of one batch (what the pipeline traces).
+
+        ``raw`` is a validated rank-4 batch (see :func:`risc_tf.check_images`);
+        ``output`` is ``"rotation"`` (the RotNet's probabilities), ``"correct"``
+        (the counter-rotated model-input images), ``"proba"`` (class
+        probabilities) or ``"details"`` (class probabilities, then the RotNet's,
+        concatenated along axis 1).
+        """
         x = apply_fill(to_model_input(raw, self.image_size), self.fill)
         p_rot = self.rotnet(x, training=False)
         if output == "rotation":
@@ -280,9 +227,9 @@ class RISCPipeline:
         key = (output, self.mode, self.fill, x.dtype.str, x.shape[1:])
         if key not in self._graphs:
             spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
-            # no tensor-dependent Python control flow in _stages: nothing for AutoGraph to do
+            # no tensor-dependent Python control flow in forward: nothing for AutoGraph to do
             self._graphs[key] = tf.function(
-                functools.partial(self._stages, output=output),
+                functools.partial(self.forward, output=output),
                 input_signature=[spec], autograph=False,
             )
         return self._graphs[key]
@@ -292,55 +239,9 @@ class RISCPipeline:
             return max(1, 4 * self.batch_size // len(self.angles))
         return self.batch_size
 
-    def _resized(self, image, name: str) -> np.ndarray:
-        x, single = check_images(image, name)
-        if not single:
-            raise ValueError(
-                f"{name} is a batch of {len(x)} images; a list of differently sized images, "
-                "or a dataset of single images, must hold one image per element"
-            )
-        return to_model_input(x, self.image_size).numpy()[0]
-
-    def _stream(self, dataset: tf.data.Dataset) -> Iterable[tuple[np.ndarray, bool]]:
-        """Batches of a dataset of images or of batches, in bounded memory."""
-        pending: list[np.ndarray] = []
-        for i, element in enumerate(dataset):
-            if isinstance(element, (tuple, list, dict)):
-                raise ValueError(
-                    "a tf.data.Dataset given to RISCPipeline must yield images (or batches "
-                    f"of images) only; element {i} is a {type(element).__name__}"
-                )
-            x, single = check_images(element, f"dataset element {i}", warn_layout=False)
-            if not single:
-                if pending:  # keep the input order: the single images read before it first
-                    yield np.stack(pending), False
-                    pending = []
-                yield x, False
-                continue
-            pending.append(self._resized(element, f"dataset element {i}"))
-            if len(pending) == self.batch_size:
-                yield np.stack(pending), False
-                pending = []
-        if pending:
-            yield np.stack(pending), False
-
-    def _arrays(self, images) -> Iterable[tuple[np.ndarray, bool]]:
-        """Validated rank-4 batches of same-sized images, and whether the input was one image."""
-        if isinstance(images, tf.data.Dataset):
-            yield from self._stream(images)
-        elif _is_batch_like(images) and len(
-                {(np.shape(v), np.asarray(v).dtype.str) for v in images}) > 1:
-            # different sizes or dtypes (a folder of PNG and DICOM files): resize each to the
-            # model input, then batch
-            yield np.stack([self._resized(v, f"images[{i}]") for i, v in enumerate(images)]), False
-        elif _is_batch_like(images):  # a list of same-sized images: a batch, whatever its size
-            yield check_images(images, warn_layout=False)
-        else:
-            yield check_images(images)
-
     def _run(self, images, output: str) -> tuple[np.ndarray, bool]:
         parts, singles = [], []
-        for x, single in self._arrays(images):
+        for x, single in model_batches(images, self.image_size, self.batch_size):
             parts.append(run_in_batches(self._graph(output, x), x, self._chunk(output)))
             singles.append(single)
         if not parts:

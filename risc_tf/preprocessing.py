@@ -167,12 +167,26 @@ def check_images(images, name: str = "images",
     return x, single
 
 
+def _to_rgb(x: tf.Tensor) -> tf.Tensor:
+    """1, 3 or 4 channels to RGB: grayscale stacked, RGBA composited over black."""
+    convert = {1: lambda: tf.tile(x[..., :1], [1, 1, 1, 3]), 3: lambda: x[..., :3],
+               4: lambda: x[..., :3] * x[..., 3:4]}
+    channels = x.shape[-1]
+    if channels is not None:
+        return convert[channels]()
+    count = tf.shape(x)[-1]  # known only when the graph runs (a serving signature)
+    index = tf.cast(count == 3, tf.int32) + 2 * tf.cast(count == 4, tf.int32)
+    return tf.ensure_shape(tf.switch_case(index, [convert[1], convert[3], convert[4]]),
+                           [None, None, None, 3])
+
+
 def to_model_input(images: tf.Tensor, size: int | None = 32) -> tf.Tensor:
     """Convert a rank-4 batch to float32 ``(N, size, size, 3)`` in [0, 1].
 
-    Pure TensorFlow (usable inside ``tf.data`` and ``tf.function``); the input is
-    assumed to have passed :func:`check_images`. ``size=None`` keeps the images'
-    own height and width (for display).
+    Pure TensorFlow (usable inside ``tf.data`` and ``tf.function``, with static or
+    dynamic image size and channel count); the input is assumed to have passed
+    :func:`check_images`. Images already at ``size`` are not resampled.
+    ``size=None`` keeps the images' own height and width (for display).
     """
     x = tf.convert_to_tensor(images)
     if x.dtype == tf.uint8:
@@ -181,14 +195,18 @@ def to_model_input(images: tf.Tensor, size: int | None = 32) -> tf.Tensor:
         x = tf.cast(x, tf.float32) / 65535.0
     else:
         x = tf.cast(x, tf.float32)
-    if x.shape[-1] == 4:  # RGBA composited over black
-        x = x[..., :3] * x[..., 3:]
-    elif x.shape[-1] == 1:
-        x = tf.image.grayscale_to_rgb(x)
-    if size is not None and (x.shape[1] != size or x.shape[2] != size):
-        x = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
-        x = tf.clip_by_value(x, 0.0, 1.0)
-    return x
+    x = _to_rgb(x)
+    if size is None or (x.shape[1] == size and x.shape[2] == size):
+        return x
+
+    def resize():
+        y = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
+        return tf.clip_by_value(y, 0.0, 1.0)
+
+    if x.shape[1] is not None and x.shape[2] is not None:
+        return resize()
+    same = tf.logical_and(tf.equal(tf.shape(x)[1], size), tf.equal(tf.shape(x)[2], size))
+    return tf.ensure_shape(tf.cond(same, lambda: x, resize), [None, size, size, 3])
 
 
 def preprocess_images(images, size: int = 32) -> np.ndarray:

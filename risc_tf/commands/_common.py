@@ -220,6 +220,30 @@ def add_output_options(parser: argparse.ArgumentParser, help_text: str = "output
     parser.add_argument("--quiet", action="store_true", help="no progress bars or messages")
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--pipeline DIR, or --rotnet FILE and --classifier FILE."""
+    models = parser.add_argument_group("models")
+    models.add_argument("--pipeline", metavar="DIR",
+                        help="a saved RISCPipeline folder, or a risc-tf reproduce run folder")
+    models.add_argument("--rotnet", metavar="FILE", help="a RotNet .keras file")
+    models.add_argument("--classifier", metavar="FILE", help="a classifier .keras file")
+    return models
+
+
+def pipeline_from_args(args: argparse.Namespace):
+    """The RISCPipeline the model options name (a saved one, or two model files)."""
+    from risc_tf.pipeline import RISCPipeline
+    from risc_tf.saving import load_model
+
+    if args.pipeline and (args.rotnet or args.classifier):
+        raise ValueError("give --pipeline, or --rotnet and --classifier, not both")
+    if args.pipeline:
+        return RISCPipeline.load(args.pipeline)
+    if not (args.rotnet and args.classifier):
+        raise ValueError("give --pipeline DIR, or both --rotnet FILE and --classifier FILE")
+    return RISCPipeline(load_model(args.rotnet), load_model(args.classifier))
+
+
 def none_if(value, word: str = "none"):
     """Map the command-line word for "nothing" to None."""
     return None if value == word else value

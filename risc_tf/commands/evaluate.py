@@ -6,29 +6,17 @@ import argparse
 
 from risc_tf.commands._common import (
     add_data_options,
+    add_model_options,
     add_output_options,
     load_splits,
     non_negative_int,
+    pipeline_from_args,
     positive_int,
     resolve_angles,
     save_json,
 )
 
 __all__ = ["add_parser"]
-
-
-def _models(args: argparse.Namespace):
-    from risc_tf.pipeline import RISCPipeline
-    from risc_tf.saving import load_model
-
-    if args.pipeline and (args.rotnet or args.classifier):
-        raise ValueError("give --pipeline, or --rotnet and --classifier, not both")
-    if args.pipeline:
-        pipe = RISCPipeline.load(args.pipeline)
-        return pipe.rotnet, pipe.classifier, pipe.fill
-    if not (args.rotnet and args.classifier):
-        raise ValueError("give --pipeline DIR, or both --rotnet FILE and --classifier FILE")
-    return load_model(args.rotnet), load_model(args.classifier), "constant"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -38,8 +26,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from risc_tf.paper import paper_angles
     from risc_tf.saving import load_model
 
-    rotnet, classifier, fill = _models(args)
-    fill = args.fill or fill
+    pipe = pipeline_from_args(args)
+    rotnet, classifier, fill = pipe.rotnet, pipe.classifier, args.fill or pipe.fill
     baseline = load_model(args.rotation_augmented) if args.rotation_augmented else None
     angles = rotnet_angles(rotnet)
     test_angles = resolve_angles(args) or paper_angles(args.dataset)  # as reproduce
@@ -89,11 +77,7 @@ def add_parser(subparsers) -> None:
                     "the RotNet; --angles/--angle-step set the test rotations (default: the "
                     "paper's set, as reproduce; angles outside the RotNet's set are evaluated "
                     "for the classifiers). Writes OUTPUT/evaluation.json.")
-    models = p.add_argument_group("models")
-    models.add_argument("--pipeline", metavar="DIR",
-                        help="a saved RISCPipeline folder, or a risc-tf reproduce run folder")
-    models.add_argument("--rotnet", metavar="FILE", help="a RotNet .keras file")
-    models.add_argument("--classifier", metavar="FILE", help="an upright classifier .keras file")
+    models = add_model_options(p)
     models.add_argument("--rotation-augmented", metavar="FILE",
                         help="a rotation-augmented classifier .keras file (baseline)")
     p.add_argument("--split", choices=("test", "val", "train"), default="test",

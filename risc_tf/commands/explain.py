@@ -18,9 +18,11 @@ from pathlib import Path
 
 from risc_tf.commands._common import (
     add_data_options,
+    add_model_options,
     add_output_options,
     data_errors,
     non_negative_int,
+    pipeline_from_args,
     positive_int,
 )
 from risc_tf.explain.methods import METHODS
@@ -40,11 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "RotNet's heatmaps for their predicted class and rotation) and the PNG "
                     "figures chosen with --figures into --output.",
     )
-    models = p.add_argument_group("models")
-    models.add_argument("--pipeline", metavar="DIR",
-                        help="a saved RISCPipeline folder, or a risc-tf reproduce run folder")
-    models.add_argument("--rotnet", metavar="FILE", help="a RotNet .keras file")
-    models.add_argument("--classifier", metavar="FILE", help="a classifier .keras file")
+    add_model_options(p)
     source = p.add_argument_group("images (one of)")
     source.add_argument("--npz", type=Path, help="npz file holding an image array")
     source.add_argument("--key", default="images", help="array name in --npz (default: images)")
@@ -71,19 +69,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_output_options(p, "output folder")
     p.set_defaults(func=run)
     return p
-
-
-def _pipeline(args):
-    from risc_tf.pipeline import RISCPipeline
-    from risc_tf.saving import load_model
-
-    if args.pipeline and (args.rotnet or args.classifier):
-        raise ValueError("give --pipeline, or --rotnet and --classifier, not both")
-    if args.pipeline:
-        return RISCPipeline.load(args.pipeline)
-    if not (args.rotnet and args.classifier):
-        raise ValueError("give --pipeline DIR, or both --rotnet FILE and --classifier FILE")
-    return RISCPipeline(load_model(args.rotnet), load_model(args.classifier))
 
 
 def _images(args):
@@ -121,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     npz = output / "heatmaps.npz"
     if npz.exists() and not args.overwrite:
         raise FileExistsError(f"{npz} exists; pass --overwrite to replace it")
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     images, labels, names = _images(args)
     images, _ = check_images(images, name=f"images of {args.npz or args.dataset}")
     indices = np.asarray(args.indices if args.indices else range(min(args.count, len(images))))

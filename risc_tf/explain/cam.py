@@ -34,8 +34,8 @@ from tf_keras_vis.utils.scores import CategoricalScore
 from risc_tf.angles import check_fill, match_angles
 from risc_tf.explain.layers import resolve_layer
 from risc_tf.explain.methods import METHODS
+from risc_tf.inputs import run_in_batches
 from risc_tf.models import model_image_size, rotnet_angles
-from risc_tf.pipeline import run_in_batches
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import apply_fill
 from risc_tf.validation import check_int, check_optional_int
