@@ -24,7 +24,13 @@ from matplotlib.figure import Figure
 from risc_tf.atomic import write_text
 from risc_tf.experiments.config import PER_RUN
 from risc_tf.experiments.report import fmt, json_text, markdown_table
-from risc_tf.experiments.rundir import ensure_output_dir, machine_info, now_iso, read_run
+from risc_tf.experiments.rundir import (
+    ensure_output_dir,
+    machine_info,
+    now_iso,
+    read_run,
+    source_info,
+)
 from risc_tf.figures import save_figure
 from risc_tf.statistics import (
     ALPHA,
@@ -163,6 +169,12 @@ def _markdown(agg: dict) -> str:
              f"Seeds {', '.join(map(str, agg['seeds']))}; runs: "
              + ", ".join(f"`{f}`" for f in agg["runs"]) + f". Made {agg['made']}.", "",
              f"**Verdict.** {agg['verdict']}", "",
+             "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(agg["command"])) + ". "
+             "Commits: " + ", ".join(f"{(c or 'unknown')[:7]}{' (modified)' if d else ''}"
+                                     for c, d in zip(agg["commit"], agg["dirty"])) + ". "
+             "Wall time per seed: " + ", ".join(f"{t:.0f} s" for t in agg["wall_time_s"])
+             + f". Machine: {agg['machine'].get('cpu', 'unknown')}, "
+             f"{agg['machine'].get('cores_available', '?')} cores.", "",
              "## Rotated test set (mean +- std over seeds; 95 % bootstrap interval over test "
              "images)", ""]
     lines += markdown_table(
@@ -231,7 +243,10 @@ def aggregate(folders: Sequence[str | os.PathLike], output: str | os.PathLike,
         "config": {k: v for k, v in runs[0]["config"].items() if k not in PER_RUN},
         "wall_time_s": [r["run"]["wall_time_s"] for r in runs],
         "commit": [r["run"].get("commit") for r in runs],
-        "machine": machine_info(),
+        "dirty": [r["run"].get("dirty") for r in runs],
+        "command": [r["run"].get("command") for r in runs],
+        "aggregated_by": source_info()["command"],
+        "machine": runs[0].get("machine") or machine_info(),
         "paper": runs[0].get("paper"),
         "summary": summary,
         "verdict": _verdict(summary, len(runs)),

@@ -190,6 +190,8 @@ def source_info() -> dict:
                                     check=True).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"command": " ".join(Path(sys.argv[0]).name if i == 0 else a
-                                for i, a in enumerate(sys.argv)),
-            "commit": commit, "dirty": dirty}
+    program = Path(sys.argv[0])
+    # `python -m risc_tf ...` runs risc_tf/__main__.py: say so rather than "__main__.py"
+    program = (f"python -m {program.parent.name}" if program.name == "__main__.py"
+               else program.name)
+    return {"command": " ".join([program, *sys.argv[1:]]), "commit": commit, "dirty": dirty}
