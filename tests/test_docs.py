@@ -51,3 +51,25 @@ def test_readme_opens_with_a_title_and_the_two_set_up_commands():
     assert "--download" in "\n".join(lines[6:12])  # how a user without ../shared gets data
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'grep -m1 "python -m pytest" README.md' in ci
+
+
+def test_readme_results_tables_are_rebuilt_from_the_committed_aggregates():
+    spec = importlib.util.spec_from_file_location("make_results", ROOT / "docs" / "make_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, "run python docs/make_results.py"
+
+
+def test_readme_python_example_runs(data_root, tmp_path, monkeypatch):
+    """The README's example, shrunk: tiny backbone, one epoch, a few real images."""
+    text = (ROOT / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace('"../shared/data/medmnist"', repr(str(data_root)))
+    code = code.replace('backbone="resnet50"', 'backbone="small"').replace("epochs=10", "epochs=1")
+    lines = code.splitlines()
+    last_load = max(i for i, line in enumerate(lines) if "load_medmnist(" in line)
+    lines.insert(last_load + 1, "x, y, xv, yv, xt, yt = (a[:64] for a in (x, y, xv, yv, xt, yt))")
+    assert code.count('backbone="small"') == 2
+    monkeypatch.chdir(tmp_path)
+    exec(compile("\n".join(lines), "README.md", "exec"), {})
+    assert (tmp_path / "runs" / "pneumonia-pipeline").is_dir()

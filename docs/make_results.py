@@ -1,0 +1,136 @@
+"""Rebuild the results tables of README.md and docs/results.md from the committed aggregates.
+
+Every multi-seed number published in those two files is read from an aggregate's
+``results.json`` under ``docs/results/`` (written by ``risc-tf reproduce --seeds`` or
+``risc-tf aggregate``) and placed between the markers
+``<!-- results:begin -->`` and ``<!-- results:end -->``; nothing is typed by hand.
+Run from the repository root after adding or replacing an aggregate::
+
+    python docs/make_results.py          # rewrite both tables
+    python docs/make_results.py --check  # exit 1 if either table is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "results"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+NAMES = {"pneumoniamnist": "PneumoniaMNIST", "retinamnist": "RetinaMNIST",
+         "organamnist": "OrganAMNIST"}
+
+
+def aggregates() -> list[tuple[str, dict]]:
+    """(folder name, aggregate) of every aggregate under docs/results, by dataset then name."""
+    found = []
+    for path in sorted(RESULTS.glob("*/results.json")):
+        data = json.loads(path.read_text())
+        if data.get("kind") == "aggregate":
+            found.append((path.parent.name, data))
+    return sorted(found, key=lambda t: (t[1]["config"]["dataset"], t[0]))
+
+
+def setting(cfg: dict) -> str:
+    """A short description of a run's recipe, angle set and fill."""
+    n = len(cfg["angles"])
+    gap = 360 / n
+    text = f"`{cfg['recipe']}`, {n} angles ({gap:g} deg)"
+    if cfg.get("fill", "constant") != "constant":
+        text += f", {cfg['fill']} fill"
+    if cfg.get("tilt"):
+        text += f", tilt +-{cfg['tilt']:g}"
+    return text
+
+
+def pm(stat: dict, digits: int = 3) -> str:
+    return f"{stat['mean']:.{digits}f} +- {stat['std']:.{digits}f}"
+
+
+def verdict(agg: dict, baseline: str = "rotation_augmented") -> str:
+    test = agg["summary"]["tests"]["risc_hard"][baseline]
+    return f"{test['verdict']} (p = {test['p_holm']:.2g})"
+
+
+def summary_table(found: list[tuple[str, dict]]) -> list[str]:
+    """One row per aggregate, the paper's numbers in their own rows below."""
+    head = ["dataset, setting (seeds)", "RotNet ACC", "upright ACC", "rotated: no correction",
+            "rotated: rot.-augmented", "rotated: RISC hard", "rotated: RISC soft",
+            "sweep mean: RISC hard / rot.-aug.", "RISC hard vs rot.-aug."]
+    rows = []
+    for name, agg in found:
+        s, cfg = agg["summary"], agg["config"]
+        m, sw = s["methods"], s["sweep"]
+        rows.append([
+            f"{NAMES.get(cfg['dataset'], cfg['dataset'])}, {setting(cfg)} "
+            f"([{len(agg['seeds'])}](docs/results/{name}/results.md))",
+            pm(s["rotnet"]["acc"]), pm(m["classifier"]["upright_acc"]),
+            pm(m["classifier"]["rotated_acc"]), pm(m["rotation_augmented"]["rotated_acc"]),
+            pm(m["risc_hard"]["rotated_acc"]), pm(m["risc_soft"]["rotated_acc"]),
+            f"{sw['risc_hard']['mean']['mean']:.3f} / "
+            f"{sw['rotation_augmented']['mean']['mean']:.3f}",
+            verdict(agg)])
+    papers = {agg["config"]["dataset"]: agg.get("paper") for _, agg in found}
+    for dataset, paper in papers.items():
+        if paper:
+            rows.append([f"{NAMES.get(dataset, dataset)}, **the paper** (ImageNet weights; "
+                         "not measured here)", f"{paper['rotnet_acc']}",
+                         f"{paper['upright_acc']}", "-", "-", f"{paper['risc_rotated_acc']}",
+                         "-", "-", "-"])
+    return _table(head, rows)
+
+
+def runs_table(found: list[tuple[str, dict]]) -> list[str]:
+    """Command, commits and wall time behind each aggregate."""
+    rows = []
+    for name, agg in found:
+        commits = ", ".join(sorted({(c or "unknown")[:7] for c in agg["commit"]}))
+        times = ", ".join(f"{t / 60:.0f}" for t in agg["wall_time_s"])
+        commands = "<br>".join(f"`{c}`" for c in dict.fromkeys(agg["command"]))
+        rows.append([f"[{name}](results/{name}/results.md)", commands, commits, times])
+    return _table(["aggregate", "command", "commit", "wall time per seed (min)"], rows)
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *["| " + " | ".join(r) + " |" for r in rows]]
+
+
+def block(found: list[tuple[str, dict]], for_readme: bool) -> str:
+    lines = summary_table(found)
+    if not for_readme:
+        lines = [line.replace("](docs/results/", "](results/") for line in lines]
+        lines += ["", *runs_table(found)]
+    return "\n".join([BEGIN, *lines, END])
+
+
+def rewrite(path: Path, text: str, check: bool) -> bool:
+    """Put ``text`` between the markers of ``path``; True if it was already there."""
+    old = path.read_text()
+    if BEGIN not in old or END not in old:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} markers")
+    start, stop = old.index(BEGIN), old.index(END) + len(END)
+    new = old[:start] + text + old[stop:]
+    if new != old and not check:
+        path.write_text(new)
+    return new == old
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale tables")
+    args = parser.parse_args(argv)
+    found = aggregates()
+    fresh = [rewrite(ROOT / "README.md", block(found, True), args.check),
+             rewrite(ROOT / "docs" / "results.md", block(found, False), args.check)]
+    if args.check and not all(fresh):
+        print("README.md or docs/results.md is stale: run python docs/make_results.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
