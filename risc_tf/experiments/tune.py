@@ -140,6 +140,11 @@ def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path
     return out
 
 
+def _mean(values: list, digits: int = 3) -> str:
+    values = [v for v in values if v is not None]
+    return fmt(float(np.mean(values)), digits) if values else "-"
+
+
 def _markdown(state: dict) -> str:
     lines = [f"# Validation grid: {state['dataset']}, objective {state['objective']}", "",
              f"Command: `{state['source']['command']}` (commit {state['source']['commit']}).",
@@ -150,16 +155,24 @@ def _markdown(state: dict) -> str:
                           "RISC hard's mean accuracy over the rotated validation set (sweep)."),
              ""]
     names = list(dict.fromkeys(k for p in state["points"] for k in p["settings"]))
-    header = [*names, "score per seed", "mean score", "time (s)"]
+    risc = state["objective"] == "risc"
+    header = [*names, "score per seed", "mean score",
+              *(["classifier val ACC", "RotNet val ACC (its training task)", "RotNet sweep error (deg)"] if risc
+                else []), "time (s)"]
     rows = []
     for point in state["points"]:
-        scores = [point["seeds"][str(s)]["score"] for s in state["seeds"]
-                  if str(s) in point["seeds"]]
+        done = [point["seeds"][str(s)] for s in state["seeds"] if str(s) in point["seeds"]]
+        scores = [r["score"] for r in done]
         seconds = sum(r["classifier"]["train_time_s"] + (r.get("rotnet") or {}).get(
-            "train_time_s", 0.0) for r in point["seeds"].values())
+            "train_time_s", 0.0) for r in done)
+        extra = []
+        if risc:
+            extra = [_mean([r["classifier"]["best_val_accuracy"] for r in done]),
+                     _mean([(r.get("rotnet") or {}).get("best_val_accuracy") for r in done]),
+                     _mean([r["sweep"]["rotnet_mae_deg"] for r in done], 1)]
         rows.append([*(json.dumps(point["settings"].get(k)) for k in names),
-                     ", ".join(f"{v:.3f}" for v in scores),
-                     fmt(float(np.mean(scores))) if scores else "-", f"{seconds:.0f}"])
+                     ", ".join(f"{v:.3f}" for v in scores), _mean(scores), *extra,
+                     f"{seconds:.0f}"])
     lines += markdown_table(header, rows)
     if state.get("choice") is not None:
         lines += ["", f"**Choice:** `{json.dumps(state['choice']['settings'])}` "
