@@ -322,7 +322,8 @@ class RISCPipeline:
     def score(self, images, labels) -> float:
         """Accuracy of :meth:`predict` against integer labels (one per image)."""
         predicted = np.atleast_1d(self.predict(images))
-        return float(np.mean(predicted == check_labels(np.atleast_1d(labels), n=len(predicted))))
+        labels = [labels] if np.isscalar(labels) else labels  # one image, one label
+        return float(np.mean(predicted == check_labels(labels, n=len(predicted))))
 
     # -- persistence ------------------------------------------------------------
     def get_config(self) -> dict:

@@ -188,6 +188,9 @@ def test_input_errors_name_the_problem(models):
         pipe.score(X, [1])
     with pytest.raises(ValueError, match="multi-label"):
         pipe.score(X[:2], [[1, 1, 0], [0, 1, 1]])
+    with pytest.raises(ValueError, match="labels must be a rectangular array"):
+        pipe.score(X[:2], [[1], [0, 1]])  # ragged: risc_tf's message, not numpy's
+    assert pipe.score(X[0], int(pipe.predict(X[0]))) == 1.0  # one image, one label
     onehot = np.eye(3)[[0, 1, 2, 0, 1, 2, 0, 1, 2, 0]]
     assert pipe.score(X, onehot) == pipe.score(X, onehot.argmax(1))
     with warnings.catch_warnings():
