@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from risc_tf import RISCPipeline, load_medmnist
-from risc_tf.experiments.aggregate import aggregate
+from risc_tf.experiments.aggregation import aggregate
 from risc_tf.experiments.config import ReproduceConfig, recipe_settings
 from risc_tf.experiments.run import reproduce
 from risc_tf.experiments.rundir import RUN_FILE, prepare_output_dir
@@ -282,3 +282,13 @@ def test_config_rejects_unknown_and_multilabel_datasets():
         ReproduceConfig("mnist", "x").validate()
     with pytest.raises(ValueError, match="multi-label"):
         ReproduceConfig("chestmnist", "x").validate()
+
+
+def test_experiments_aggregate_stays_a_function_after_its_module_is_imported():
+    import importlib
+
+    import risc_tf.experiments as experiments
+
+    importlib.import_module("risc_tf.experiments.aggregation")
+    importlib.import_module("risc_tf.experiments.seeds")
+    assert callable(experiments.aggregate) and experiments.aggregate.__name__ == "aggregate"

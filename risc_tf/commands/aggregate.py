@@ -8,7 +8,7 @@ __all__ = ["add_parser"]
 
 
 def run_aggregate(args: argparse.Namespace) -> int:
-    from risc_tf.experiments.aggregate import aggregate
+    from risc_tf.experiments.aggregation import aggregate
 
     result = aggregate(args.runs, args.output, overwrite=args.overwrite)
     print(result["verdict"])

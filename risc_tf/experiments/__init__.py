@@ -3,7 +3,7 @@
 * :mod:`~risc_tf.experiments.config` -- :class:`ReproduceConfig` and the recipes;
 * :mod:`~risc_tf.experiments.run` -- :func:`reproduce`, one run (one seed);
 * :mod:`~risc_tf.experiments.seeds` -- :func:`reproduce_seeds`, several seeds, resumable;
-* :mod:`~risc_tf.experiments.aggregate` -- :func:`aggregate`, statistics over seeds;
+* :mod:`~risc_tf.experiments.aggregation` -- :func:`aggregate`, statistics over seeds;
 * :mod:`~risc_tf.experiments.tune` -- :func:`tune_recipe`, the validation grid search;
 * :mod:`~risc_tf.experiments.report`, :mod:`~risc_tf.experiments.plots`,
   :mod:`~risc_tf.experiments.rundir` -- reports, figures and run folders.
@@ -21,7 +21,7 @@ _EXPORTS = {
     "recipe_settings": "risc_tf.experiments.config",
     "reproduce": "risc_tf.experiments.run",
     "reproduce_seeds": "risc_tf.experiments.seeds",
-    "aggregate": "risc_tf.experiments.aggregate",
+    "aggregate": "risc_tf.experiments.aggregation",
     "tune_recipe": "risc_tf.experiments.tune",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,7 +1,7 @@
 """Several seeds of one experiment, resumable, with the aggregate report at the end.
 
 ``reproduce_seeds(config, seeds)`` runs :func:`risc_tf.reproduce` once per seed
-into ``OUTPUT/seed-<s>/`` and then :func:`risc_tf.experiments.aggregate.aggregate`
+into ``OUTPUT/seed-<s>/`` and then :func:`risc_tf.experiments.aggregation.aggregate`
 over them into ``OUTPUT`` itself. A seed whose folder holds a finished run of
 the same settings is not run again, so repeating an interrupted command
 resumes it; an unfinished seed folder is started again. ``OUTPUT/experiment.json``
@@ -90,7 +90,7 @@ def reproduce_seeds(config: ReproduceConfig, seeds: Sequence[int]) -> dict:
         ``config.output`` holds something other than this experiment (unless
         ``config.overwrite``, which restarts every seed).
     """
-    from risc_tf.experiments.aggregate import aggregate
+    from risc_tf.experiments.aggregation import aggregate
     from risc_tf.experiments.run import reproduce
 
     seeds = check_seeds(seeds)
