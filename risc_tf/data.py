@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from risc_tf.validation import check_int, check_optional_int
+from risc_tf.validation import check_choice, check_int, check_optional_int
 
 __all__ = [
     "DATA_ENV",
@@ -273,8 +273,7 @@ def load_medmnist(
     >>> x.shape, y.shape
     ((624, 28, 28), (624,))
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    check_choice("split", split, SPLITS)
     name = medmnist_filename(flag, size)  # validates size
     url, md5 = _url_and_md5(flag, size)  # validates flag
     root = _data_folder(root, create=False)
@@ -335,8 +334,7 @@ def load_splits(
     seed = check_int("seed", seed, 0)
     out = {}
     for split in splits:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        check_choice("split", split, SPLITS)
         x, y = load_medmnist(dataset, split, root, size, download=download, verify=verify,
                              timeout=timeout)
         if y.ndim != 1:

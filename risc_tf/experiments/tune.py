@@ -157,8 +157,8 @@ def _markdown(state: dict) -> str:
     names = list(dict.fromkeys(k for p in state["points"] for k in p["settings"]))
     risc = state["objective"] == "risc"
     header = [*names, "score per seed", "mean score",
-              *(["classifier val ACC", "RotNet val ACC (its training task)", "RotNet sweep error (deg)"] if risc
-                else []), "time (s)"]
+              *(["classifier val ACC", "RotNet val ACC (its training task)",
+                 "RotNet sweep error (deg)"] if risc else []), "time (s)"]
     rows = []
     for point in state["points"]:
         done = [point["seeds"][str(s)] for s in state["seeds"] if str(s) in point["seeds"]]

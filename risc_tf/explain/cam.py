@@ -38,7 +38,7 @@ from risc_tf.inputs import run_in_batches
 from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import apply_fill
-from risc_tf.validation import check_int, check_optional_int
+from risc_tf.validation import check_choice, check_int, check_optional_int
 
 __all__ = [
     "CAM",
@@ -199,8 +199,7 @@ class CAM:
         batch_size: int = 32,
         fill: str = "constant",
     ):
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        check_choice("method", method, METHODS)
         if max_n is not None and method != "scorecam":
             raise ValueError(f"max_n is a Score-CAM option; method {method!r} takes no max_n")
         max_n = check_optional_int("max_n", max_n)
