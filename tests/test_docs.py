@@ -73,3 +73,16 @@ def test_readme_python_example_runs(data_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile("\n".join(lines), "README.md", "exec"), {})
     assert (tmp_path / "runs" / "pneumonia-pipeline").is_dir()
+
+
+def test_getting_started_python_runs_in_order(data_root, tmp_path, monkeypatch):
+    """docs/getting_started.md's Python blocks, one after the other, shrunk as above."""
+    text = (ROOT / "docs" / "getting_started.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    code = "\n".join(blocks).replace('"../shared/data/medmnist"', repr(str(data_root)))
+    code = code.replace('backbone="resnet50"', 'backbone="small"').replace("epochs=10", "epochs=1")
+    assert code.count("subset=500") == 1 and code.count('backbone="small"') == 2
+    code = code.replace("subset=500", "subset=64")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "getting_started.md", "exec"), {})
+    assert (tmp_path / "runs" / "pipe" / "risc_pipeline.json").is_file()
