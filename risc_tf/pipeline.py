@@ -199,11 +199,14 @@ class RISCPipeline:
         if self.mode == "hard":
             return self.classifier(self._counter_rotate(x, tf.argmax(p_rot, axis=1)),
                                    training=False)
+        return tf.einsum("nr,rnc->nc", p_rot, self._classify_every(x))
+
+    def _classify_every(self, x: tf.Tensor) -> tf.Tensor:
+        """Class probabilities ``(R, N, C)`` of every counter-rotation of ``x``."""
         r, n = len(self.angles), tf.shape(x)[0]
         every = self._counter_rotate(tf.tile(x, [r, 1, 1, 1]),
                                      tf.repeat(tf.range(r, dtype=tf.int64), n))
-        p_y = tf.reshape(self.classifier(every, training=False), [r, n, -1])  # (R, N, C)
-        return tf.einsum("nr,rnc->nc", p_rot, p_y)
+        return tf.reshape(self.classifier(every, training=False), [r, n, -1])
 
     def forward(self, raw: tf.Tensor, output: str = "proba") -> tf.Tensor:
         """The fused chain as a TensorFlow function of one batch (what the pipeline traces).
@@ -211,13 +214,17 @@ class RISCPipeline:
         ``raw`` is a validated rank-4 batch (see :func:`risc_tf.check_images`);
         ``output`` is ``"rotation"`` (the RotNet's probabilities), ``"correct"``
         (the counter-rotated model-input images), ``"proba"`` (class
-        probabilities) or ``"details"`` (class probabilities, then the RotNet's,
-        concatenated along axis 1).
+        probabilities), ``"details"`` (class probabilities, then the RotNet's,
+        concatenated along axis 1) or ``"every"`` (the RotNet's probabilities, then
+        the classifier's on each counter-rotation, flattened; any mode).
         """
         x = apply_fill(to_model_input(raw, self.image_size), self.fill)
         p_rot = self.rotnet(x, training=False)
         if output == "rotation":
             return p_rot
+        if output == "every":
+            p_y = tf.transpose(self._classify_every(x), [1, 0, 2])  # (N, R, C)
+            return tf.concat([p_rot, tf.reshape(p_y, [tf.shape(x)[0], -1])], axis=1)
         if output == "correct":
             return self._counter_rotate(x, tf.argmax(p_rot, axis=1))
         proba = self.classify_corrected(x, p_rot)
@@ -235,7 +242,7 @@ class RISCPipeline:
         return self._graphs[key]
 
     def _chunk(self, output: str) -> int:
-        if self.mode == "soft" and output in ("proba", "details"):
+        if output == "every" or (self.mode == "soft" and output in ("proba", "details")):
             return max(1, 4 * self.batch_size // len(self.angles))
         return self.batch_size
 
@@ -293,6 +300,21 @@ class RISCPipeline:
         """Class probabilities ``(N, C)`` after rotation correction (``(C,)`` for one image)."""
         out, single = self._run(images, "proba")
         return out[0] if single else out
+
+    def predict_every_rotation(self, images) -> tuple[np.ndarray, np.ndarray]:
+        """The RotNet's probabilities ``(N, R)`` and the classifier's ``(N, R, C)`` on
+        each of the R counter-rotations, whatever the mode.
+
+        What both modes are made of: hard mode is the row of the most likely angle,
+        soft mode the rows weighted by the RotNet, and test-time augmentation over
+        the angle set their plain mean. An evaluation that needs all three gets them
+        from one classifier pass per counter-rotation (see
+        :func:`risc_tf.evaluation.build_methods`).
+        """
+        out, single = self._run(images, "every")
+        r = len(self.angles)
+        p_rot, p_y = out[:, :r], out[:, r:].reshape(len(out), r, -1)
+        return (p_rot[0], p_y[0]) if single else (p_rot, p_y)
 
     def predict(self, images) -> np.ndarray:
         """Class indices ``(N,)`` into :attr:`classes_` after rotation correction (an int for

@@ -64,6 +64,25 @@ def test_methods_sets_and_evaluation(models, images):
         np.testing.assert_allclose(fn(x).sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("angles", [(0, 90, 180, 270), tuple(range(0, 360, 45))])
+@pytest.mark.parametrize("fill", ["constant", "circle"])
+def test_shared_pass_gives_the_methods_own_predictions(images, angles, fill):
+    """TTA and both RISC modes from one pass per counter-rotation equal their own graphs."""
+    keras.utils.set_random_seed(2)
+    rotnet = build_rotnet(angles=angles, backbone="small")
+    clf = build_classifier(3, backbone="small")
+    own = build_methods(rotnet, clf, batch_size=8, fill=fill)
+    shared = build_methods(rotnet, clf, batch_size=8, fill=fill, shared=True)
+    x = evaluation_sets(*images, angles, image_size=32, seed=4, fill=fill)["rotated"][0]
+    for name in own:
+        np.testing.assert_allclose(shared[name](x), own[name](x), atol=2e-5, err_msg=name)
+    # a new input (same shape, other content) is not served from the previous one
+    other = rotate(x, 90, fill).numpy()
+    np.testing.assert_allclose(shared["risc_soft"](other), own["risc_soft"](other), atol=2e-5)
+    p_rot, p_y = RISCPipeline(rotnet, clf, fill=fill).predict_every_rotation(x[0])
+    assert p_rot.shape == (len(angles),) and p_y.shape == (len(angles), 3)
+
+
 def test_test_angles_outside_the_rotnet_set_are_reported_not_crashed(models, images):
     """Issue: evaluate --angle-step 45 on a 4-angle RotNet crashed with KeyError: 225.0."""
     rotnet, clf, _ = models

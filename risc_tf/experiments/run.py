@@ -148,7 +148,9 @@ def reproduce(config: ReproduceConfig) -> dict:
 
     models, training = _train(config, splits, len(names))
     rotnet, classifier = models["rotnet"], models["classifier"]
-    methods = build_methods(rotnet, classifier, models["rotation_augmented"], fill=config.fill)
+    # evaluation: TTA and both RISC modes from one pass per counter-rotation
+    methods = build_methods(rotnet, classifier, models["rotation_augmented"], fill=config.fill,
+                            shared=True)
 
     xt, yt = splits["test"]
     _say(config, f"stages 3-5: upright and randomly rotated test sets (protocol "
@@ -171,7 +173,8 @@ def reproduce(config: ReproduceConfig) -> dict:
     sweep["split"] = config.sweep_split
 
     _say(config, "timing inference")
-    timing = _timing(methods, pipe.predict_rotation, sets["rotated"][0], config.timing_samples)
+    deployed = build_methods(rotnet, classifier, models["rotation_augmented"], fill=config.fill)
+    timing = _timing(deployed, pipe.predict_rotation, sets["rotated"][0], config.timing_samples)
 
     _say(config, "saving the pipeline and the baseline model")
     pipe.metadata = _metadata(config, evaluation, sweep)
