@@ -11,8 +11,9 @@ the paper's RetinaMNIST protocol (45 deg apart, no jitter) and measures on the
 - ``corners hidden``: the same images, rotated with the RotNet's fill, then masked to
   the circle (the corners removed): a RotNet that reads the corners loses accuracy;
 - ``blank parity``: content-free mid-grey images rotated the same way; the fraction whose
-  predicted angle falls on the right diagonal-or-not side (0/90/180/270 vs 45/135/...).
-  0.5 is chance: above it, the RotNet tells a diagonal rotation from the corners alone.
+  predicted angle falls on the right side of quarter turn or not (0/90/180/270 vs the
+  others). Chance is the share of the larger side (0.5 for the 45-deg set): above it,
+  the RotNet tells an interpolated rotation from the corners alone.
 
 Run from the repository root on a quiet machine (about 2 minutes per model here)::
 
@@ -53,9 +54,10 @@ def probe(rotnet, images, angles, fill: str) -> dict:
     x, k = rotations(images, angles, fill)
     predict = lambda a: np.argmax(rotnet.predict(a, batch_size=256, verbose=0), axis=1)  # noqa: E731
     blank, kb = rotations(np.full((64, 28, 28), 128, np.uint8), angles, fill)
+    quarter = np.isin(np.mod(np.asarray(angles, float), 90.0), 0.0)  # per angle index
     return {"val_acc": float(np.mean(predict(x) == k)),
             "corners_hidden_acc": float(np.mean(predict(field_of_view(x).numpy()) == k)),
-            "blank_parity": float(np.mean(predict(blank) % 2 == kb % 2))}
+            "blank_parity": float(np.mean(quarter[predict(blank)] == quarter[kb]))}
 
 
 def main() -> None:
