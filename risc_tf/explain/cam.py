@@ -14,7 +14,8 @@ Scores are taken on the **logits**: when the model ends in a softmax ``Dense``
 whose last layer shares that ``Dense``'s weights without the softmax (what
 tf-keras-vis' ``ReplaceToLinear`` does, without cloning the model). Grad-CAM
 then uses the class logit, Grad-CAM++ its exponential, and Score-CAM the
-softmax of the masked inputs' logits, as in the three papers.
+softmax of the masked inputs' logits, as in the three papers (see References
+of :class:`CAM`).
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class CAM:
         Used as named (never swapped for the convolution before it).
     max_n : int, optional
         Score-CAM only: keep the ``max_n`` channels with the largest spatial
-        variance (Faster-Score-CAM); values above the layer's channel count
+        variance (Faster-Score-CAM [4]_); values above the layer's channel count
         mean all channels. None: every channel.
     batch_size : int, default 32
         Images per tf-keras-vis call (Score-CAM runs ``batch_size * channels``
@@ -182,6 +183,17 @@ class CAM:
     fill : {"constant", "reflect", "circle"}, default "constant"
         The fill the model was trained with (``"circle"`` masks every image, as
         the pipeline does).
+
+    References
+    ----------
+    .. [1] R. R. Selvaraju et al., "Grad-CAM: Visual Explanations from Deep
+       Networks via Gradient-based Localization", ICCV 2017.
+    .. [2] A. Chattopadhay et al., "Grad-CAM++: Generalized Gradient-Based Visual
+       Explanations for Deep Convolutional Networks", WACV 2018.
+    .. [3] H. Wang et al., "Score-CAM: Score-Weighted Visual Explanations for
+       Convolutional Neural Networks", CVPR Workshops 2020.
+    .. [4] Faster-Score-CAM (the ``max_n`` variant): the tabayashi0117/Score-CAM
+       repository, as implemented by tf-keras-vis' ``Scorecam(max_N=...)``.
 
     Examples
     --------
