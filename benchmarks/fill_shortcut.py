@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 import risc_tf  # noqa: E402
-from risc_tf.angles import FILLS, angles_every  # noqa: E402
+from risc_tf.angles import FILLS, QUARTER_TURNS, angles_every, match_angles  # noqa: E402
 from risc_tf.datasets import rotation_dataset  # noqa: E402
 from risc_tf.rotation import field_of_view  # noqa: E402
 
@@ -54,7 +54,7 @@ def probe(rotnet, images, angles, fill: str) -> dict:
     x, k = rotations(images, angles, fill)
     predict = lambda a: np.argmax(rotnet.predict(a, batch_size=256, verbose=0), axis=1)  # noqa: E731
     blank, kb = rotations(np.full((64, 28, 28), 128, np.uint8), angles, fill)
-    quarter = np.isin(np.mod(np.asarray(angles, float), 90.0), 0.0)  # per angle index
+    quarter = match_angles(angles, QUARTER_TURNS) >= 0  # per angle index
     return {"val_acc": float(np.mean(predict(x) == k)),
             "corners_hidden_acc": float(np.mean(predict(field_of_view(x).numpy()) == k)),
             "blank_parity": float(np.mean(quarter[predict(blank)] == quarter[kb]))}
