@@ -19,6 +19,11 @@ Run from the repository root on a quiet machine (about 2 minutes per model here)
 
     PYTHONPATH=$PWD python benchmarks/fill_shortcut.py --seeds 0,1
 
+or probe, without training, the RotNets that finished ``risc-tf reproduce`` runs saved
+(their angle set and fill, their dataset's validation split; seconds per model)::
+
+    PYTHONPATH=$PWD python benchmarks/fill_shortcut.py --runs runs/final/NAME/seed-0 ...
+
 ``--data-root`` defaults to ``$RISC_TF_DATA``, else ``../shared/data/medmnist``.
 """
 
@@ -60,36 +65,63 @@ def probe(rotnet, images, angles, fill: str) -> dict:
             "blank_parity": float(np.mean(quarter[predict(blank)] == quarter[kb]))}
 
 
+def saved_rows(runs: list[str], data_root: str | None) -> list[dict]:
+    """Probe the RotNet of each finished reproduce seed folder with its own angles and fill."""
+    rows = []
+    for run in runs:
+        cfg = json.loads(open(os.path.join(run, "results.json")).read())["config"]
+        pipe = risc_tf.RISCPipeline.load(os.path.join(run, "models", "risc_pipeline"))
+        xv, _ = risc_tf.load_medmnist(cfg["dataset"], "val", root=data_root or cfg["data_root"],
+                                      size=cfg["size"])
+        rows.append({"fill": pipe.fill, "seed": cfg["seed"], "run": run,
+                     **probe(pipe.rotnet, xv, pipe.angles, pipe.fill)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=DATA_ROOT)
+    parser.add_argument("--data-root", default=None,
+                        help=f"default {DATA_ROOT}, or with --runs the one each run recorded")
+    parser.add_argument("--runs", nargs="+", default=None,
+                        help="probe the saved RotNets of these reproduce seed folders instead")
     parser.add_argument("--dataset", default="retinamnist")
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--step", type=float, default=45.0, help="angle step (degrees)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seeds", default="0,1")
     args = parser.parse_args()
-    x, _ = risc_tf.load_medmnist(args.dataset, "train", root=args.data_root)
-    xv, _ = risc_tf.load_medmnist(args.dataset, "val", root=args.data_root)
-    angles = angles_every(args.step)
     print(machine())
+    if args.runs:
+        rows = saved_rows(args.runs, args.data_root)
+        print("\nsaved RotNets, validation split (mean over the runs of each fill):")
+    else:
+        rows = trained_rows(args)
+        print(f"\n{args.dataset}, {len(angles_every(args.step))} angles, {args.backbone}, "
+              f"{args.epochs} epochs, validation split (mean over seeds):")
+    print("| fill | runs | val ACC | corners hidden | blank parity |\n|---|---|---|---|---|")
+    for fill in (f for f in FILLS if any(r["fill"] == f for r in rows)):
+        mine = [r for r in rows if r["fill"] == fill]
+        means = [np.mean([r[k] for r in mine]) for k in
+                 ("val_acc", "corners_hidden_acc", "blank_parity")]
+        print(f"| {fill} | {len(mine)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+
+
+def trained_rows(args: argparse.Namespace) -> list[dict]:
+    """Train one RotNet per seed and fill on the 8-angle protocol and probe it."""
+    root = args.data_root or DATA_ROOT
+    x, _ = risc_tf.load_medmnist(args.dataset, "train", root=root)
+    xv, _ = risc_tf.load_medmnist(args.dataset, "val", root=root)
+    angles = angles_every(args.step)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for fill in FILLS:
             rotnet = risc_tf.build_rotnet(angles=angles, backbone=args.backbone)
             risc_tf.train_rotnet(rotnet, x, xv, epochs=args.epochs, fill=fill, seed=seed,
                                  patience=args.epochs, verbose=0)
-            row = {"fill": fill, "seed": seed, **probe(rotnet, xv, angles, fill)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    print(f"\n{args.dataset}, {len(angles)} angles, {args.backbone}, {args.epochs} epochs, "
-          "validation split (mean over seeds):")
-    print("| fill | val ACC | corners hidden | blank parity |\n|---|---|---|---|")
-    for fill in FILLS:
-        mine = [r for r in rows if r["fill"] == fill]
-        means = [np.mean([r[k] for r in mine]) for k in
-                 ("val_acc", "corners_hidden_acc", "blank_parity")]
-        print(f"| {fill} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+            rows.append({"fill": fill, "seed": seed, **probe(rotnet, xv, angles, fill)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "angles_every": "risc_tf.angles",
     "check_angles": "risc_tf.angles",
     "match_angles": "risc_tf.angles",
+    "refine_angle": "risc_tf.angles",
     "counter_rotate": "risc_tf.rotation",
     "rotate": "risc_tf.rotation",
     "rotate_all": "risc_tf.rotation",
@@ -82,7 +83,14 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from risc_tf.angles import DEFAULT_ANGLES, FILLS, angles_every, check_angles, match_angles
+    from risc_tf.angles import (
+        DEFAULT_ANGLES,
+        FILLS,
+        angles_every,
+        check_angles,
+        match_angles,
+        refine_angle,
+    )
     from risc_tf.backbones import BACKBONES
     from risc_tf.data import dataset_info, download_medmnist, flags_2d, load_medmnist, load_splits
     from risc_tf.datasets import (

@@ -287,13 +287,15 @@ def angle_sweep(
     dict
         ``{"angles", "acc": {method: [...]}, "auc": {method: [...]},
         "summary": {method: sweep_summary}}``, and with ``rotnet``
-        ``"rotnet_mae_deg": [...]`` and ``"rotnet_mae_deg_mean"``.
+        ``"rotnet_mae_deg": [...]`` and ``"rotnet_mae_deg_mean"`` (the argmax angle's
+        error), ``"rotnet_refined_mae_deg"`` and ``"rotnet_refined_mae_deg_mean"``
+        (:func:`~risc_tf.angles.refine_angle`'s).
     """
     angles = [float(a) for a in angles]
     out: dict = {"angles": angles, "acc": {m: [] for m in methods}, "auc": {m: [] for m in methods}}
     rot_proba = None if rotnet is None else model_proba(rotnet)
     if rotnet is not None:
-        out["rotnet_mae_deg"] = []
+        out["rotnet_mae_deg"], out["rotnet_refined_mae_deg"] = [], []
     bar = keras.utils.Progbar(len(angles), unit_name="angle") if verbose else None
     x0 = np.asarray(images, np.float32)
     for a in angles:
@@ -305,11 +307,13 @@ def angle_sweep(
         if rot_proba is not None:
             metrics = rotation_metrics(np.full(len(x), a), rot_proba(x), rotnet_angles(rotnet))
             out["rotnet_mae_deg"].append(metrics["mae_deg"])
+            out["rotnet_refined_mae_deg"].append(metrics["refined_mae_deg"])
         if bar is not None:
             bar.add(1)
     out["summary"] = sweep_summary(out)
     if rotnet is not None:
         out["rotnet_mae_deg_mean"] = float(np.mean(out["rotnet_mae_deg"]))
+        out["rotnet_refined_mae_deg_mean"] = float(np.mean(out["rotnet_refined_mae_deg"]))
     return out
 
 

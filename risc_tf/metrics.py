@@ -16,7 +16,13 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
 from sklearn.preprocessing import label_binarize
 
-from risc_tf.angles import ANGLE_TOLERANCE, QUARTER_TURNS, angle_difference, match_angles
+from risc_tf.angles import (
+    ANGLE_TOLERANCE,
+    QUARTER_TURNS,
+    angle_difference,
+    match_angles,
+    refine_angle,
+)
 from risc_tf.validation import check_labels
 
 __all__ = [
@@ -124,9 +130,10 @@ def rotation_metrics(true_angles, proba, angles: Sequence[float],
         none is), with ``n_in_set``; ``nearest_acc``: the predicted angle is (one
         of) the set's nearest to the true angle (for any angle); ``mae_deg``: mean
         absolute angular error of the predicted angle (degrees, around the
-        circle); ``per_angle_acc``: by true angle, angles outside the set marked
-        ``"not in the RotNet's angle set"``; ``confusion_matrix`` over the set
-        (images in the set only).
+        circle); ``refined_mae_deg``: the same for :func:`~risc_tf.angles.refine_angle`'s
+        estimate from the probabilities (finer than the bins); ``per_angle_acc``: by
+        true angle, angles outside the set marked ``"not in the RotNet's angle set"``;
+        ``confusion_matrix`` over the set (images in the set only).
     """
     table = np.asarray(angles, np.float64)
     p = _proba(proba, len(np.atleast_1d(true_angles)))
@@ -150,6 +157,7 @@ def rotation_metrics(true_angles, proba, angles: Sequence[float],
         "n_in_set": int(inside.sum()),
         "nearest_acc": float(np.mean(nearest)),
         "mae_deg": float(np.mean(pred_distance)),
+        "refined_mae_deg": float(np.mean(np.abs(angle_difference(t, refine_angle(p, table))))),
         "per_angle_acc": per_angle,
         "confusion_matrix": (confusion_matrix(true_idx[inside], pred[inside],
                                               labels=np.arange(len(table))) if inside.any()

@@ -125,6 +125,8 @@ def test_angle_sweep_selective_and_timing(models, images):
     assert sweep["acc"]["classifier"][0] == pytest.approx(
         accuracy(images[1], methods["classifier"](x).argmax(1)))
     assert len(sweep["rotnet_mae_deg"]) == 3 and sweep["rotnet_mae_deg_mean"] >= 0
+    assert len(sweep["rotnet_refined_mae_deg"]) == 3
+    assert 0 <= sweep["rotnet_refined_mae_deg_mean"] <= 180
     pipe = RISCPipeline(rotnet, clf)
     selective = selective_evaluation(pipe, x, images[1], thresholds=[0.0, 1.0])
     assert selective["rotation_confidence"]["coverage"][0] == 1.0

@@ -92,6 +92,23 @@ def test_rotation_metrics_match_angles_modulo_360_and_report_outside_angles():
         rotation_metrics([0.0], np.ones((1, 3)) / 3, table)
 
 
+def test_refined_angle_interpolates_between_neighbouring_bins_and_ignores_far_ones():
+    from risc_tf.angles import refine_angle
+
+    table = tuple(range(0, 360, 30))  # 12 bins
+    p = np.zeros((4, 12))
+    p[0, [11, 0]] = 0.5  # halfway between 330 and 0: across the wrap
+    p[1, 3], p[1, 4] = 0.75, 0.25  # a quarter of the way from 90 to 120
+    p[2, 6], p[2, 0] = 0.6, 0.4  # the opposite bin is a confusion, not a neighbour
+    p[3, 2] = 1.0
+    assert refine_angle(p, table) == pytest.approx([345.0, 97.5, 180.0, 60.0])
+    m = rotation_metrics([345.0, 100.0, 180.0, 70.0], p, table)
+    assert m["mae_deg"] == pytest.approx((15 + 10 + 0 + 10) / 4)  # argmax: 330 or 0, 90, ...
+    assert m["refined_mae_deg"] == pytest.approx((0 + 2.5 + 0 + 10) / 4)
+    with pytest.raises(ValueError, match=r"shape \(N, 12\)"):
+        refine_angle(np.ones((2, 4)) / 4, table)
+
+
 def test_classification_metrics_keys_and_predictions():
     rng = np.random.default_rng(3)
     y = np.arange(20) % 3

@@ -180,6 +180,8 @@ def test_seeds_resume_and_aggregate_with_statistics(run, tmp_path):
     assert separate["summary"]["methods"] == again["summary"]["methods"]
     md = (tmp_path / "agg" / "results.md").read_text()
     assert "**Verdict.**" in md and "McNemar" in md
+    refined = separate["summary"]["rotnet"]["sweep_refined_mae_deg"]
+    assert refined["n"] == 2 and f"{refined['mean']:.1f} +- " in md
 
 
 @requires_data

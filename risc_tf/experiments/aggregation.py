@@ -115,8 +115,9 @@ def _summary(runs: list[dict]) -> dict:
                            for k in ("mean", "quarter_turn_mean", "off_grid_mean", "worst_acc")}
     out["rotnet"] = {k: mean_std([r["rotnet"][k] for r in runs])
                      for k in ("acc", "nearest_acc", "mae_deg", "upright_acc")}
-    out["rotnet"]["sweep_mae_deg"] = mean_std([r["sweep"].get("rotnet_mae_deg_mean")
-                                               for r in runs])
+    for key, run_key in (("sweep_mae_deg", "rotnet_mae_deg_mean"),
+                         ("sweep_refined_mae_deg", "rotnet_refined_mae_deg_mean")):
+        out["rotnet"][key] = mean_std([r["sweep"].get(run_key) for r in runs])
     per_seed = {m: [_correct(r, m) for r in runs] for m in methods}
     baselines = [b for b in _BASELINES if b in methods]
     out["tests"] = {m: compare_paired(m, per_seed, baselines) for m in _RISC if m in methods}
@@ -162,6 +163,15 @@ def _plot(summary: dict, runs: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def _refined(rotnet: dict) -> str:
+    """The refined sweep error's clause, empty for runs made before it was measured."""
+    refined = rotnet.get("sweep_refined_mae_deg") or {}
+    if refined.get("mean") is None:
+        return ""
+    return (f" ({fmt(refined['mean'], 1)} +- {fmt(refined['std'], 1)} deg refined from its "
+            "probabilities)")
+
+
 def _markdown(agg: dict) -> str:
     s, cfg = agg["summary"], agg["config"]
     lines = [f"# RISC aggregate: {cfg['dataset']}, recipe {cfg['recipe']}, "
@@ -192,7 +202,8 @@ def _markdown(agg: dict) -> str:
     r = s["rotnet"]
     lines += ["", f"RotNet: accuracy {fmt(r['acc']['mean'])} +- {fmt(r['acc']['std'])}, mean "
                   f"angular error {fmt(r['mae_deg']['mean'], 1)} deg on the rotated test set, "
-                  f"{fmt(r['sweep_mae_deg']['mean'], 1)} deg over the sweep.", "",
+                  f"{fmt(r['sweep_mae_deg']['mean'], 1)} deg over the sweep"
+                  + _refined(r) + ".", "",
               "## Over the whole circle (sweep; mean +- std over seeds)", ""]
     lines += markdown_table(
         ["method", "mean", "quarter turns", "other angles", "worst angle"],

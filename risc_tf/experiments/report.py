@@ -101,6 +101,9 @@ def _sweep_lines(results: dict) -> list[str]:
     if "rotnet_mae_deg_mean" in sweep:
         lines += ["", f"RotNet mean absolute angular error over the sweep: "
                       f"{sweep['rotnet_mae_deg_mean']:.1f} deg."]
+        if "rotnet_refined_mae_deg_mean" in sweep:
+            lines[-1] += (f" Refined from its probabilities (between neighbouring bins): "
+                          f"{sweep['rotnet_refined_mae_deg_mean']:.1f} deg.")
     return lines + [""]
 
 
