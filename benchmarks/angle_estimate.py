@@ -77,9 +77,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['argmax_mae_deg']:.2f} deg, refined {row['refined_mae_deg']:.2f} deg"
               + ("" if row["matches_run"] else
                  f"  (the run recorded {row['recorded_argmax_mae_deg']:.2f}: not the same!)"))
-    summary = {k: mean_std([r[k] for r in rows]) for k in ("argmax_mae_deg", "refined_mae_deg")}
-    for k, v in summary.items():
-        print(f"{k}: {v['mean']:.2f} +- {v['std']:.2f} deg over {v['n']} runs")
+    groups: dict[str, list[dict]] = {}  # one per dataset, angle set and fill
+    for row in rows:
+        groups.setdefault(f"{row['dataset']}, {row['bins']} bins, {row['fill']} fill",
+                          []).append(row)
+    summary = {group: {k: mean_std([r[k] for r in mine])
+                       for k in ("argmax_mae_deg", "refined_mae_deg")}
+               for group, mine in groups.items()}
+    for group, errors in summary.items():
+        print(f"{group}: argmax {errors['argmax_mae_deg']['mean']:.2f} +- "
+              f"{errors['argmax_mae_deg']['std']:.2f} deg, refined "
+              f"{errors['refined_mae_deg']['mean']:.2f} +- {errors['refined_mae_deg']['std']:.2f}"
+              f" deg over {errors['argmax_mae_deg']['n']} runs")
     if args.output:
         args.output.write_text(json.dumps({"command": " ".join(sys.argv), "machine": machine(),
                                            "runs": rows, "summary": summary}, indent=1) + "\n")
