@@ -29,23 +29,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-import risc_tf  # noqa: E402
 from risc_tf.angles import angles_every  # noqa: E402
 from risc_tf.evaluation import angle_sweep, evaluation_sets  # noqa: E402
 from risc_tf.statistics import mean_std  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine  # noqa: E402
+from _common import check_saved_run, load_saved_run, machine  # noqa: E402
 
 
 def measure(run: Path, data_root: str | None) -> dict:
     """Argmax and refined sweep error of one seed folder's RotNet."""
-    results = json.loads((run / "results.json").read_text())
+    split = json.loads((run / "results.json").read_text())["sweep"]["split"]
+    results, pipe, x, y = load_saved_run(run, split, data_root)
     cfg = results["config"]
-    pipe = risc_tf.RISCPipeline.load(run / "models" / "risc_pipeline")
-    split = results["sweep"]["split"]
-    x, y = risc_tf.load_medmnist(cfg["dataset"], split, root=data_root or cfg["data_root"],
-                                 size=cfg["size"])
     upright = evaluation_sets(x, y, cfg["test_angles"], image_size=cfg["input_size"],
                               fill=cfg["fill"])["upright"][0]
     sweep = angle_sweep({}, upright, y, angles_every(cfg["sweep_step"]), fill=cfg["fill"],
@@ -65,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--output", type=Path, default=None, help="write the numbers as JSON")
     args = parser.parse_args(argv)
-    for run in args.runs:
-        if not (run / "models" / "risc_pipeline").exists() or not (run / "results.json").exists():
-            parser.error(f"{run}: not a finished reproduce seed folder with its saved models")
+    for run in args.runs:  # every folder checked before any is loaded
+        check_saved_run(run)
     print(machine())
     rows = []
     for run in args.runs:

@@ -44,7 +44,7 @@ from risc_tf.datasets import rotation_dataset  # noqa: E402
 from risc_tf.rotation import field_of_view  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import DATA_ROOT, machine  # noqa: E402
+from _common import DATA_ROOT, check_saved_run, load_saved_run, machine  # noqa: E402
 
 
 def rotations(images, angles, fill: str) -> tuple[np.ndarray, np.ndarray]:
@@ -67,13 +67,12 @@ def probe(rotnet, images, angles, fill: str) -> dict:
 
 def saved_rows(runs: list[str], data_root: str | None) -> list[dict]:
     """Probe the RotNet of each finished reproduce seed folder with its own angles and fill."""
+    for run in runs:  # every folder checked before any is loaded
+        check_saved_run(run)
     rows = []
     for run in runs:
-        cfg = json.loads(open(os.path.join(run, "results.json")).read())["config"]
-        pipe = risc_tf.RISCPipeline.load(os.path.join(run, "models", "risc_pipeline"))
-        xv, _ = risc_tf.load_medmnist(cfg["dataset"], "val", root=data_root or cfg["data_root"],
-                                      size=cfg["size"])
-        rows.append({"fill": pipe.fill, "seed": cfg["seed"], "run": run,
+        results, pipe, xv, _ = load_saved_run(run, "val", data_root)
+        rows.append({"fill": pipe.fill, "seed": results["config"]["seed"], "run": run,
                      **probe(pipe.rotnet, xv, pipe.angles, pipe.fill)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
