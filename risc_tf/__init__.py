@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from risc_tf._version import __version__
 from risc_tf.lazy import lazy_exports
-
-__version__ = "0.2.0"
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {

@@ -38,7 +38,7 @@ USER_ERRORS = (ValueError, OSError, ImportError)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from risc_tf import __version__
+    from risc_tf._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="risc-tf",

@@ -234,7 +234,7 @@ def _read(path: Path) -> tuple[np.ndarray, dict]:
     if not path.is_file():
         raise ImageReadError(path, "no such file" if not path.exists() else "not a file")
     if is_dicom_path(path):
-        from risc_tf import dicom  # imports pydicom lazily, itself
+        import risc_tf.dicom as dicom  # imports pydicom lazily, itself
 
         image, info = dicom.read_dicom(path)
     else:
@@ -348,7 +348,7 @@ def write_upright_copy(
         if turns == 0:
             shutil.copyfile(src, part)
         elif is_dicom_path(src):
-            from risc_tf import dicom
+            import risc_tf.dicom as dicom
 
             dicom.write_rotated_dicom(src, turns, part)
         else:

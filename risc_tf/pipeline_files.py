@@ -43,7 +43,7 @@ def _versions() -> dict:
     import keras
     import tensorflow as tf
 
-    from risc_tf import __version__
+    from risc_tf._version import __version__
 
     return {"risc_tf": __version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 

@@ -97,7 +97,7 @@ def to_plain_keras(model: keras.Model) -> keras.Model:
 
 
 def _metadata(model: keras.Model) -> dict:
-    from risc_tf import __version__
+    from risc_tf._version import __version__
 
     return {
         "format": _FORMAT,

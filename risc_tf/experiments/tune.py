@@ -83,7 +83,7 @@ def _key(settings: dict) -> str:
 
 
 def _rotnet(config: ReproduceConfig, splits, cache: Path):
-    from risc_tf import __version__
+    from risc_tf._version import __version__
     from risc_tf.models import build_rotnet
     from risc_tf.saving import load_model, save_model
     from risc_tf.training import train_rotnet
