@@ -28,9 +28,9 @@ from risc_tf.lazy import lazy_exports
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     # data
-    "dataset_info": "risc_tf.data",
-    "download_medmnist": "risc_tf.data",
-    "flags_2d": "risc_tf.data",
+    "dataset_info": "risc_tf.catalog",
+    "download_medmnist": "risc_tf.download",
+    "flags_2d": "risc_tf.catalog",
     "load_medmnist": "risc_tf.data",
     "load_splits": "risc_tf.data",
     "load_images": "risc_tf.io",
@@ -91,13 +91,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         refine_angle,
     )
     from risc_tf.backbones import BACKBONES
-    from risc_tf.data import dataset_info, download_medmnist, flags_2d, load_medmnist, load_splits
+    from risc_tf.catalog import dataset_info, flags_2d
+    from risc_tf.data import load_medmnist, load_splits
     from risc_tf.datasets import (
         classification_dataset,
         rotated_test_arrays,
         rotated_test_dataset,
         rotation_dataset,
     )
+    from risc_tf.download import download_medmnist
     from risc_tf.experiments import ReproduceConfig, reproduce
     from risc_tf.fast import FoldedBatchNormalization, fold_batchnorm
     from risc_tf.io import iter_images, load_images

@@ -1,23 +1,15 @@
-"""MedMNIST files: metadata, checksummed loading and download.
+"""MedMNIST files: checksummed loading of the official npz files, and seeded subsets.
 
-Metadata (URLs, MD5s, label names, split sizes) comes from ``medmnist.info``,
-which imports without torch. risc_tf does not declare ``medmnist`` as a
-dependency because medmnist 3.0.2 pulls torch + torchvision; install it with
-``pip install --no-deps medmnist==3.0.2`` (see docs/install.md).
+The catalogue (names, labels, URLs, MD5s, the data folder) is
+:mod:`risc_tf.catalog`; downloading is :mod:`risc_tf.download`
+(:func:`~risc_tf.download.download_medmnist`, called here when ``download=True``).
 
-The data folder is ``root=`` when given, else ``$RISC_TF_DATA`` (the one
-variable the library, the command line, the tests and the benchmarks read),
-else medmnist's usual ``~/.medmnist``.
-
-Numpy only: the command line reads dataset names from here without loading
-TensorFlow.
+Numpy only: the command line loads data without TensorFlow.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import zipfile
 import zlib
@@ -26,100 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from risc_tf import catalog
+from risc_tf.catalog import DATA_ENV, DOWNLOAD_TIMEOUT, SPLITS, medmnist_filename
+from risc_tf.download import download_medmnist
 from risc_tf.validation import check_choice, check_int, check_optional_int
 
-__all__ = [
-    "DATA_ENV",
-    "DOWNLOAD_TIMEOUT",
-    "SIZES",
-    "SPLITS",
-    "dataset_info",
-    "default_root",
-    "download_medmnist",
-    "flags_2d",
-    "label_names",
-    "load_medmnist",
-    "load_splits",
-    "medmnist_filename",
-]
-
-#: Environment variable that overrides the default data folder.
-DATA_ENV = "RISC_TF_DATA"
-SIZES = (28, 64, 128, 224)
-SPLITS = ("train", "val", "test")
-#: Seconds a download may wait for the server before it fails (per connect or read).
-DOWNLOAD_TIMEOUT = 60.0
+__all__ = ["load_medmnist", "load_splits"]
 
 _VERIFIED: set[tuple[str, int, int, str]] = set()
-
-
-def _info() -> dict:
-    """medmnist's INFO table (medmnist.info needs no torch)."""
-    try:
-        # medmnist/__init__ tries to import its torch datasets and prints a hint to
-        # stdout when torch is missing; that hint does not concern us.
-        with contextlib.redirect_stdout(io.StringIO()):
-            from medmnist.info import INFO
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "risc_tf needs medmnist's metadata module. Install it without torch: "
-            "pip install --no-deps medmnist==3.0.2"
-        ) from err
-    return INFO
-
-
-def flags_2d() -> tuple[str, ...]:
-    """Names of the 2D MedMNIST datasets (e.g. ``"pneumoniamnist"``)."""
-    return tuple(f for f in _info() if not f.endswith("3d"))
-
-
-def dataset_info(flag: str) -> dict:
-    """medmnist's metadata for one 2D dataset (task, labels, n_channels, n_samples, ...).
-
-    Raises
-    ------
-    ValueError
-        Unknown flag or a 3D dataset; the message lists the valid flags.
-    """
-    info = _info()
-    if flag not in info or flag.endswith("3d"):
-        valid = ", ".join(flags_2d())
-        what = "3D datasets are not supported" if flag in info else "unknown dataset"
-        raise ValueError(f"{what}: {flag!r}. Valid datasets: {valid}")
-    return info[flag]
-
-
-def label_names(flag: str) -> list[str]:
-    """The class names of a dataset, in label order (from medmnist's INFO)."""
-    labels = dataset_info(flag)["label"]
-    return [labels[k] for k in sorted(labels, key=int)]
-
-
-def _check_size(size: int) -> int:
-    try:
-        size = check_int("size", size)
-    except ValueError:
-        size = None
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {SIZES}; got {size!r}")
-    return int(size)
-
-
-def medmnist_filename(flag: str, size: int = 28) -> str:
-    """File name of a MedMNIST npz: ``{flag}.npz`` or ``{flag}_{size}.npz``."""
-    return f"{flag}.npz" if _check_size(size) == 28 else f"{flag}_{size}.npz"
-
-
-def _url_and_md5(flag: str, size: int) -> tuple[str | None, str | None]:
-    info = dataset_info(flag)
-    suffix = "" if size == 28 else f"_{size}"
-    return info.get(f"url{suffix}"), info.get(f"MD5{suffix}")
-
-
-def default_root() -> Path:
-    """``$RISC_TF_DATA`` if set, else medmnist's usual folder ``~/.medmnist``."""
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path("~/.medmnist").expanduser()
 
 
 def _md5(path: Path) -> str:
@@ -145,66 +51,6 @@ def _verify_md5(path: Path, md5: str | None) -> None:
             "(or pass verify=False for a file that is deliberately not the official release)."
         )
     _VERIFIED.add(key)
-
-
-def _data_folder(root: str | os.PathLike | None, create: bool) -> Path:
-    path = Path(root).expanduser() if root is not None else default_root()
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"data root {path} is a file, not a folder")
-    if create:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise NotADirectoryError(
-                f"cannot create data root {path}: a parent is a file"
-            ) from None
-    return path
-
-
-def download_medmnist(
-    flag: str,
-    root: str | os.PathLike | None = None,
-    size: int = 28,
-    url: str | None = None,
-    timeout: float = DOWNLOAD_TIMEOUT,
-) -> Path:
-    """Download one MedMNIST npz into ``root`` and verify its MD5.
-
-    Uses ``keras.utils.get_file`` (with its hash check) into a temporary folder
-    inside ``root``; the file is moved into place only once verified, so a failed
-    or interrupted download never leaves a partial file behind, and temporary
-    folders left by killed downloads are deleted on the next call.
-
-    Parameters
-    ----------
-    flag : str
-        Dataset name, e.g. ``"organamnist"``.
-    root : path, optional
-        Target folder; :func:`default_root` when omitted.
-    size : {28, 64, 128, 224}
-        Image size.
-    url : str, optional
-        Override the official URL (mirrors, tests).
-    timeout : float, default 60
-        Seconds to wait for the server at each connect or read before failing.
-
-    Returns
-    -------
-    Path
-        The verified file.
-
-    Raises
-    ------
-    OSError
-        The download failed or timed out (the message names the file and URL).
-    ValueError
-        The downloaded file failed its MD5 check (nothing is written).
-    NotADirectoryError
-        ``root`` is a file.
-    """
-    from risc_tf.download import download
-
-    return download(flag, root, size, url, timeout)
 
 
 def _read_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -275,8 +121,8 @@ def load_medmnist(
     """
     check_choice("split", split, SPLITS)
     name = medmnist_filename(flag, size)  # validates size
-    url, md5 = _url_and_md5(flag, size)  # validates flag
-    root = _data_folder(root, create=False)
+    url, md5 = catalog.url_and_md5(flag, size)  # validates flag
+    root = catalog.data_folder(root, create=False)
     path = root / name
     if not path.is_file():
         if not download:

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from risc_tf import data
+from risc_tf import catalog
 from risc_tf.validation import check_number
 
-__all__ = ["download"]
+__all__ = ["download_medmnist"]
 
 _TMP_PREFIX = ".download-"
 _STALE_AFTER_S = 3600.0
@@ -66,23 +66,56 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
-def download(
+def download_medmnist(
     flag: str,
     root: str | os.PathLike | None = None,
     size: int = 28,
     url: str | None = None,
-    timeout: float = data.DOWNLOAD_TIMEOUT,
+    timeout: float = catalog.DOWNLOAD_TIMEOUT,
 ) -> Path:
-    """:func:`risc_tf.data.download_medmnist` (documented there)."""
+    """Download one MedMNIST npz into ``root`` and verify its MD5.
+
+    Uses ``keras.utils.get_file`` (with its hash check) into a temporary folder
+    inside ``root``; the file is moved into place only once verified, so a failed
+    or interrupted download never leaves a partial file behind, and temporary
+    folders left by killed downloads are deleted on the next call.
+
+    Parameters
+    ----------
+    flag : str
+        Dataset name, e.g. ``"organamnist"``.
+    root : path, optional
+        Target folder; :func:`risc_tf.catalog.default_root` when omitted.
+    size : {28, 64, 128, 224}
+        Image size.
+    url : str, optional
+        Override the official URL (mirrors, tests).
+    timeout : float, default 60
+        Seconds to wait for the server at each connect or read before failing.
+
+    Returns
+    -------
+    Path
+        The verified file.
+
+    Raises
+    ------
+    OSError
+        The download failed or timed out (the message names the file and URL).
+    ValueError
+        The downloaded file failed its MD5 check (nothing is written).
+    NotADirectoryError
+        ``root`` is a file.
+    """
     import keras
 
-    name = data.medmnist_filename(flag, size)
-    official_url, md5 = data._url_and_md5(flag, size)
+    name = catalog.medmnist_filename(flag, size)
+    official_url, md5 = catalog.url_and_md5(flag, size)
     url = url or official_url
     if url is None:
         raise ValueError(f"medmnist lists no download URL for {flag} at size {size}")
     timeout = check_number("timeout", timeout, 0.0, include_minimum=False)
-    root = data._data_folder(root, create=True)
+    root = catalog.data_folder(root, create=True)
     _remove_stale_downloads(root)
     target = root / name
     with tempfile.TemporaryDirectory(dir=root, prefix=f"{_TMP_PREFIX}{os.getpid()}-") as tmp:

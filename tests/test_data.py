@@ -14,8 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from risc_tf import data
-from risc_tf.data import dataset_info, download_medmnist, flags_2d, load_medmnist, medmnist_filename
+from risc_tf import catalog
+from risc_tf.catalog import dataset_info, flags_2d, medmnist_filename
+from risc_tf.data import load_medmnist
+from risc_tf.download import download_medmnist
 from tests.conftest import requires_data
 
 
@@ -27,7 +29,7 @@ from tests.conftest import requires_data
 )
 def test_real_split_sizes_match_medmnist_info(data_root, flag, sizes, rgb):
     info = dataset_info(flag)
-    for split, n in zip(data.SPLITS, sizes):
+    for split, n in zip(catalog.SPLITS, sizes):
         x, y = load_medmnist(flag, split, root=data_root)
         assert len(x) == len(y) == n == info["n_samples"][split]
         assert x.dtype == np.uint8 and x.shape[1:3] == (28, 28)
@@ -44,7 +46,7 @@ def test_real_file_md5_is_verified(data_root):
 
 @requires_data
 def test_root_defaults_to_the_environment_variable(data_root, monkeypatch):
-    monkeypatch.setenv(data.DATA_ENV, str(data_root))
+    monkeypatch.setenv(catalog.DATA_ENV, str(data_root))
     x, _ = load_medmnist("retinamnist", "val")
     assert x.shape == (120, 28, 28, 3)
 
@@ -83,7 +85,7 @@ def _write_npz(path, n=6, rgb=False, drop=None):
     rng = np.random.default_rng(0)
     shape = (n, 28, 28, 3) if rgb else (n, 28, 28)
     arrays = {}
-    for split in data.SPLITS:
+    for split in catalog.SPLITS:
         arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
         arrays[f"{split}_labels"] = rng.integers(0, 2, (n, 1), dtype=np.uint8)
     arrays.pop(drop, None)
@@ -132,7 +134,7 @@ def _serve(monkeypatch, served, base, name, md5_of=None):
     """Point organamnist (size 64) at the local server with the MD5 of ``md5_of``."""
     path = served / name
     md5 = hashlib.md5((md5_of or path).read_bytes()).hexdigest()
-    monkeypatch.setattr(data, "_url_and_md5", lambda flag, size: (f"{base}/{name}", md5))
+    monkeypatch.setattr(catalog, "url_and_md5", lambda flag, size: (f"{base}/{name}", md5))
     return md5
 
 
@@ -173,7 +175,7 @@ def test_download_of_truncated_file_fails_md5_and_leaves_nothing(tmp_path, serve
 
 def test_download_http_error_is_clear(tmp_path, server, monkeypatch):
     served, base = server
-    monkeypatch.setattr(data, "_url_and_md5", lambda flag, size: (f"{base}/absent.npz", None))
+    monkeypatch.setattr(catalog, "url_and_md5", lambda flag, size: (f"{base}/absent.npz", None))
     with pytest.raises(OSError, match="download of organamnist_64.npz from .* failed.*404"):
         download_medmnist("organamnist", tmp_path / "root", size=64)
     assert list((tmp_path / "root").iterdir()) == []
@@ -208,7 +210,7 @@ def silent_server():
 
 def test_download_times_out_on_a_server_that_never_answers(tmp_path, silent_server,
                                                            monkeypatch):
-    monkeypatch.setattr(data, "_url_and_md5",
+    monkeypatch.setattr(catalog, "url_and_md5",
                         lambda flag, size: (f"{silent_server}/x.npz", None))
     start = time.monotonic()
     with pytest.raises(OSError, match=r"timed out \(timeout 1 s\)"):
@@ -224,9 +226,9 @@ def test_a_killed_download_leaves_a_folder_that_the_next_one_removes(tmp_path, s
     root = tmp_path / "root"
     root.mkdir()
     code = (
-        "import sys; from risc_tf import data\n"
-        f"data._url_and_md5 = lambda flag, size: ({silent_server + '/x.npz'!r}, None)\n"
-        f"data.download_medmnist('organamnist', {str(root)!r}, size=64, timeout=60)\n"
+        "import sys; from risc_tf import catalog, download\n"
+        f"catalog.url_and_md5 = lambda flag, size: ({silent_server + '/x.npz'!r}, None)\n"
+        f"download.download_medmnist('organamnist', {str(root)!r}, size=64, timeout=60)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ,
                              "TF_CPP_MIN_LOG_LEVEL": "3"})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from risc_tf.angles import FILLS, angles_every, check_angles
 from risc_tf.backbones import BACKBONES
-from risc_tf.data import DATA_ENV, DOWNLOAD_TIMEOUT, SIZES, dataset_info
+from risc_tf.catalog import DATA_ENV, DOWNLOAD_TIMEOUT, SIZES, dataset_info
 
 __all__ = [
     "add_data_options",

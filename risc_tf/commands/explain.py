@@ -74,7 +74,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _images(args):
     import numpy as np
 
-    from risc_tf.data import label_names, load_medmnist
+    from risc_tf.catalog import label_names
+    from risc_tf.data import load_medmnist
 
     if args.dataset:
         with data_errors():

@@ -67,7 +67,7 @@ def run_train_rotnet(args: argparse.Namespace) -> int:
 
 def run_train_classifier(args: argparse.Namespace) -> int:
     from risc_tf.angles import default_tilt
-    from risc_tf.data import label_names
+    from risc_tf.catalog import label_names
     from risc_tf.evaluation import model_proba
     from risc_tf.metrics import classification_metrics
     from risc_tf.models import build_classifier, rotnet_angles

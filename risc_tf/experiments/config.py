@@ -32,7 +32,7 @@ from risc_tf.angles import (
     default_tilt,
 )
 from risc_tf.backbones import check_backbone
-from risc_tf.data import SIZES, dataset_info
+from risc_tf.catalog import SIZES, dataset_info
 from risc_tf.paper import paper_angles
 from risc_tf.validation import (
     check_choice,

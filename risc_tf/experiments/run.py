@@ -22,7 +22,8 @@ from pathlib import Path
 import keras
 
 from risc_tf.angles import angles_every
-from risc_tf.data import dataset_info, label_names, load_splits
+from risc_tf.catalog import dataset_info, label_names
+from risc_tf.data import load_splits
 from risc_tf.evaluation import (
     METHOD_LABELS,
     angle_sweep,

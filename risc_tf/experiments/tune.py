@@ -105,7 +105,7 @@ def _rotnet(config: ReproduceConfig, splits, cache: Path):
 
 def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path) -> dict:
     from risc_tf.angles import angles_every
-    from risc_tf.data import label_names
+    from risc_tf.catalog import label_names
     from risc_tf.evaluation import angle_sweep, build_methods, evaluation_sets
     from risc_tf.models import build_classifier
     from risc_tf.training import train_classifier
