@@ -17,7 +17,25 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "temporary_folder", "write_text"]
+__all__ = ["atomic_output", "make_parent", "temporary_folder", "write_text"]
+
+
+def make_parent(target: str | os.PathLike) -> Path:
+    """Create ``target``'s folder (and its parents) if missing; return it.
+
+    Raises
+    ------
+    NotADirectoryError
+        A part of the path is a file (the message names that part).
+    """
+    folder = Path(target).parent
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise NotADirectoryError(f"cannot write {target}: {part} is a file, not a folder")
+            break
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _hidden(target: Path, keep_suffix: bool) -> Path:
@@ -77,7 +95,7 @@ def temporary_folder(target: str | os.PathLike) -> Iterator[Path]:
     block ends; whatever is left is deleted.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(target)
     while True:
         tmp = _hidden(target, False)
         try:

@@ -2,13 +2,9 @@
 
 Methods compared on rotated images all map a batch of model-input images
 (float32 ``(N, S, S, 3)`` in [0, 1], already filled) to class probabilities ``(N, C)``:
-
-* ``classifier``: the upright classifier applied as is (the paper's stages 3-4);
-* ``rotation_augmented``: a classifier trained with random rotations from the
-  angle set (baseline);
-* ``tta``: the upright classifier averaged over every counter-rotation in the
-  RotNet's angle set (test-time augmentation baseline);
-* ``risc_hard`` / ``risc_soft``: :class:`risc_tf.RISCPipeline` in its two modes.
+every correction of :mod:`risc_tf.corrections` (the classifier alone, TTA,
+RISC hard and soft) and the baseline models of :data:`BASELINE_MODELS` (a
+classifier trained with random rotations from the angle set).
 
 Angles always come from the RotNet (:func:`risc_tf.rotnet_angles`). The metrics
 themselves are in :mod:`risc_tf.metrics`.
@@ -25,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from risc_tf.angles import check_fill
+from risc_tf.corrections import CORRECTIONS, Correction, combine
 from risc_tf.datasets import rotated_test_arrays
 from risc_tf.inputs import run_in_batches
 from risc_tf.metrics import (
@@ -38,10 +35,11 @@ from risc_tf.metrics import (
 from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.preprocessing import preprocess_images
-from risc_tf.rotation import apply_fill, rotate, rotate_all
+from risc_tf.rotation import apply_fill, rotate
 from risc_tf.validation import check_labels
 
 __all__ = [
+    "BASELINE_MODELS",
     "METHOD_LABELS",
     "ProbaFn",
     "angle_sweep",
@@ -53,19 +51,21 @@ __all__ = [
     "rotnet_evaluation",
     "selective_evaluation",
     "time_inference",
-    "tta_proba",
 ]
 
 #: A method: model-input images (N, S, S, 3) in [0, 1] -> class probabilities (N, C).
 ProbaFn = Callable[[np.ndarray], np.ndarray]
 
-#: Human-readable names of the methods, in report order.
-METHOD_LABELS: dict[str, str] = {
-    "classifier": "Upright classifier (no correction)",
+#: Baselines that are models of their own (trained differently), not corrections.
+BASELINE_MODELS: dict[str, str] = {
     "rotation_augmented": "Rotation-augmented classifier (baseline)",
-    "tta": "Test-time augmentation, all rotations (baseline)",
-    "risc_hard": "RISC, hard (paper)",
-    "risc_soft": "RISC, soft",
+}
+
+#: Human-readable names of every method, in report order.
+METHOD_LABELS: dict[str, str] = {
+    "classifier": CORRECTIONS["classifier"].label,
+    **BASELINE_MODELS,
+    **{name: c.label for name, c in CORRECTIONS.items() if name != "classifier"},
 }
 
 
@@ -89,28 +89,14 @@ def model_proba(model: keras.Model, batch_size: int = 256) -> ProbaFn:
     return lambda images: run_in_batches(graph, _model_input(images, size), batch_size)
 
 
-def tta_proba(model: keras.Model, angles: Sequence[float], batch_size: int = 256,
-              fill: str = "constant") -> ProbaFn:
-    """Test-time augmentation: average ``model`` over every counter-rotation in ``angles``."""
-    table = tf.constant(angles, tf.float32)
-    r, size = len(angles), model_image_size(model)
-
-    def average(x):
-        p = model(rotate_all(x, -table, fill), training=False)
-        return tf.reduce_mean(tf.reshape(p, [r, tf.shape(x)[0], -1]), axis=0)
-
-    graph = _graph(average, size)
-    chunk = max(1, 4 * batch_size // r)
-    return lambda images: run_in_batches(graph, _model_input(images, size), chunk)
-
-
 class _SharedRotations:
     """One RotNet pass and one classifier pass per counter-rotation, kept for the last input.
 
-    RISC hard, RISC soft and TTA are all made of the classifier's probabilities on
-    the counter-rotations of an image (:meth:`RISCPipeline.predict_every_rotation`);
-    an evaluation calls the three methods on the same array one after the other,
-    so the pass is made once. The input is recognised by its bytes, not its identity.
+    Every correction that weighs the counter-rotations of the angle set (RISC hard,
+    RISC soft, TTA) is made of the classifier's probabilities on them
+    (:meth:`RISCPipeline.predict_every_rotation`); an evaluation calls the methods on
+    the same array one after the other, so the pass is made once. The input is
+    recognised by its bytes, not its identity.
     """
 
     def __init__(self, pipe: RISCPipeline):
@@ -124,14 +110,9 @@ class _SharedRotations:
         return self._value
 
 
-def _from_shared(shared: _SharedRotations, method: str) -> ProbaFn:
+def _from_shared(shared: _SharedRotations, method: Correction) -> ProbaFn:
     def proba(images) -> np.ndarray:
-        p_rot, p_y = shared(images)
-        if method == "tta":
-            return p_y.mean(axis=1)
-        if method == "risc_soft":
-            return np.einsum("nr,nrc->nc", p_rot, p_y)
-        return p_y[np.arange(len(p_y)), p_rot.argmax(axis=1)]  # risc_hard
+        return combine(method, *shared(images)).numpy()
 
     return proba
 
@@ -145,33 +126,35 @@ def build_methods(
     fill: str = "constant",
     shared: bool = False,
 ) -> dict[str, ProbaFn]:
-    """Every method of :data:`METHOD_LABELS` that the given models allow.
+    """Every method of :data:`METHOD_LABELS` that the given models allow, in report order.
 
-    The angle set is the RotNet's; RISC goes through :class:`risc_tf.RISCPipeline`
-    (the one implementation of the chain).
+    The angle set is the RotNet's; every correction but the classifier alone goes
+    through :class:`risc_tf.RISCPipeline` (the one implementation of the chain).
 
     Parameters
     ----------
     shared : bool, default False
-        Compute TTA, RISC hard and RISC soft from one shared pass per input
+        Compute every correction that weighs the angle set's counter-rotations
+        (TTA, RISC hard, RISC soft) from one shared pass per input
         (:meth:`RISCPipeline.predict_every_rotation`): the same predictions for a
-        third of the classifier passes when all three are evaluated on the same
-        images (many angles). Off, each method runs its own graph, as deployed
-        (what timing must measure).
+        third of the classifier passes when all are evaluated on the same images
+        (many angles). Off, each method runs its own graph, as deployed (what
+        timing must measure).
     """
-    angles = rotnet_angles(rotnet)
-    methods: dict[str, ProbaFn] = {"classifier": model_proba(classifier, batch_size)}
-    if rotation_augmented is not None:
-        methods["rotation_augmented"] = model_proba(rotation_augmented, batch_size)
-    if shared:
-        every = _SharedRotations(RISCPipeline(rotnet, classifier, batch_size=batch_size,
-                                              fill=fill))
-        methods.update({m: _from_shared(every, m) for m in ("tta", "risc_hard", "risc_soft")})
-        return methods
-    methods["tta"] = tta_proba(classifier, angles, batch_size, fill)
-    for mode in ("hard", "soft"):
-        pipe = RISCPipeline(rotnet, classifier, mode=mode, batch_size=batch_size, fill=fill)
-        methods[f"risc_{mode}"] = pipe.predict_proba
+    models = {"classifier": classifier, "rotation_augmented": rotation_augmented}
+    every = _SharedRotations(RISCPipeline(rotnet, classifier, batch_size=batch_size,
+                                          fill=fill)) if shared else None
+    methods: dict[str, ProbaFn] = {}
+    for name in METHOD_LABELS:
+        method = CORRECTIONS.get(name)
+        if method is None or method.mode is None:  # a model applied as it is
+            if models.get(name) is not None:
+                methods[name] = model_proba(models[name], batch_size)
+        elif every is not None and method.weights is not None:
+            methods[name] = _from_shared(every, method)
+        else:
+            methods[name] = RISCPipeline(rotnet, classifier, mode=method.mode,
+                                         batch_size=batch_size, fill=fill).predict_proba
     return methods
 
 

@@ -65,11 +65,8 @@ def _serving_input(raw: tf.Tensor, size: int, scale: float) -> tf.Tensor:
 
 def _serving_pipeline(pipe):
     """A copy of the pipeline on plain Keras models (nothing of risc_tf in the graph)."""
-    from risc_tf.pipeline import RISCPipeline
-
-    return RISCPipeline(to_plain_keras(pipe.rotnet), to_plain_keras(pipe.classifier),
-                        pipe.angles, mode=pipe.mode, fill=pipe.fill,
-                        class_names=pipe.classes_.tolist())
+    return type(pipe).from_config(pipe.get_config(), to_plain_keras(pipe.rotnet),
+                                  to_plain_keras(pipe.classifier))
 
 
 def _outputs(pipe, x: tf.Tensor) -> dict:
@@ -130,13 +127,15 @@ def _litert(pipe, path: Path) -> None:
     path.write_bytes(converter.convert())
 
 
-def export_pipeline(pipe, path: str | os.PathLike, format: str = "tf_saved_model",
+def export_pipeline(pipe, path: str | os.PathLike, *, format: str = "tf_saved_model",
                     overwrite: bool = False) -> Path:
     """Export a :class:`~risc_tf.RISCPipeline` for serving.
 
     Parameters
     ----------
     pipe : RISCPipeline
+        Any object with the pipeline's ``forward``, ``get_config`` and ``from_config``
+        (this module sits below :mod:`risc_tf.pipeline` and does not import it).
     path : path
         A new folder (SavedModel) or a new ``.tflite`` file (LiteRT).
     format : {"tf_saved_model", "litert"}, default "tf_saved_model"

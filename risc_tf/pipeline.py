@@ -26,8 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from risc_tf.angles import check_angles, check_fill, is_quarter_turn_set, match_angles
+from risc_tf.corrections import MODES, combine, for_mode
+from risc_tf.export import export_pipeline
 from risc_tf.inputs import Predictions, model_batches, run_in_batches
 from risc_tf.models import is_rotnet, model_image_size, rotnet_angles
+from risc_tf.pipeline_files import read_pipeline_folder, save_pipeline_folder
 from risc_tf.preprocessing import to_model_input
 from risc_tf.rotation import (
     MAX_TABLE_SIDE,
@@ -39,9 +42,7 @@ from risc_tf.rotation import (
 )
 from risc_tf.validation import check_choice, check_int, check_labels, check_probability
 
-__all__ = ["MODES", "Predictions", "RISCPipeline", "run_in_batches"]  # re-exported
-
-MODES = ("hard", "soft")
+__all__ = ["RISCPipeline"]
 
 
 class RISCPipeline:
@@ -57,13 +58,16 @@ class RISCPipeline:
         Only for a RotNet that does not record its angles (e.g. loaded with plain
         ``keras.models.load_model``); a RotNet built or loaded by risc_tf
         records them, and other angles are an error.
-    mode : {"hard", "soft"}, default "hard"
-        ``"hard"`` (the paper): counter-rotate by the most likely angle, then
-        classify. ``"soft"``: ``p(y|x) = sum_r p(r|x) p(y|R_r^-1 x)``, classifying
-        every counter-rotation in batched passes.
+    mode : {"hard", "soft", "tta"}, default "hard"
+        The correction (:mod:`risc_tf.corrections`). ``"hard"`` (the paper):
+        counter-rotate by the most likely angle, then classify. ``"soft"``:
+        ``p(y|x) = sum_r p(r|x) p(y|R_r^-1 x)``, classifying every counter-rotation
+        in batched passes. ``"tta"``: the mean over every counter-rotation, the
+        RotNet unused (the test-time augmentation baseline).
     batch_size : int, default 256
-        Images per graph call (soft mode classifies ``len(angles)`` counter-rotations
-        of each image, so it passes ``4 * batch_size / len(angles)`` images per call).
+        Images per graph call (soft and tta modes classify ``len(angles)``
+        counter-rotations of each image, so they pass ``4 * batch_size / len(angles)``
+        images per call).
     fill : {"constant", "reflect", "circle"}, default "constant"
         The fill the models were trained with (see :mod:`risc_tf.rotation`).
     class_names : sequence of str, optional
@@ -192,21 +196,24 @@ class RISCPipeline:
     def classify_corrected(self, x: tf.Tensor, p_rot: tf.Tensor) -> tf.Tensor:
         """Class probabilities of model-input images given the RotNet's probabilities.
 
-        Hard mode classifies the counter-rotation by the most likely angle; soft
-        mode every counter-rotation, weighted. A TensorFlow function of tensors
-        (what :meth:`predict_proba` and :mod:`risc_tf.export` trace).
+        The mode's correction (:func:`risc_tf.corrections.combine`): hard mode
+        classifies only the counter-rotation it picks, soft and tta modes every
+        counter-rotation, weighted. A TensorFlow function of tensors (what
+        :meth:`predict_proba` and :mod:`risc_tf.export` trace).
         """
-        if self.mode == "hard":
-            return self.classifier(self._counter_rotate(x, tf.argmax(p_rot, axis=1)),
-                                   training=False)
-        return tf.einsum("nr,rnc->nc", p_rot, self._classify_every(x))
+        method = for_mode(self.mode)
+        if method.picks_one:
+            pick = tf.argmax(method.weights(p_rot), axis=1)
+            return self.classifier(self._counter_rotate(x, pick), training=False)
+        return combine(method, p_rot, self._classify_every(x))
 
     def _classify_every(self, x: tf.Tensor) -> tf.Tensor:
-        """Class probabilities ``(R, N, C)`` of every counter-rotation of ``x``."""
+        """Class probabilities ``(N, R, C)`` of every counter-rotation of ``x``."""
         r, n = len(self.angles), tf.shape(x)[0]
         every = self._counter_rotate(tf.tile(x, [r, 1, 1, 1]),
                                      tf.repeat(tf.range(r, dtype=tf.int64), n))
-        return tf.reshape(self.classifier(every, training=False), [r, n, -1])
+        p_y = tf.reshape(self.classifier(every, training=False), [r, n, -1])
+        return tf.transpose(p_y, [1, 0, 2])
 
     def forward(self, raw: tf.Tensor, output: str = "proba") -> tf.Tensor:
         """The fused chain as a TensorFlow function of one batch (what the pipeline traces).
@@ -219,11 +226,13 @@ class RISCPipeline:
         the classifier's on each counter-rotation, flattened; any mode).
         """
         x = apply_fill(to_model_input(raw, self.image_size), self.fill)
+        if output == "proba" and not for_mode(self.mode).uses_rotnet:
+            return self.classify_corrected(x, tf.zeros([tf.shape(x)[0], len(self.angles)]))
         p_rot = self.rotnet(x, training=False)
         if output == "rotation":
             return p_rot
         if output == "every":
-            p_y = tf.transpose(self._classify_every(x), [1, 0, 2])  # (N, R, C)
+            p_y = self._classify_every(x)  # (N, R, C)
             return tf.concat([p_rot, tf.reshape(p_y, [tf.shape(x)[0], -1])], axis=1)
         if output == "correct":
             return self._counter_rotate(x, tf.argmax(p_rot, axis=1))
@@ -242,7 +251,8 @@ class RISCPipeline:
         return self._graphs[key]
 
     def _chunk(self, output: str) -> int:
-        if output == "every" or (self.mode == "soft" and output in ("proba", "details")):
+        every = not for_mode(self.mode).picks_one and output in ("proba", "details")
+        if output == "every" or every:
             return max(1, 4 * self.batch_size // len(self.angles))
         return self.batch_size
 
@@ -291,7 +301,7 @@ class RISCPipeline:
 
         Returns float32 ``(N, S, S, 3)`` in [0, 1] at the model input size (one
         ``(S, S, 3)`` image for a single input). Uses the most likely angle in
-        both modes.
+        every mode.
         """
         out, single = self._run(images, "correct")
         return out[0] if single else out
@@ -305,10 +315,10 @@ class RISCPipeline:
         """The RotNet's probabilities ``(N, R)`` and the classifier's ``(N, R, C)`` on
         each of the R counter-rotations, whatever the mode.
 
-        What both modes are made of: hard mode is the row of the most likely angle,
-        soft mode the rows weighted by the RotNet, and test-time augmentation over
-        the angle set their plain mean. An evaluation that needs all three gets them
-        from one classifier pass per counter-rotation (see
+        What every mode is made of (:func:`risc_tf.corrections.combine`): hard mode is
+        the row of the most likely angle, soft mode the rows weighted by the RotNet,
+        and test-time augmentation their plain mean. An evaluation that needs all
+        three gets them from one classifier pass per counter-rotation (see
         :func:`risc_tf.evaluation.build_methods`).
         """
         out, single = self._run(images, "every")
@@ -362,7 +372,14 @@ class RISCPipeline:
             "metadata": self.metadata,
         }
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    @classmethod
+    def from_config(cls, config: dict, rotnet: keras.Model,
+                    classifier: keras.Model) -> RISCPipeline:
+        """A pipeline of two models with the settings :meth:`get_config` returned."""
+        settings = {k: v for k, v in config.items() if k not in ("angles", "input_size")}
+        return cls(rotnet, classifier, config["angles"], **settings)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Save the pipeline into folder ``path``; return it.
 
         Both models as plain Keras files, ``risc_pipeline.json`` and
@@ -374,10 +391,11 @@ class RISCPipeline:
         ------
         FileExistsError
             ``path`` exists and ``overwrite`` is off, or it is not a saved pipeline.
+        NotADirectoryError
+            A part of ``path`` is a file (named).
         """
-        from risc_tf.pipeline_files import save_pipeline
-
-        return save_pipeline(self, path, overwrite=overwrite)
+        return save_pipeline_folder(path, rotnet=self.rotnet, classifier=self.classifier,
+                                    config=self.get_config(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RISCPipeline:
@@ -391,11 +409,10 @@ class RISCPipeline:
         ValueError
             A config that is not JSON, of an unknown format or missing keys (named).
         """
-        from risc_tf.pipeline_files import load_pipeline
+        rotnet, classifier, config = read_pipeline_folder(path)
+        return cls.from_config(config, rotnet, classifier)
 
-        return load_pipeline(path)
-
-    def export(self, path: str | os.PathLike, format: str = "tf_saved_model",
+    def export(self, path: str | os.PathLike, *, format: str = "tf_saved_model",
                **options) -> Path:
         """Export the whole fused pipeline for serving; see :func:`risc_tf.export.export_pipeline`.
 
@@ -404,8 +421,6 @@ class RISCPipeline:
         >>> pipe.export("serving/risc/1")  # doctest: +SKIP
         >>> pipe.export("risc.tflite", format="litert")  # doctest: +SKIP
         """
-        from risc_tf.export import export_pipeline
-
         return export_pipeline(self, path, format=format, **options)
 
     def __repr__(self) -> str:

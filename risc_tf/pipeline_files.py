@@ -8,11 +8,15 @@ Folder layout::
     classifier.keras     keras.models.load_model without risc_tf
     MODEL_CARD.md        intended use, training, measured performance and limits
 
-:func:`save_pipeline` writes into a temporary folder and swaps it in at the
-end; an existing pipeline being replaced is renamed aside first and deleted
-only once the new one is in place, so a failure at any point leaves either the
-old or the new pipeline, never neither. :func:`load_pipeline` reads folders of
-every risc_tf version and the pipeline inside a ``risc-tf reproduce`` run folder.
+:func:`save_pipeline_folder` writes into a temporary folder and swaps it in
+at the end; an existing pipeline being replaced is renamed aside first and
+deleted only once the new one is in place, so a failure at any point leaves
+either the old or the new pipeline, never neither. :func:`read_pipeline_folder`
+reads folders of every risc_tf version and the pipeline inside a ``risc-tf
+reproduce`` run folder.
+
+The folder format knows models and a config, not the pipeline class: it sits
+below :mod:`risc_tf.pipeline`, whose ``save`` and ``load`` call it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from pathlib import Path
 from risc_tf.atomic import temporary_folder
 from risc_tf.saving import load_model, save_model
 
-__all__ = ["CONFIG_FILE", "load_pipeline", "model_card", "pipeline_folder", "save_pipeline"]
+__all__ = [
+    "CONFIG_FILE",
+    "model_card",
+    "pipeline_folder",
+    "read_pipeline_folder",
+    "save_pipeline_folder",
+]
 
 CONFIG_FILE = "risc_pipeline.json"
 ROTNET_FILE = "rotnet.keras"
@@ -37,6 +47,9 @@ RUN_PIPELINE = Path("models") / "risc_pipeline"
 _FORMAT = 2
 _REQUIRED = {1: ("angles", "mode", "batch_size"),
              2: ("angles", "mode", "batch_size", "fill", "class_names")}
+#: What a pipeline of an older format did where its config has no key.
+_OLDER_DEFAULTS = {"fill": "constant", "class_names": None, "min_rotation_confidence": 0.0,
+                   "min_class_probability": 0.0, "metadata": None}
 
 
 def _versions() -> dict:
@@ -48,14 +61,18 @@ def _versions() -> dict:
     return {"risc_tf": __version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def save_pipeline(pipe, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Save both models, the config and a model card into folder ``path``.
+def save_pipeline_folder(path: str | os.PathLike, *, rotnet, classifier, config: dict,
+                         overwrite: bool = False) -> Path:
+    """Save both models, ``config`` (see :meth:`RISCPipeline.get_config`) and a model card
+    into folder ``path``; return it.
 
     Raises
     ------
     FileExistsError
         ``path`` exists and ``overwrite`` is off, or it is a file or a non-empty
         folder that is not a saved pipeline (never replaced).
+    NotADirectoryError
+        A part of ``path`` is a file (named).
     """
     path = Path(path)
     if path.exists():
@@ -64,9 +81,9 @@ def save_pipeline(pipe, path: str | os.PathLike, overwrite: bool = False) -> Pat
         if not path.is_dir() or (not (path / CONFIG_FILE).is_file() and any(path.iterdir())):
             raise FileExistsError(f"{path} exists and is not a saved pipeline; it is left alone")
     with temporary_folder(path) as tmp:
-        save_model(pipe.rotnet, tmp / ROTNET_FILE)
-        save_model(pipe.classifier, tmp / CLASSIFIER_FILE)
-        config = {"format": _FORMAT, **pipe.get_config(), "versions": _versions()}
+        save_model(rotnet, tmp / ROTNET_FILE)
+        save_model(classifier, tmp / CLASSIFIER_FILE)
+        config = {"format": _FORMAT, **config, "versions": _versions()}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_jsonable))
         (tmp / CARD_FILE).write_text(model_card(config))
         if path.exists():
@@ -117,8 +134,18 @@ def pipeline_folder(path: str | os.PathLike) -> Path:
     )
 
 
-def load_pipeline(path: str | os.PathLike):
-    """Load a pipeline written by :func:`save_pipeline` (or risc_tf 0.1), or a run folder's.
+def read_pipeline_folder(path: str | os.PathLike) -> tuple:
+    """The RotNet, the classifier and the config of a saved pipeline (any risc_tf version),
+    or of the one inside a run folder.
+
+    The config is brought to the current format: keys that older formats lacked get
+    the value those versions behaved with.
+
+    Returns
+    -------
+    rotnet, classifier : keras.Model
+    config : dict
+        What :meth:`RISCPipeline.get_config` returns (``format`` and ``versions`` removed).
 
     Raises
     ------
@@ -128,8 +155,6 @@ def load_pipeline(path: str | os.PathLike):
         A config that is not JSON, of an unknown format, or missing keys (named),
         or a model file that does not load.
     """
-    from risc_tf.pipeline import RISCPipeline
-
     folder = pipeline_folder(path)
     for name in (ROTNET_FILE, CLASSIFIER_FILE):
         if not (folder / name).is_file():
@@ -147,16 +172,10 @@ def load_pipeline(path: str | os.PathLike):
     missing = [k for k in _REQUIRED[config["format"]] if k not in config]
     if missing:
         raise ValueError(f"{folder / CONFIG_FILE} is missing the keys {missing}")
-    rotnet = load_model(folder / ROTNET_FILE)
-    classifier = load_model(folder / CLASSIFIER_FILE)
-    return RISCPipeline(
-        rotnet, classifier, config["angles"], mode=config["mode"],
-        batch_size=config["batch_size"], fill=config.get("fill", "constant"),
-        class_names=config.get("class_names"),
-        min_rotation_confidence=config.get("min_rotation_confidence", 0.0),
-        min_class_probability=config.get("min_class_probability", 0.0),
-        metadata=config.get("metadata"),
-    )
+    config = {**_OLDER_DEFAULTS, **config}
+    for key in ("format", "versions", "input_size"):
+        config.pop(key, None)
+    return load_model(folder / ROTNET_FILE), load_model(folder / CLASSIFIER_FILE), config
 
 
 def _fmt(value) -> str:

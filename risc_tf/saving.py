@@ -23,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from risc_tf.atomic import atomic_output
+from risc_tf.atomic import atomic_output, make_parent
 from risc_tf.fast import (
     FastBatchNormalization,
     FastConv2D,
@@ -143,7 +143,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, overwrite: bool = Tr
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if path.is_dir():
         raise FileExistsError(f"{path} is a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     meta = _metadata(model)
     plain = to_plain_keras(model)
     with atomic_output(path, keep_suffix=True) as tmp:

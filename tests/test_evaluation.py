@@ -12,7 +12,6 @@ from risc_tf.evaluation import (
     evaluation_sets,
     selective_evaluation,
     time_inference,
-    tta_proba,
 )
 from risc_tf.metrics import accuracy
 
@@ -34,9 +33,9 @@ def images():
 
 
 def test_tta_is_invariant_to_quarter_turns(models, images):
-    _, clf, _ = models
+    rotnet, clf, _ = models
     x = evaluation_sets(*images, (0, 90, 180, 270), image_size=32)["upright"][0]
-    tta = tta_proba(clf, (0, 90, 180, 270), batch_size=5)
+    tta = RISCPipeline(rotnet, clf, mode="tta", batch_size=5).predict_proba
     p0 = tta(x)
     p90 = tta(rotate(x, 90).numpy())
     np.testing.assert_allclose(p0, p90, atol=1e-5)
