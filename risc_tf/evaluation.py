@@ -51,6 +51,7 @@ __all__ = [
     "rotnet_evaluation",
     "selective_evaluation",
     "time_inference",
+    "upright_metrics",
 ]
 
 #: A method: model-input images (N, S, S, 3) in [0, 1] -> class probabilities (N, C).
@@ -191,6 +192,17 @@ def evaluation_sets(
     x, y, a = rotated_test_arrays(images, labels, angles, image_size=image_size, seed=seed,
                                   protocol=protocol, fill=fill)
     return {"upright": (upright, y), "rotated": (x, y, a)}
+
+
+def upright_metrics(model: keras.Model, images, labels, *, fill: str = "constant",
+                    batch_size: int = 256) -> dict:
+    """:func:`risc_tf.metrics.classification_metrics` of a classifier on upright images.
+
+    ``images`` are raw (any size and dtype :func:`risc_tf.preprocess_images` takes);
+    they are brought to the model's input and filled as in training.
+    """
+    x = apply_fill(preprocess_images(images, model_image_size(model)), check_fill(fill)).numpy()
+    return classification_metrics(labels, model_proba(model, batch_size)(x))
 
 
 def evaluate_methods(methods: Mapping[str, ProbaFn], images, labels, true_angles=None,

@@ -31,7 +31,6 @@ __all__ = [
     "resolve_angles",
     "save_json",
     "seed_list",
-    "strategy_scope",
     "training_options",
     "verbosity",
 ]
@@ -153,8 +152,10 @@ def add_data_options(parser: argparse.ArgumentParser, angles: bool = True,
                            help="angle set: every multiple of DEG in [0, 360)")
 
 
-def add_training_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """Model and training options (``defaults=False``: None, to be filled by a recipe)."""
+def add_training_options(parser: argparse.ArgumentParser, defaults: bool = True, *,
+                         strategy: bool = True) -> None:
+    """Model and training options (``defaults=False``: None, to be filled by a recipe;
+    ``strategy=False``: no ``--strategy``, for commands that train on one device)."""
     d = (lambda v: v) if defaults else (lambda v: None)
     default = (lambda text: f"default {text}") if defaults else (lambda text: "default: the "
                                                                  "recipe's")
@@ -188,10 +189,12 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: bool = True)
                        help="what fills the corners of interpolated rotations: constant "
                             "(black, default), reflect, or circle (a circular field of view "
                             "on every image)")
-    model.add_argument("--strategy", choices=("none", "mirrored", "multiworker"),
-                       default="none",
-                       help="tf.distribute strategy: mirrored (all local GPUs or CPU devices), "
-                            "multiworker (several machines, TF_CONFIG); default none")
+    if strategy:
+        model.add_argument("--strategy", choices=("none", "mirrored", "multiworker"),
+                           default="none",
+                           help="tf.distribute strategy: mirrored (all local GPUs or CPU "
+                                "devices), multiworker (several machines, TF_CONFIG); default "
+                                "none")
 
 
 def add_classifier_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -268,16 +271,6 @@ def training_options(args: argparse.Namespace) -> dict:
                 learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
                 patience=args.patience or None, seed=args.seed, fill=args.fill,
                 verbose=verbosity(args))
-
-
-@contextlib.contextmanager
-def strategy_scope(name: str):
-    """Build and train inside the chosen tf.distribute strategy's scope."""
-    from risc_tf.distribute import make_strategy
-
-    strategy = make_strategy(name)
-    with strategy.scope():
-        yield strategy
 
 
 @contextlib.contextmanager

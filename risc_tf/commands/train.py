@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from risc_tf.commands._common import (
@@ -16,7 +15,6 @@ from risc_tf.commands._common import (
     none_if,
     resolve_angles,
     save_json,
-    strategy_scope,
     training_options,
 )
 
@@ -40,42 +38,35 @@ def _record(args, history: dict, **extra) -> dict:
 
 
 def run_train_rotnet(args: argparse.Namespace) -> int:
-    from risc_tf.models import build_rotnet
+    from risc_tf.distribute import make_strategy
     from risc_tf.paper import paper_angles
     from risc_tf.saving import save_model
-    from risc_tf.training import history_record, train_rotnet
+    from risc_tf.stages import build_and_train_rotnet
 
     angles = resolve_angles(args) or paper_angles(args.dataset)
     splits = load_splits(args, ("train", "val"))
     model_path, history_path = _targets(args, "rotnet")
-    size = args.input_size
-    with strategy_scope(args.strategy):
-        rotnet = build_rotnet((size, size, 3), angles=angles, backbone=args.backbone,
-                              weights=args.weights)
-        start = time.perf_counter()
-        history = train_rotnet(rotnet, splits["train"][0], splits["val"][0], jitter=args.jitter,
-                               **training_options(args))
-    seconds = time.perf_counter() - start
+    rotnet, record = build_and_train_rotnet(
+        splits["train"][0], splits["val"][0], angles=angles, input_size=args.input_size,
+        backbone=args.backbone, weights=args.weights, strategy=make_strategy(args.strategy),
+        jitter=args.jitter, **training_options(args))
     save_model(rotnet, model_path)
-    record = _record(args, history_record(history, seconds, rotnet), angles=list(angles),
-                     jitter=args.jitter)
+    record = _record(args, record, angles=list(angles), jitter=args.jitter)
     save_json(record, history_path)
     print(f"RotNet saved to {model_path} (best validation rotation accuracy "
-          f"{record['best_val_accuracy'] or float('nan'):.3f}, {seconds:.0f} s)")
+          f"{record['best_val_accuracy'] or float('nan'):.3f}, {record['train_time_s']:.0f} s)")
     return 0
 
 
 def run_train_classifier(args: argparse.Namespace) -> int:
     from risc_tf.angles import default_tilt
     from risc_tf.catalog import label_names
-    from risc_tf.evaluation import model_proba
-    from risc_tf.metrics import classification_metrics
-    from risc_tf.models import build_classifier, rotnet_angles
+    from risc_tf.distribute import make_strategy
+    from risc_tf.evaluation import upright_metrics
+    from risc_tf.models import rotnet_angles
     from risc_tf.paper import paper_angles
-    from risc_tf.preprocessing import preprocess_images
-    from risc_tf.rotation import apply_fill
     from risc_tf.saving import load_model, save_model
-    from risc_tf.training import history_record, train_classifier
+    from risc_tf.stages import build_and_train_classifier
 
     rotnet = load_model(args.init_from) if args.init_from else None
     if args.freeze_backbone and rotnet is None:
@@ -90,27 +81,22 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     splits = load_splits(args, ("train", "val", "test"))
     name = "rotation_augmented" if augment_angles else "classifier"
     model_path, history_path = _targets(args, name)
-    size = args.input_size
     (x, y), (xv, yv), (xt, yt) = splits["train"], splits["val"], splits["test"]
-    with strategy_scope(args.strategy):
-        clf = build_classifier(len(label_names(args.dataset)), (size, size, 3),
-                               backbone=args.backbone, weights=rotnet or args.weights,
-                               freeze_backbone=args.freeze_backbone)
-        start = time.perf_counter()
-        history = train_classifier(
-            clf, x, y, xv, yv, augment_angles=augment_angles, tilt=tilt,
-            class_weight=none_if(args.class_weight), label_smoothing=args.label_smoothing,
-            augment=none_if(args.augment), **training_options(args))
-    seconds = time.perf_counter() - start
+    clf, record = build_and_train_classifier(
+        x, y, xv, yv, num_classes=len(label_names(args.dataset)), input_size=args.input_size,
+        backbone=args.backbone, weights=rotnet or args.weights,
+        freeze_backbone=args.freeze_backbone, strategy=make_strategy(args.strategy),
+        augment_angles=augment_angles, tilt=tilt, class_weight=none_if(args.class_weight),
+        label_smoothing=args.label_smoothing, augment=none_if(args.augment),
+        **training_options(args))
     save_model(clf, model_path)
-    upright = apply_fill(preprocess_images(xt, size), args.fill).numpy()
-    test = classification_metrics(yt, model_proba(clf)(upright))
-    record = _record(args, history_record(history, seconds, clf), upright_test=test,
+    test = upright_metrics(clf, xt, yt, fill=args.fill)
+    record = _record(args, record, upright_test=test,
                      augment_angles=list(augment_angles) if augment_angles else None,
                      tilt=tilt, init_from=args.init_from, freeze_backbone=args.freeze_backbone)
     save_json(record, history_path)
     print(f"Classifier saved to {model_path}: upright test ACC {test['acc']:.3f}, "
-          f"AUC {test['auc']:.3f} ({seconds:.0f} s)")
+          f"AUC {test['auc']:.3f} ({record['train_time_s']:.0f} s)")
     return 0
 
 

@@ -26,12 +26,12 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from risc_tf._version import __version__
 from risc_tf.atomic import write_text
 from risc_tf.experiments.config import ReproduceConfig
 from risc_tf.experiments.report import fmt, json_text, markdown_table
@@ -42,6 +42,8 @@ from risc_tf.validation import check_choice
 __all__ = ["OBJECTIVES", "grid_points", "tune_recipe"]
 
 OBJECTIVES = ("classifier", "risc")
+#: The correction the "risc" objective scores (:mod:`risc_tf.corrections`).
+SCORED = "risc_hard"
 _ROTNET_KEYS = ("dataset", "backbone", "weights", "input_size", "angles", "fill", "jitter",
                 "rotnet_epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule",
                 "patience", "size", "subset", "recalibration_batches")
@@ -83,32 +85,26 @@ def _key(settings: dict) -> str:
 
 
 def _rotnet(config: ReproduceConfig, splits, cache: Path):
-    from risc_tf._version import __version__
-    from risc_tf.models import build_rotnet
     from risc_tf.saving import load_model, save_model
-    from risc_tf.training import train_rotnet
+    from risc_tf.stages import build_and_train_rotnet
 
     settings = {k: v for k, v in config.to_json().items() if k in _ROTNET_KEYS}
     path = cache / f"rotnet-{_key({**settings, 'seed': config.seed, 'risc_tf': __version__})}.keras"
     if path.is_file():
         return load_model(path), None
-    shape = (config.input_size, config.input_size, 3)
-    rotnet = build_rotnet(shape, angles=config.angles, backbone=config.backbone,
-                          weights=config.weights)
-    start = time.perf_counter()
-    history = train_rotnet(rotnet, splits["train"][0], splits["val"][0],
-                           **config.rotnet_options())
+    rotnet, record = build_and_train_rotnet(
+        splits["train"][0], splits["val"][0], angles=config.angles, input_size=config.input_size,
+        backbone=config.backbone, weights=config.weights, **config.rotnet_options())
     save_model(rotnet, path)
-    return rotnet, {"best_val_accuracy": float(np.max(history.history["val_accuracy"])),
-                    "train_time_s": time.perf_counter() - start}
+    return rotnet, {"best_val_accuracy": record["best_val_accuracy"],
+                    "train_time_s": record["train_time_s"]}
 
 
 def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path) -> dict:
     from risc_tf.angles import angles_every
     from risc_tf.catalog import label_names
     from risc_tf.evaluation import angle_sweep, build_methods, evaluation_sets
-    from risc_tf.models import build_classifier
-    from risc_tf.training import train_classifier
+    from risc_tf.stages import build_and_train_classifier
 
     out: dict = {}
     rotnet = None
@@ -116,27 +112,25 @@ def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path
         rotnet, trained = _rotnet(config, splits, cache)
         out["rotnet"] = trained or {"cached": True}
     (x, y), (xv, yv) = splits["train"], splits["val"]
-    shape = (config.input_size, config.input_size, 3)
     init = rotnet if config.classifier_init == "rotnet" else config.weights
-    clf = build_classifier(len(label_names(config.dataset)), shape, backbone=config.backbone,
-                           weights=init)
-    start = time.perf_counter()
-    history = train_classifier(clf, x, y, xv, yv, **config.classifier_options())
-    val = history.history["val_accuracy"]
-    out["classifier"] = {"best_val_accuracy": float(np.max(val)),
-                         "best_epoch": int(np.argmax(val)) + 1, "epochs_run": len(val),
-                         "train_time_s": time.perf_counter() - start}
+    clf, record = build_and_train_classifier(
+        x, y, xv, yv, num_classes=len(label_names(config.dataset)),
+        input_size=config.input_size, backbone=config.backbone, weights=init,
+        **config.classifier_options())
+    out["classifier"] = {"best_val_accuracy": record["best_val_accuracy"],
+                         "best_epoch": record["best_epoch"], "epochs_run": record["epochs_run"],
+                         "train_time_s": record["train_time_s"]}
     if objective == "classifier":
         out["score"] = out["classifier"]["best_val_accuracy"]
         return out
     upright = evaluation_sets(xv, yv, config.test_angles, image_size=config.input_size,
                               fill=config.fill)["upright"][0]
     methods = {k: v for k, v in build_methods(rotnet, clf, fill=config.fill).items()
-               if k in ("classifier", "risc_hard")}
+               if k in ("classifier", SCORED)}
     sweep = angle_sweep(methods, upright, yv, angles_every(config.sweep_step), fill=config.fill,
                         rotnet=rotnet, verbose=0)
     out["sweep"] = {"summary": sweep["summary"], "rotnet_mae_deg": sweep["rotnet_mae_deg_mean"]}
-    out["score"] = sweep["summary"]["risc_hard"]["mean"]
+    out["score"] = sweep["summary"][SCORED]["mean"]
     return out
 
 
@@ -216,7 +210,7 @@ def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence] | Sequence[M
              "seeds": list(seeds)}
     if state is None or any(state.get(k) != json.loads(json_text(v)) for k, v in fresh.items()):
         if state is not None and not base.overwrite:
-            raise FileExistsError(f"{state_file} holds another search; pass --overwrite to "
+            raise FileExistsError(f"{state_file} holds another search; pass overwrite=True to "
                                   "start again or choose another folder")
         state = {**json.loads(json_text(fresh)), "points": [
             {"settings": json.loads(json_text(p)), "seeds": {}} for p in points]}
