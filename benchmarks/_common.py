@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -123,14 +122,16 @@ def check_saved_run(run: str | os.PathLike) -> Path:
 def load_saved_run(run: str | os.PathLike, split: str, data_root: str | None = None):
     """A finished ``risc-tf reproduce`` seed folder: its config, saved pipeline and one split.
 
-    Returns ``(results, pipeline, images, labels)``; ``data_root`` defaults to the one the
+    Returns ``(results, pipeline, images, labels)`` (results a
+    :class:`~risc_tf.experiments.results.RunResults`); ``data_root`` defaults to the one the
     run recorded; a folder that is not a saved run stops it (:func:`check_saved_run`).
     """
     import risc_tf
+    from risc_tf.experiments.results import load_results
 
     run = check_saved_run(run)
-    results = json.loads((run / "results.json").read_text())
-    cfg = results["config"]
+    results = load_results(run / "results.json")
+    cfg = results.config
     pipe = risc_tf.RISCPipeline.load(run / "models" / "risc_pipeline")
     x, y = risc_tf.load_medmnist(cfg["dataset"], split, root=data_root or cfg["data_root"],
                                  size=cfg["size"])

@@ -41,12 +41,12 @@ def measure(run: Path, data_root: str | None) -> dict:
     """Argmax and refined sweep error of one seed folder's RotNet."""
     split = json.loads((run / "results.json").read_text())["sweep"]["split"]
     results, pipe, x, y = load_saved_run(run, split, data_root)
-    cfg = results["config"]
+    cfg = results.config
     upright = evaluation_sets(x, y, cfg["test_angles"], image_size=cfg["input_size"],
                               fill=cfg["fill"])["upright"][0]
     sweep = angle_sweep({}, upright, y, angles_every(cfg["sweep_step"]), fill=cfg["fill"],
                         rotnet=pipe.rotnet, verbose=0)
-    recorded = results["sweep"]["rotnet_mae_deg_mean"]
+    recorded = results.sweep.rotnet_mae_deg_mean
     return {"run": str(run), "dataset": cfg["dataset"], "bins": len(pipe.angles),
             "fill": cfg["fill"], "split": split, "seed": cfg["seed"],
             "argmax_mae_deg": sweep["rotnet_mae_deg_mean"],

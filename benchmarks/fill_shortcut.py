@@ -72,7 +72,7 @@ def saved_rows(runs: list[str], data_root: str | None) -> list[dict]:
     rows = []
     for run in runs:
         results, pipe, xv, _ = load_saved_run(run, "val", data_root)
-        rows.append({"fill": pipe.fill, "seed": results["config"]["seed"], "run": run,
+        rows.append({"fill": pipe.fill, "seed": results.config["seed"], "run": run,
                      **probe(pipe.rotnet, xv, pipe.angles, pipe.fill)})
         print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from risc_tf.experiments.results import AggregateResults, Spread, load_results
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -26,14 +28,13 @@ NAMES = {"pneumoniamnist": "PneumoniaMNIST", "retinamnist": "RetinaMNIST",
          "organamnist": "OrganAMNIST"}
 
 
-def aggregates() -> list[tuple[str, dict]]:
+def aggregates() -> list[tuple[str, AggregateResults]]:
     """(folder name, aggregate) of every aggregate under docs/results, by dataset then name."""
     found = []
     for path in sorted(RESULTS.glob("*/results.json")):
-        data = json.loads(path.read_text())
-        if data.get("kind") == "aggregate":
-            found.append((path.parent.name, data))
-    return sorted(found, key=lambda t: (t[1]["config"]["dataset"], t[0]))
+        if json.loads(path.read_text()).get("kind") == "aggregate":
+            found.append((path.parent.name, load_results(path)))
+    return sorted(found, key=lambda t: (t[1].config["dataset"], t[0]))
 
 
 def setting(cfg: dict) -> str:
@@ -48,34 +49,34 @@ def setting(cfg: dict) -> str:
     return text
 
 
-def pm(stat: dict, digits: int = 3) -> str:
-    return f"{stat['mean']:.{digits}f} +- {stat['std']:.{digits}f}"
+def pm(stat: Spread, digits: int = 3) -> str:
+    return f"{stat.mean:.{digits}f} +- {stat.std:.{digits}f}"
 
 
-def verdict(agg: dict, baseline: str = "rotation_augmented") -> str:
-    test = agg["summary"]["tests"]["risc_hard"][baseline]
-    return f"{test['verdict']} (p = {test['p_holm']:.2g})"
+def verdict(agg: AggregateResults, baseline: str = "rotation_augmented") -> str:
+    test = agg.summary.tests["risc_hard"][baseline]
+    return f"{test.verdict} (p = {test.p_holm:.2g})"
 
 
-def summary_table(found: list[tuple[str, dict]]) -> list[str]:
+def summary_table(found: list[tuple[str, AggregateResults]]) -> list[str]:
     """One row per aggregate, the paper's numbers in their own rows below."""
     head = ["dataset, setting (seeds)", "RotNet ACC", "upright ACC", "rotated: no correction",
             "rotated: rot.-augmented", "rotated: RISC hard", "rotated: RISC soft",
             "sweep mean: RISC hard / rot.-aug.", "RISC hard vs rot.-aug."]
     rows = []
     for name, agg in found:
-        s, cfg = agg["summary"], agg["config"]
-        m, sw = s["methods"], s["sweep"]
+        s, cfg = agg.summary, agg.config
+        m, sw = s.methods, s.sweep
         rows.append([
             f"{NAMES.get(cfg['dataset'], cfg['dataset'])}, {setting(cfg)} "
-            f"([{len(agg['seeds'])}](docs/results/{name}/results.md))",
-            pm(s["rotnet"]["acc"]), pm(m["classifier"]["upright_acc"]),
-            pm(m["classifier"]["rotated_acc"]), pm(m["rotation_augmented"]["rotated_acc"]),
-            pm(m["risc_hard"]["rotated_acc"]), pm(m["risc_soft"]["rotated_acc"]),
-            f"{sw['risc_hard']['mean']['mean']:.3f} / "
-            f"{sw['rotation_augmented']['mean']['mean']:.3f}",
+            f"([{len(agg.seeds)}](docs/results/{name}/results.md))",
+            pm(s.rotnet.acc), pm(m["classifier"].upright_acc),
+            pm(m["classifier"].rotated_acc), pm(m["rotation_augmented"].rotated_acc),
+            pm(m["risc_hard"].rotated_acc), pm(m["risc_soft"].rotated_acc),
+            f"{sw['risc_hard'].mean.mean:.3f} / "
+            f"{sw['rotation_augmented'].mean.mean:.3f}",
             verdict(agg)])
-    papers = {agg["config"]["dataset"]: agg.get("paper") for _, agg in found}
+    papers = {agg.config["dataset"]: agg.paper for _, agg in found}
     for dataset, paper in papers.items():
         if paper:
             rows.append([f"{NAMES.get(dataset, dataset)}, **the paper** (ImageNet weights; "
@@ -85,32 +86,32 @@ def summary_table(found: list[tuple[str, dict]]) -> list[str]:
     return _table(head, rows)
 
 
-def sweep_table(found: list[tuple[str, dict]]) -> list[str]:
+def sweep_table(found: list[tuple[str, AggregateResults]]) -> list[str]:
     """The 0-350 deg sweep of each aggregate: RISC hard, rotation-augmented classifier, RotNet."""
     head = ["dataset, setting", "upright ACC (classifier)",
             "RISC hard: sweep mean", "quarter turns", "other angles", "worst angle",
             "rot.-augmented: sweep mean", "worst angle", "RotNet sweep error (deg)"]
     rows = []
     for name, agg in found:
-        s, cfg = agg["summary"], agg["config"]
-        hard, aug = s["sweep"]["risc_hard"], s["sweep"]["rotation_augmented"]
+        s, cfg = agg.summary, agg.config
+        hard, aug = s.sweep["risc_hard"], s.sweep["rotation_augmented"]
         rows.append([
             f"[{NAMES.get(cfg['dataset'], cfg['dataset'])}, {setting(cfg)}]"
             f"(results/{name}/results.md)",
-            pm(s["methods"]["classifier"]["upright_acc"]),
-            pm(hard["mean"]), pm(hard["quarter_turn_mean"]), pm(hard["off_grid_mean"]),
-            pm(hard["worst_acc"]), pm(aug["mean"]), pm(aug["worst_acc"]),
-            pm(s["rotnet"]["sweep_mae_deg"], 1)])
+            pm(s.methods["classifier"].upright_acc),
+            pm(hard.mean), pm(hard.quarter_turn_mean), pm(hard.off_grid_mean),
+            pm(hard.worst_acc), pm(aug.mean), pm(aug.worst_acc),
+            pm(s.rotnet.sweep_mae_deg, 1)])
     return _table(head, rows)
 
 
-def runs_table(found: list[tuple[str, dict]]) -> list[str]:
+def runs_table(found: list[tuple[str, AggregateResults]]) -> list[str]:
     """Command, commits and wall time behind each aggregate."""
     rows = []
     for name, agg in found:
-        commits = ", ".join(sorted({(c or "unknown")[:7] for c in agg["commit"]}))
-        times = ", ".join(f"{t / 60:.0f}" for t in agg["wall_time_s"])
-        commands = "<br>".join(f"`{c}`" for c in dict.fromkeys(agg["command"]))
+        commits = ", ".join(sorted({(c or "unknown")[:7] for c in agg.commit}))
+        times = ", ".join(f"{t / 60:.0f}" for t in agg.wall_time_s)
+        commands = "<br>".join(f"`{c}`" for c in dict.fromkeys(agg.command))
         rows.append([f"[{name}](results/{name}/results.md)", commands, commits, times])
     return _table(["aggregate", "command", "commit", "wall time per seed (min)"], rows)
 
@@ -120,7 +121,7 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
             *["| " + " | ".join(r) + " |" for r in rows]]
 
 
-def block(found: list[tuple[str, dict]], for_readme: bool) -> str:
+def block(found: list[tuple[str, AggregateResults]], for_readme: bool) -> str:
     lines = summary_table(found)
     if not for_readme:
         lines = [line.replace("](docs/results/", "](results/") for line in lines]

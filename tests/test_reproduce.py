@@ -11,6 +11,7 @@ import pytest
 from risc_tf import RISCPipeline, load_medmnist
 from risc_tf.experiments.aggregation import aggregate
 from risc_tf.experiments.config import ReproduceConfig, recipe_settings
+from risc_tf.experiments.results import load_results
 from risc_tf.experiments.run import reproduce
 from risc_tf.experiments.rundir import RUN_FILE, prepare_output_dir
 from risc_tf.experiments.seeds import reproduce_seeds
@@ -116,7 +117,7 @@ def test_markdown_keeps_paper_numbers_apart(run):
     assert "| ACC (this run) | AUC (this run) | ACC (paper) |" in md
     row = next(line for line in md.splitlines() if line.startswith("| Rotated test, risc_hard"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == f"{results['evaluation']['rotated']['risc_hard']['acc']:.3f}"
+    assert cells[1] == f"{results.evaluation.rotated['risc_hard'].acc:.3f}"
     assert cells[3] == "0.870"  # the paper's number, in the paper column only
     for name in PLOTS:
         assert f"({name})" in md
@@ -142,7 +143,7 @@ def test_rerun_refuses_to_mix_runs(run, tmp_path):
     out, results = run
     with pytest.raises(FileExistsError, match="finished run"):
         reproduce(_tiny(out))
-    assert json.loads((out / RUN_FILE).read_text())["id"] == results["run"]["id"]
+    assert json.loads((out / RUN_FILE).read_text())["id"] == results.run.id
     missing = tmp_path / "never"
     with pytest.raises(FileNotFoundError, match="pneumoniamnist.npz not found"):
         reproduce(_tiny(missing, data_root=tmp_path))
@@ -159,29 +160,38 @@ def test_seeds_resume_and_aggregate_with_statistics(run, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "seed-0", "seed-1", "experiment.json", "results.json", "results.md",
         "accuracy_intervals.png"])
-    summary = first["summary"]
-    assert summary["methods"]["risc_hard"]["rotated_acc"]["n"] == 2
-    ci = summary["methods"]["risc_hard"]["rotated_acc_ci95"]
-    assert ci["low"] <= summary["methods"]["risc_hard"]["rotated_acc"]["mean"] <= ci["high"]
-    tests = summary["tests"]["risc_hard"]
+    summary = first.summary
+    assert summary.methods["risc_hard"].rotated_acc.n == 2
+    ci = summary.methods["risc_hard"].rotated_acc_ci95
+    assert ci.low <= summary.methods["risc_hard"].rotated_acc.mean <= ci.high
+    tests = summary.tests["risc_hard"]
     assert set(tests) == {"classifier", "rotation_augmented", "tta"}
-    assert all(t["verdict"] in ("better", "at par", "worse") for t in tests.values())
-    assert first["verdict"].startswith("Over 2 seeds, RISC hard reaches")
+    assert set(summary.tests) == {"risc_hard", "risc_soft"}
+    assert all(t.verdict in ("better", "at par", "worse") for t in tests.values())
+    assert first.verdict.startswith("Over 2 seeds, RISC hard reaches")
     # an interrupted seed is rerun, a finished one kept
     (out / "seed-1" / "results.json").unlink()
     again = reproduce_seeds(_tiny(out), seeds=(0, 1))
     assert json.loads((out / "seed-0" / RUN_FILE).read_text())["id"] == ids[0]
     assert json.loads((out / "seed-1" / RUN_FILE).read_text())["id"] != ids[1]
-    assert again["seeds"] == [0, 1]
+    assert again.seeds == [0, 1]
     with pytest.raises(FileExistsError, match="other settings .*subset"):
         reproduce_seeds(_tiny(out, subset=32), seeds=(0, 1))
     # aggregate of separate runs: the same numbers
     separate = aggregate([out / "seed-0", out / "seed-1"], tmp_path / "agg")
-    assert separate["summary"]["methods"] == again["summary"]["methods"]
+    assert separate.summary.methods == again.summary.methods
+    assert load_results(tmp_path / "agg" / "results.json") == separate
     md = (tmp_path / "agg" / "results.md").read_text()
     assert "**Verdict.**" in md and "McNemar" in md
-    refined = separate["summary"]["rotnet"]["sweep_refined_mae_deg"]
-    assert refined["n"] == 2 and f"{refined['mean']:.1f} +- " in md
+    refined = separate.summary.rotnet.sweep_refined_mae_deg
+    assert refined.n == 2 and f"{refined.mean:.1f} +- " in md
+    # the output may not be a run folder (it would replace the run's own results)
+    before = (out / "seed-0" / "results.json").read_bytes()
+    for inside in (out / "seed-0", out / "seed-0" / "agg"):
+        with pytest.raises(ValueError, match="the run folder .*seed-0"):
+            aggregate([out / "seed-0", out / "seed-1"], inside, overwrite=True)
+    assert (out / "seed-0" / "results.json").read_bytes() == before
+    assert not (out / "seed-0" / "agg").exists()
 
 
 @requires_data

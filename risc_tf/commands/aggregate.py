@@ -11,7 +11,7 @@ def run_aggregate(args: argparse.Namespace) -> int:
     from risc_tf.experiments.aggregation import aggregate
 
     result = aggregate(args.runs, args.output, overwrite=args.overwrite)
-    print(result["verdict"])
+    print(result.verdict)
     print(f"report: {args.output}/results.md")
     return 0
 

@@ -34,10 +34,12 @@ def config_from_args(args: argparse.Namespace):
         class_weight=args.class_weight, label_smoothing=args.label_smoothing,
         augment=args.augment,
         classifier_init=args.classifier_init, batch_size=args.batch_size,
-        angles=resolve_angles(args), test_angles=args.test_angles, protocol=args.protocol,
-        fill=args.fill, jitter=args.jitter, tilt=args.tilt, seed=args.seed, subset=args.subset,
-        sweep_step=args.sweep_step, sweep_split=args.sweep_split,
-        timing_samples=args.timing_samples, download=args.download, verify=args.verify,
+        angles=resolve_angles(args), fill=args.fill, jitter=args.jitter, tilt=args.tilt,
+        seed=args.seed, subset=args.subset, sweep_step=args.sweep_step,
+        download=args.download, verify=args.verify,
+        # test-set options: reproduce only (a search never sees the test split)
+        **{k: getattr(args, k) for k in ("test_angles", "protocol", "sweep_split",
+                                         "timing_samples") if hasattr(args, k)},
         overwrite=args.overwrite, verbose=0 if args.quiet else 1,
     )
 
@@ -47,27 +49,28 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from risc_tf.experiments.seeds import reproduce_seeds
 
     config = config_from_args(args)
-    if args.strategy != "none":
-        raise ValueError("reproduce runs on one device; use train-rotnet / train-classifier "
-                         "with --strategy to train on several")
     with data_errors():
         if args.seeds:
             result = reproduce_seeds(config, args.seeds)
-            print(result["verdict"])
+            print(result.verdict)
         else:
             result = reproduce(config)
-            print(result["summary"]["verdict"])
+            print(result.summary["verdict"])
     print(f"report: {args.output}/results.md")
     return 0
 
 
-def add_experiment_options(p: argparse.ArgumentParser) -> None:
-    """Every setting of a ReproduceConfig (shared by ``reproduce`` and ``tune``)."""
+def add_experiment_options(p: argparse.ArgumentParser, *, test_set: bool = True) -> None:
+    """Every setting of a ReproduceConfig (shared by ``reproduce`` and ``tune``; one device).
+
+    ``test_set=False`` leaves out what only concerns the test split (``tune`` never
+    loads it).
+    """
     from risc_tf.angles import PROTOCOLS
     from risc_tf.experiments.config import CLASSIFIER_INITS, RECIPES
 
     add_data_options(p)
-    add_training_options(p, defaults=False)
+    add_training_options(p, defaults=False, strategy=False)
     add_classifier_options(p, defaults=False)
     exp = p.add_argument_group("experiment")
     exp.add_argument("--recipe", choices=sorted(RECIPES), default="paper",
@@ -81,15 +84,18 @@ def add_experiment_options(p: argparse.ArgumentParser) -> None:
                           "(default: the recipe's)")
     exp.add_argument("--jitter", type=non_negative_float, default=0.0, metavar="DEG",
                      help="RotNet training rotations deviate from its angles by up to DEG")
+    exp.add_argument("--seeds", type=seed_list, metavar="S,S,...",
+                     help="run each seed in OUTPUT/seed-S and aggregate (e.g. 0,1,2)"
+                     if test_set else "score each point with these seeds (e.g. 0,1)")
+    exp.add_argument("--sweep-step", type=angle_step, default=10.0, metavar="DEG",
+                     help="step of the accuracy-versus-angle sweep (default 10)")
+    if not test_set:
+        return
     exp.add_argument("--test-angles", type=angle_list, metavar="A,B,...",
                      help="angles the rotated test set draws from (default: the paper's set)")
     exp.add_argument("--protocol", choices=PROTOCOLS, default="set",
                      help="rotated test set: angles from --test-angles (set, the paper's, "
                           "default) or uniform over the circle")
-    exp.add_argument("--seeds", type=seed_list, metavar="S,S,...",
-                     help="run each seed in OUTPUT/seed-S and aggregate (e.g. 0,1,2)")
-    exp.add_argument("--sweep-step", type=angle_step, default=10.0, metavar="DEG",
-                     help="step of the accuracy-versus-angle sweep (default 10)")
     exp.add_argument("--sweep-split", choices=("test", "val"), default="test",
                      help="split of the sweep: test (final runs, default) or val (choosing)")
     exp.add_argument("--timing-samples", type=positive_int, default=50, metavar="N",

@@ -18,12 +18,19 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from risc_tf.atomic import write_text
+from risc_tf.corrections import CORRECTIONS
 from risc_tf.experiments.config import PER_RUN
 from risc_tf.experiments.report import fmt, json_text, markdown_table
+from risc_tf.experiments.results import (
+    AggregateResults,
+    AggregateSummary,
+    RotNetSpread,
+    RunResults,
+    load_results,
+)
 from risc_tf.experiments.rundir import (
     ensure_output_dir,
     machine_info,
@@ -39,14 +46,20 @@ from risc_tf.statistics import (
     mean_std,
 )
 
-__all__ = ["aggregate", "load_runs"]
+__all__ = ["VERDICT_METHOD", "aggregate", "load_runs"]
 
-_BASELINES = ("classifier", "rotation_augmented", "tta")
-_RISC = ("risc_hard", "risc_soft")
+#: The method the one-sentence verdict is about (the paper's RISC).
+VERDICT_METHOD = "risc_hard"
 
 
-def load_runs(folders: Sequence[str | os.PathLike]) -> list[dict]:
-    """The ``results.json`` of each finished run folder, checked to be one experiment.
+def _risc_and_baselines(methods) -> tuple[list[str], list[str]]:
+    """The methods that read the RotNet (tested) and the others (baselines), in run order."""
+    risc = [m for m in methods if m in CORRECTIONS and CORRECTIONS[m].uses_rotnet]
+    return risc, [m for m in methods if m not in risc]
+
+
+def load_runs(folders: Sequence[str | os.PathLike]) -> list[RunResults]:
+    """The results of each finished run folder, checked to be one experiment.
 
     Raises
     ------
@@ -67,149 +80,145 @@ def load_runs(folders: Sequence[str | os.PathLike]) -> list[dict]:
         if run.get("status") != "complete" or not (folder / "results.json").is_file():
             raise ValueError(f"{folder} holds an unfinished run (status "
                              f"{run.get('status')!r}); finish or rerun it first")
-        try:
-            results = json.loads((folder / "results.json").read_text())
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{folder}/results.json is not readable JSON: {err}") from err
-        if "test_labels" not in results or "predicted" not in \
-                results["evaluation"]["rotated"].get("risc_hard", {}):
+        results = load_results(folder / "results.json")
+        if not isinstance(results, RunResults):
+            raise ValueError(f"{folder} holds an aggregate, not a run")
+        risc, _ = _risc_and_baselines(results.evaluation.rotated)
+        if results.test_labels is None or any(
+                results.evaluation.rotated[m].predicted is None for m in risc):
             raise ValueError(f"{folder} was made by an older risc_tf without per-image "
                              "predictions; rerun it to aggregate it")
-        results["_folder"] = str(folder)
         runs.append(results)
-    first = runs[0]["config"]
-    for r in runs[1:]:
-        for key in sorted(set(first) | set(r["config"])):
-            if key not in PER_RUN and r["config"].get(key) != first.get(key):
+    first, folders = runs[0].config, [str(f) for f in folders]
+    for folder, r in zip(folders[1:], runs[1:]):
+        for key in sorted(set(first) | set(r.config)):
+            if key not in PER_RUN and r.config.get(key) != first.get(key):
                 raise ValueError(
-                    f"{r['_folder']} differs from {runs[0]['_folder']} in {key} "
-                    f"({r['config'].get(key)!r} vs {first.get(key)!r}): not one experiment"
+                    f"{folder} differs from {folders[0]} in {key} "
+                    f"({r.config.get(key)!r} vs {first.get(key)!r}): not one experiment"
                 )
-        if r["test_labels"] != runs[0]["test_labels"]:
-            raise ValueError(f"{r['_folder']} was scored on other test images than "
-                             f"{runs[0]['_folder']}: not one experiment")
-    seeds = [r["config"]["seed"] for r in runs]
+        if r.test_labels != runs[0].test_labels:
+            raise ValueError(f"{folder} was scored on other test images than "
+                             f"{folders[0]}: not one experiment")
+    seeds = [r.config["seed"] for r in runs]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"the runs repeat a seed ({seeds}): each seed must appear once")
     return runs
 
 
-def _correct(run: dict, method: str) -> np.ndarray:
-    return np.asarray(run["evaluation"]["rotated"][method]["predicted"]) == \
-        np.asarray(run["test_labels"])
-
-
-def _summary(runs: list[dict]) -> dict:
-    methods = list(runs[0]["evaluation"]["rotated"])
+def _summary(runs: list[RunResults]) -> AggregateSummary:
+    methods = list(runs[0].evaluation.rotated)
     out: dict = {"methods": {}, "rotnet": {}, "sweep": {}}
     for m in methods:
-        correct = [_correct(r, m) for r in runs]
+        correct = [r.correct(m) for r in runs]
+        rotated = [r.evaluation.rotated[m] for r in runs]
+        upright = [r.evaluation.upright[m] for r in runs]
         out["methods"][m] = {
-            "rotated_acc": mean_std([r["evaluation"]["rotated"][m]["acc"] for r in runs]),
+            "rotated_acc": mean_std([e.acc for e in rotated]),
             "rotated_acc_ci95": bootstrap_accuracy_ci(correct),
-            "rotated_auc": mean_std([r["evaluation"]["rotated"][m]["auc"] for r in runs]),
-            "upright_acc": mean_std([r["evaluation"]["upright"][m]["acc"] for r in runs]),
-            "upright_auc": mean_std([r["evaluation"]["upright"][m]["auc"] for r in runs]),
+            "rotated_auc": mean_std([e.auc for e in rotated]),
+            "upright_acc": mean_std([e.acc for e in upright]),
+            "upright_auc": mean_std([e.auc for e in upright]),
         }
-        out["sweep"][m] = {k: mean_std([r["sweep"]["summary"][m][k] for r in runs])
+        out["sweep"][m] = {k: mean_std([getattr(r.sweep.summary[m], k) for r in runs])
                            for k in ("mean", "quarter_turn_mean", "off_grid_mean", "worst_acc")}
-    out["rotnet"] = {k: mean_std([r["rotnet"][k] for r in runs])
+    out["rotnet"] = {k: mean_std([getattr(r.rotnet, k) for r in runs])
                      for k in ("acc", "nearest_acc", "mae_deg", "upright_acc")}
-    for key, run_key in (("sweep_mae_deg", "rotnet_mae_deg_mean"),
-                         ("sweep_refined_mae_deg", "rotnet_refined_mae_deg_mean")):
-        out["rotnet"][key] = mean_std([r["sweep"].get(run_key) for r in runs])
-    per_seed = {m: [_correct(r, m) for r in runs] for m in methods}
-    baselines = [b for b in _BASELINES if b in methods]
-    out["tests"] = {m: compare_paired(m, per_seed, baselines) for m in _RISC if m in methods}
-    return out
+    out["rotnet"]["sweep_mae_deg"] = mean_std([r.sweep.rotnet_mae_deg_mean for r in runs])
+    out["rotnet"]["sweep_refined_mae_deg"] = mean_std(
+        [r.sweep.rotnet_refined_mae_deg_mean for r in runs])
+    per_seed = {m: [r.correct(m) for r in runs] for m in methods}
+    risc, baselines = _risc_and_baselines(methods)
+    out["tests"] = {m: compare_paired(m, per_seed, baselines) for m in risc}
+    return AggregateSummary.from_json(json.loads(json_text(out)))
 
 
-def _verdict(summary: dict, n: int) -> str:
-    methods = summary["methods"]
-    hard = methods["risc_hard"]["rotated_acc"]
-    tests = summary["tests"]["risc_hard"]
+def _verdict(summary: AggregateSummary, n: int) -> str:
+    methods = summary.methods
+    hard = methods[VERDICT_METHOD].rotated_acc
+    tests = summary.tests[VERDICT_METHOD]
     parts = []
     for base, t in tests.items():
-        acc = methods[base]["rotated_acc"]
-        parts.append(f"{t['verdict']} than {base} ({acc['mean']:.3f} +- {acc['std']:.3f}; "
-                     f"p = {t['p_holm']:.2g})" if t["verdict"] != "at par" else
-                     f"at par with {base} ({acc['mean']:.3f} +- {acc['std']:.3f}; "
-                     f"p = {t['p_holm']:.2g})")
-    return (f"Over {n} seed{'s' if n > 1 else ''}, RISC hard reaches {hard['mean']:.3f} +- "
-            f"{hard['std']:.3f} on the rotated test set and is " + "; ".join(parts)
+        acc = methods[base].rotated_acc
+        parts.append(f"{t.verdict} than {base} ({acc.mean:.3f} +- {acc.std:.3f}; "
+                     f"p = {t.p_holm:.2g})" if t.verdict != "at par" else
+                     f"at par with {base} ({acc.mean:.3f} +- {acc.std:.3f}; "
+                     f"p = {t.p_holm:.2g})")
+    return (f"Over {n} seed{'s' if n > 1 else ''}, RISC hard reaches {hard.mean:.3f} +- "
+            f"{hard.std:.3f} on the rotated test set and is " + "; ".join(parts)
             + " (paired permutation tests over the test images, seeds averaged, "
               "Holm-corrected, 5 % level).")
 
 
-def _plot(summary: dict, runs: list[dict], path: Path) -> Path:
-    methods = list(summary["methods"])
+def _plot(summary: AggregateSummary, runs: list[RunResults], path: Path) -> Path:
+    methods = list(summary.methods)
     fig = Figure(figsize=(8.5, 4.2))
     ax = fig.subplots()
     for i, m in enumerate(methods):
-        s = summary["methods"][m]
-        ci = s["rotated_acc_ci95"]
-        mean = s["rotated_acc"]["mean"]
-        ax.errorbar(i, mean, yerr=[[mean - ci["low"]], [ci["high"] - mean]], fmt="o",
+        s = summary.methods[m]
+        ci = s.rotated_acc_ci95
+        mean = s.rotated_acc.mean
+        ax.errorbar(i, mean, yerr=[[mean - ci.low], [ci.high - mean]], fmt="o",
                     capsize=6, color="C0", label="mean, 95 % bootstrap interval" if i == 0
                     else None)
-        ax.plot([i] * len(runs), s["rotated_acc"]["values"], "x", color="C1",
+        ax.plot([i] * len(runs), s.rotated_acc.values, "x", color="C1",
                 label="one seed" if i == 0 else None)
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("accuracy, rotated test set")
-    ax.set_title(f"{runs[0]['dataset']['name']}: {len(runs)} seeds, recipe "
-                 f"{runs[0]['config']['recipe']}")
+    ax.set_title(f"{runs[0].dataset.name}: {len(runs)} seeds, recipe "
+                 f"{runs[0].config['recipe']}")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
-def _refined(rotnet: dict) -> str:
+def _refined(rotnet: RotNetSpread) -> str:
     """The refined sweep error's clause, empty for runs made before it was measured."""
-    refined = rotnet.get("sweep_refined_mae_deg") or {}
-    if refined.get("mean") is None:
+    refined = rotnet.sweep_refined_mae_deg
+    if refined is None or refined.mean is None:
         return ""
-    return (f" ({fmt(refined['mean'], 1)} +- {fmt(refined['std'], 1)} deg refined from its "
+    return (f" ({fmt(refined.mean, 1)} +- {fmt(refined.std, 1)} deg refined from its "
             "probabilities)")
 
 
-def _markdown(agg: dict) -> str:
-    s, cfg = agg["summary"], agg["config"]
+def _markdown(agg: AggregateResults) -> str:
+    s, cfg = agg.summary, agg.config
     lines = [f"# RISC aggregate: {cfg['dataset']}, recipe {cfg['recipe']}, "
-             f"{len(agg['seeds'])} seeds", "",
-             f"Seeds {', '.join(map(str, agg['seeds']))}; runs: "
-             + ", ".join(f"`{f}`" for f in agg["runs"]) + f". Made {agg['made']}.", "",
-             f"**Verdict.** {agg['verdict']}", "",
-             "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(agg["command"])) + ". "
+             f"{len(agg.seeds)} seeds", "",
+             f"Seeds {', '.join(map(str, agg.seeds))}; runs: "
+             + ", ".join(f"`{f}`" for f in agg.runs) + f". Made {agg.made}.", "",
+             f"**Verdict.** {agg.verdict}", "",
+             "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(agg.command)) + ". "
              "Commits: " + ", ".join(f"{(c or 'unknown')[:7]}{' (modified)' if d else ''}"
-                                     for c, d in zip(agg["commit"], agg["dirty"])) + ". "
-             "Wall time per seed: " + ", ".join(f"{t:.0f} s" for t in agg["wall_time_s"])
-             + f". Machine: {agg['machine'].get('cpu', 'unknown')}, "
-             f"{agg['machine'].get('cores_available', '?')} cores.", "",
+                                     for c, d in zip(agg.commit, agg.dirty)) + ". "
+             "Wall time per seed: " + ", ".join(f"{t:.0f} s" for t in agg.wall_time_s)
+             + f". Machine: {agg.machine.get('cpu', 'unknown')}, "
+             f"{agg.machine.get('cores_available', '?')} cores.", "",
              "## Rotated test set (mean +- std over seeds; 95 % bootstrap interval over test "
              "images)", ""]
     lines += markdown_table(
         ["method", "rotated ACC", "95 % interval", "rotated AUC", "upright ACC"],
-        [[m, f"{v['rotated_acc']['mean']:.3f} +- {v['rotated_acc']['std']:.3f}",
-          f"[{v['rotated_acc_ci95']['low']:.3f}, {v['rotated_acc_ci95']['high']:.3f}]",
-          f"{fmt(v['rotated_auc']['mean'])} +- {fmt(v['rotated_auc']['std'])}",
-          f"{v['upright_acc']['mean']:.3f} +- {v['upright_acc']['std']:.3f}"]
-         for m, v in s["methods"].items()])
-    paper = agg.get("paper") or {}
+        [[m, f"{v.rotated_acc.mean:.3f} +- {v.rotated_acc.std:.3f}",
+          f"[{v.rotated_acc_ci95.low:.3f}, {v.rotated_acc_ci95.high:.3f}]",
+          f"{fmt(v.rotated_auc.mean)} +- {fmt(v.rotated_auc.std)}",
+          f"{v.upright_acc.mean:.3f} +- {v.upright_acc.std:.3f}"]
+         for m, v in s.methods.items()])
+    paper = agg.paper or {}
     if paper:
         lines += ["", f"The paper reports (ImageNet weights, not measured here): RotNet "
                       f"{paper.get('rotnet_acc')}, upright {paper.get('upright_acc')}, RISC "
                       f"rotated {paper.get('risc_rotated_acc')}."]
-    r = s["rotnet"]
-    lines += ["", f"RotNet: accuracy {fmt(r['acc']['mean'])} +- {fmt(r['acc']['std'])}, mean "
-                  f"angular error {fmt(r['mae_deg']['mean'], 1)} deg on the rotated test set, "
-                  f"{fmt(r['sweep_mae_deg']['mean'], 1)} deg over the sweep"
+    r = s.rotnet
+    lines += ["", f"RotNet: accuracy {fmt(r.acc.mean)} +- {fmt(r.acc.std)}, mean "
+                  f"angular error {fmt(r.mae_deg.mean, 1)} deg on the rotated test set, "
+                  f"{fmt(r.sweep_mae_deg.mean, 1)} deg over the sweep"
                   + _refined(r) + ".", "",
               "## Over the whole circle (sweep; mean +- std over seeds)", ""]
     lines += markdown_table(
         ["method", "mean", "quarter turns", "other angles", "worst angle"],
-        [[m, *[f"{fmt(v[k]['mean'])} +- {fmt(v[k]['std'])}" for k in
+        [[m, *[f"{fmt(getattr(v, k).mean)} +- {fmt(getattr(v, k).std)}" for k in
                ("mean", "quarter_turn_mean", "off_grid_mean", "worst_acc")]]
-         for m, v in s["sweep"].items()])
+         for m, v in s.sweep.items()])
     lines += ["", "## Paired tests on the same rotated test images", "",
               "Per seed: exact McNemar test, images only RISC gets right / only the baseline "
               "gets right (p). Combined: each image's difference between the two methods "
@@ -217,53 +226,67 @@ def _markdown(agg: dict) -> str:
               "the unit: every seed sees the same images); Holm-corrected over the baselines; "
               f"verdict at the {ALPHA:.0%} level.", ""]
     rows = []
-    for method, tests in s["tests"].items():
+    for method, tests in s.tests.items():
         for base, t in tests.items():
             seeds = "; ".join(f"{x['a_only']}/{x['b_only']} (p {x['p_value']:.2g})"
-                              for x in t["per_seed"])
-            c = t["combined"]
+                              for x in t.per_seed)
+            c = t.combined
             rows.append([method, base, seeds, f"{c['mean_difference']:+.3f}",
-                         f"{c['p_value']:.2g}", f"{t['p_holm']:.2g}", t["verdict"]])
+                         f"{c['p_value']:.2g}", f"{t.p_holm:.2g}", t.verdict])
     lines += markdown_table(["method", "baseline", "McNemar per seed", "ACC difference",
                              "p", "p (Holm)", "verdict"], rows)
     lines += ["", "![accuracy with intervals](accuracy_intervals.png)", ""]
     return "\n".join(lines)
 
 
-def aggregate(folders: Sequence[str | os.PathLike], output: str | os.PathLike,
-              overwrite: bool = False) -> dict:
+def _check_output(output: Path, folders: Sequence[str | os.PathLike], overwrite: bool) -> None:
+    """The output may not be (or lie inside) a run folder, nor hold an aggregate unless
+    ``overwrite``."""
+    target = output.resolve()
+    for folder in folders:
+        run = Path(folder).resolve()
+        if target == run or run in target.parents:
+            raise ValueError(f"output {output} is {'inside ' if target != run else ''}the run "
+                             f"folder {folder}: the aggregate would overwrite the run's own "
+                             "results; choose an output folder outside the runs")
+    if (output / "results.json").exists() and not overwrite:
+        raise FileExistsError(f"{output}/results.json exists; pass overwrite=True to replace it")
+
+
+def aggregate(folders: Sequence[str | os.PathLike], output: str | os.PathLike, *,
+              overwrite: bool = False) -> AggregateResults:
     """Aggregate finished runs of one experiment into ``output``; return the aggregate.
 
     Raises
     ------
     ValueError
-        See :func:`load_runs` (nothing is written).
+        See :func:`load_runs`, or ``output`` is (or lies inside) one of the run
+        folders (nothing is written).
     FileExistsError
         ``output`` already holds an aggregate and ``overwrite`` is off.
     """
-    runs = load_runs(folders)
     output = Path(output)
-    if (output / "results.json").exists() and not overwrite:
-        raise FileExistsError(f"{output}/results.json exists; pass --overwrite to replace it")
+    _check_output(output, folders, overwrite)
+    runs = load_runs(folders)
     summary = _summary(runs)
-    agg = {
-        "kind": "aggregate",
-        "made": now_iso(),
-        "runs": [r["_folder"] for r in runs],
-        "seeds": [r["config"]["seed"] for r in runs],
-        "config": {k: v for k, v in runs[0]["config"].items() if k not in PER_RUN},
-        "wall_time_s": [r["run"]["wall_time_s"] for r in runs],
-        "commit": [r["run"].get("commit") for r in runs],
-        "dirty": [r["run"].get("dirty") for r in runs],
-        "command": [r["run"].get("command") for r in runs],
-        "aggregated_by": source_info()["command"],
-        "machine": runs[0].get("machine") or machine_info(),
-        "paper": runs[0].get("paper"),
-        "summary": summary,
-        "verdict": _verdict(summary, len(runs)),
-    }
+    agg = AggregateResults(
+        kind="aggregate",
+        made=now_iso(),
+        runs=[str(f) for f in folders],
+        seeds=[r.config["seed"] for r in runs],
+        config={k: v for k, v in runs[0].config.items() if k not in PER_RUN},
+        wall_time_s=[r.run.wall_time_s for r in runs],
+        commit=[r.run.commit for r in runs],
+        dirty=[r.run.dirty for r in runs],
+        command=[r.run.command for r in runs],
+        aggregated_by=source_info()["command"],
+        machine=runs[0].machine or machine_info(),
+        paper=runs[0].paper,
+        summary=summary,
+        verdict=_verdict(summary, len(runs)),
+    )
     ensure_output_dir(output)
     _plot(summary, runs, output / "accuracy_intervals.png")
-    write_text(output / "results.json", json_text(agg))
+    write_text(output / "results.json", json_text(agg.to_json()))
     write_text(output / "results.md", _markdown(agg))
     return agg

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from risc_tf.experiments.results import RunResults
 from risc_tf.figures import save_figure
 
 __all__ = ["PLOTS", "plot_all"]
@@ -29,13 +30,13 @@ _TRAINED = {"rotnet": "RotNet (stage 1)", "classifier": "Upright classifier (sta
             "rotation_augmented": "Rotation-augmented classifier"}
 
 
-def training_curves(results: dict, path: Path) -> Path:
+def training_curves(results: RunResults, path: Path) -> Path:
     """Accuracy and loss per epoch, training and validation, for every trained model."""
-    names = [n for n in _TRAINED if n in results["training"]]
+    names = [n for n in _TRAINED if n in results.training]
     fig = Figure(figsize=(4.2 * len(names), 6.4))
     axes = fig.subplots(2, len(names), squeeze=False)
     for j, name in enumerate(names):
-        hist = results["training"][name]["history"]
+        hist = results.training[name].history
         epochs = np.arange(1, len(hist["loss"]) + 1)
         for i, metric in enumerate(("accuracy", "loss")):
             ax = axes[i, j]
@@ -54,15 +55,13 @@ def training_curves(results: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def confusion_matrices(results: dict, path: Path) -> Path:
+def confusion_matrices(results: RunResults, path: Path) -> Path:
     """Confusion matrices on the rotated test set: RotNet (angles) and every method."""
-    rotated = results["evaluation"]["rotated"]
-    panels = [("RotNet: true vs predicted angle", results["rotnet"]["confusion_matrix"],
-               [f"{a:g}" for a in results["angles"]["rotnet"]])]
-    names = results["dataset"].get("class_names") or [
-        str(i) for i in range(results["dataset"]["num_classes"])]
-    panels += [(f"{m}: ACC {r['acc']:.3f}", r["confusion_matrix"], names)
-               for m, r in rotated.items()]
+    rotated = results.evaluation.rotated
+    panels = [("RotNet: true vs predicted angle", results.rotnet.confusion_matrix,
+               [f"{a:g}" for a in results.angles.rotnet])]
+    names = results.dataset.class_names
+    panels += [(f"{m}: ACC {r.acc:.3f}", r.confusion_matrix, names) for m, r in rotated.items()]
     cols = 3
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(4.6 * cols, 4.3 * rows))
@@ -77,12 +76,12 @@ def confusion_matrices(results: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def per_angle_accuracy(results: dict, path: Path) -> Path:
+def per_angle_accuracy(results: RunResults, path: Path) -> Path:
     """Accuracy per true rotation angle of the rotated test set, for every method."""
-    rotated = results["evaluation"]["rotated"]
-    series = {"RotNet (angle)": results["rotnet"]["per_angle_acc"]}
-    series.update({m: r["per_angle_acc"] for m, r in rotated.items()})
-    angles = list(rotated["classifier"]["per_angle_acc"])
+    rotated = results.evaluation.rotated
+    series = {"RotNet (angle)": results.rotnet.per_angle_acc}
+    series.update({m: r.per_angle_acc for m, r in rotated.items()})
+    angles = list(rotated["classifier"].per_angle_acc)
     width = 0.8 / len(series)
     fig = Figure(figsize=(max(8.0, 1.1 * len(angles) * len(series) / 3), 4.6))
     ax = fig.subplots()
@@ -101,35 +100,35 @@ def per_angle_accuracy(results: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def angle_sweep(results: dict, path: Path) -> Path:
+def angle_sweep(results: RunResults, path: Path) -> Path:
     """Accuracy of every method with the whole test set rotated by each swept angle."""
-    sweep = results["sweep"]
+    sweep = results.sweep
     fig = Figure(figsize=(8.5, 4.5))
     ax = fig.subplots()
-    for name, acc in sweep["acc"].items():
-        ax.plot(sweep["angles"], acc, "o-", markersize=3, label=name)
-    for a in results["angles"]["rotnet"]:
+    for name, acc in sweep.acc.items():
+        ax.plot(sweep.angles, acc, "o-", markersize=3, label=name)
+    for a in results.angles.rotnet:
         ax.axvline(a % 360.0, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xlabel("rotation of the test set (degrees CCW); dotted: RotNet angle set")
     ax.set_ylabel("accuracy")
     ax.set_xlim(-5, 355)
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"Accuracy versus rotation angle ({sweep.get('split', 'test')} set)")
+    ax.set_title(f"Accuracy versus rotation angle ({sweep.split or 'test'} set)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
 
-def selective(results: dict, path: Path) -> Path:
+def selective(results: RunResults, path: Path) -> Path:
     """Accuracy against coverage of RISC hard, by rotation confidence and class probability."""
     fig = Figure(figsize=(8.5, 4.0))
     axes = fig.subplots(1, 2)
     for ax, kind in zip(axes, ("rotation_confidence", "class_probability")):
         for split, style in (("val", "s--"), ("test", "o-")):
-            curve = results["selective"][split][kind]
-            acc = [np.nan if a is None else a for a in curve["accuracy"]]
-            ax.plot(curve["coverage"], acc, style, label=split)
-            for t, c, a in zip(curve["thresholds"], curve["coverage"], acc):
+            curve = results.selective[split][kind]
+            acc = [np.nan if a is None else a for a in curve.accuracy]
+            ax.plot(curve.coverage, acc, style, label=split)
+            for t, c, a in zip(curve.thresholds, curve.coverage, acc):
                 if split == "test":
                     ax.annotate(f"{t:g}", (c, a), fontsize=7, xytext=(3, 3),
                                 textcoords="offset points")
@@ -143,7 +142,7 @@ def selective(results: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_all(results: dict, folder: Path) -> dict[str, str]:
+def plot_all(results: RunResults, folder: Path) -> dict[str, str]:
     """Write every figure of :data:`PLOTS` into ``folder``; return name -> file name."""
     makers = {"training_curves": training_curves, "confusion_matrices": confusion_matrices,
               "per_angle_accuracy": per_angle_accuracy, "angle_sweep": angle_sweep,

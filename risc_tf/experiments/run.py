@@ -16,6 +16,7 @@ to undo (the RotNet's angles plus the classifier's tilt), with the same recipe.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import keras
 
 from risc_tf.angles import angles_every
 from risc_tf.catalog import dataset_info, label_names
+from risc_tf.corrections import CORRECTIONS, for_mode
 from risc_tf.data import load_splits
 from risc_tf.evaluation import (
     METHOD_LABELS,
@@ -34,15 +36,18 @@ from risc_tf.evaluation import (
     time_inference,
 )
 from risc_tf.experiments.config import ReproduceConfig
-from risc_tf.experiments.report import write_results
+from risc_tf.experiments.report import json_text, write_results
+from risc_tf.experiments.results import RunResults
 from risc_tf.experiments.rundir import finish_run, machine_info, now_iso, prepare_output_dir
-from risc_tf.models import build_classifier, build_rotnet
 from risc_tf.paper import PAPER_RESULTS
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.saving import save_model
-from risc_tf.training import history_record, train_classifier, train_rotnet
+from risc_tf.stages import build_and_train_classifier, build_and_train_rotnet
 
-__all__ = ["reproduce"]
+__all__ = ["DEPLOYED_MODE", "reproduce"]
+
+#: The correction of the pipeline a run saves (the paper's).
+DEPLOYED_MODE = "hard"
 
 
 def _say(config: ReproduceConfig, message: str) -> None:
@@ -51,31 +56,22 @@ def _say(config: ReproduceConfig, message: str) -> None:
 
 
 def _train(config: ReproduceConfig, splits, num_classes: int):
-    shape = (config.input_size, config.input_size, 3)
     (x, y), (xv, yv) = splits["train"], splits["val"]
-    models, training = {}, {}
-
+    common = dict(input_size=config.input_size, backbone=config.backbone)
     _say(config, f"stage 1: RotNet ({config.backbone}) on {len(x)} unlabelled images, "
                  f"angles {[f'{a:g}' for a in config.angles]}")
-    rotnet = build_rotnet(shape, angles=config.angles, backbone=config.backbone,
-                          weights=config.weights)
-    start = time.perf_counter()
-    hist = train_rotnet(rotnet, x, xv, **config.rotnet_options())
-    training["rotnet"] = history_record(hist, time.perf_counter() - start, rotnet)
-    models["rotnet"] = rotnet
-
+    rotnet, record = build_and_train_rotnet(x, xv, angles=config.angles, weights=config.weights,
+                                            **common, **config.rotnet_options())
+    models, training = {"rotnet": rotnet}, {"rotnet": record}
     init = rotnet if config.classifier_init == "rotnet" else config.weights
     for name, augment_angles in (("classifier", None), ("rotation_augmented", config.angles)):
         what = ("upright images" if augment_angles is None
                 else "rotation-augmented images (baseline)")
         _say(config, f"stage 2: classifier on {what} ({config.recipe} recipe, "
                      f"init {config.classifier_init})")
-        clf = build_classifier(num_classes, shape, backbone=config.backbone, weights=init)
-        start = time.perf_counter()
-        hist = train_classifier(clf, x, y, xv, yv, augment_angles=augment_angles,
-                                **config.classifier_options())
-        training[name] = history_record(hist, time.perf_counter() - start, clf)
-        models[name] = clf
+        models[name], training[name] = build_and_train_classifier(
+            x, y, xv, yv, num_classes=num_classes, weights=init, augment_angles=augment_angles,
+            **common, **config.classifier_options())
     return models, training
 
 
@@ -89,6 +85,8 @@ def _timing(methods, rotnet_fn, images, samples: int) -> dict:
 def _metadata(config: ReproduceConfig, evaluation: dict, sweep: dict) -> dict:
     """What travels with the saved pipeline (its model card is written from this)."""
     rotated = evaluation["rotated"]
+    risc = [CORRECTIONS[m] for m in rotated if m in CORRECTIONS and CORRECTIONS[m].uses_rotnet]
+    deployed = for_mode(DEPLOYED_MODE).name
     return {
         "dataset": config.dataset,
         "recipe": config.recipe,
@@ -99,18 +97,18 @@ def _metadata(config: ReproduceConfig, evaluation: dict, sweep: dict) -> dict:
             "classifier_init", "batch_size", "fill", "jitter", "tilt", "seed")},
         "test_metrics": {
             "upright_acc (classifier)": evaluation["upright"]["classifier"]["acc"],
-            f"rotated_acc (RISC hard, protocol {config.protocol})": rotated["risc_hard"]["acc"],
-            f"rotated_acc (RISC soft, protocol {config.protocol})": rotated["risc_soft"]["acc"],
+            **{f"rotated_acc ({c.label}, protocol {config.protocol})": rotated[c.name]["acc"]
+               for c in risc},
             "rotnet_rotated_acc": evaluation["rotnet"]["acc"],
-            f"sweep mean acc (RISC hard, {config.sweep_split})":
-                sweep["summary"]["risc_hard"]["mean"],
+            f"sweep mean acc ({CORRECTIONS[deployed].label}, {config.sweep_split})":
+                sweep["summary"][deployed]["mean"],
         },
         "accuracy_by_angle": {m: {"angles": sweep["angles"], "acc": sweep["acc"][m]}
-                              for m in ("risc_hard", "classifier")},
+                              for m in (deployed, "classifier")},
     }
 
 
-def reproduce(config: ReproduceConfig) -> dict:
+def reproduce(config: ReproduceConfig) -> RunResults:
     """Run stages 1-5 with baselines and write the report; return the results.
 
     Parameters
@@ -119,8 +117,9 @@ def reproduce(config: ReproduceConfig) -> dict:
 
     Returns
     -------
-    dict
-        The content of ``results.json`` (its layout is described in ``docs/cli.md``).
+    RunResults
+        What ``results.json`` holds (:mod:`risc_tf.experiments.results`; the layout
+        is described in ``docs/cli.md``).
 
     Raises
     ------
@@ -161,7 +160,8 @@ def reproduce(config: ReproduceConfig) -> dict:
     evaluation = evaluate_models(methods, rotnet, sets, config.protocol)
     val_sets = evaluation_sets(*splits["val"], config.test_angles, image_size=config.input_size,
                                seed=config.seed, protocol=config.protocol, fill=config.fill)
-    pipe = RISCPipeline(rotnet, classifier, mode="hard", fill=config.fill, class_names=names)
+    pipe = RISCPipeline(rotnet, classifier, mode=DEPLOYED_MODE, fill=config.fill,
+                        class_names=names)
     selective = {split: selective_evaluation(pipe, s["rotated"][0], s["rotated"][1])
                  for split, s in (("val", val_sets), ("test", sets))}
 
@@ -183,7 +183,8 @@ def reproduce(config: ReproduceConfig) -> dict:
     pipe.save(models_dir / "risc_pipeline", overwrite=True)
     save_model(models["rotation_augmented"], models_dir / "rotation_augmented.keras")
 
-    results = {
+    run.update(status="complete", finished=now_iso(), wall_time_s=time.time() - started)
+    results = RunResults.from_json(json.loads(json_text({
         "run": run,
         "config": config.to_json(),
         "machine": machine_info(),
@@ -208,10 +209,8 @@ def reproduce(config: ReproduceConfig) -> dict:
         "paper": PAPER_RESULTS.get(config.dataset),
         "test_labels": sets["rotated"][1].tolist(),
         "rotated_test_angles": sets["rotated"][2].tolist(),
-    }
-    results["run"].update(status="complete", finished=now_iso(),
-                          wall_time_s=time.time() - started)
+    })))
     write_results(results, output)
-    finish_run(output, results)
-    _say(config, f"done in {results['run']['wall_time_s']:.0f} s")
+    finish_run(output, results.run.wall_time_s)
+    _say(config, f"done in {results.run.wall_time_s:.0f} s")
     return results

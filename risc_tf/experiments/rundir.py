@@ -94,7 +94,7 @@ def prepare_output_dir(output: str | os.PathLike, config=None, overwrite: bool =
             raise FileExistsError(
                 f"output folder {path} already holds {state} run (id {old.get('id', '?')}, "
                 f"started {old.get('started', '?')}); choose another folder or pass "
-                "--overwrite (overwrite=True) to delete it and start again"
+                "overwrite=True to delete it and start again"
             )
         shutil.rmtree(path)
     try:
@@ -111,12 +111,11 @@ def prepare_output_dir(output: str | os.PathLike, config=None, overwrite: bool =
     return run
 
 
-def finish_run(output: str | os.PathLike, results: dict) -> None:
+def finish_run(output: str | os.PathLike, wall_time_s: float | None) -> None:
     """Mark the run in ``output`` complete (listing its files)."""
     path = Path(output)
     run = json.loads((path / RUN_FILE).read_text())
-    run.update(status="complete", finished=now_iso(),
-               wall_time_s=results["run"].get("wall_time_s"),
+    run.update(status="complete", finished=now_iso(), wall_time_s=wall_time_s,
                files=sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()))
     write_text(path / RUN_FILE, json.dumps(run, indent=2))
 

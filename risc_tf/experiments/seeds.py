@@ -54,7 +54,7 @@ def _claim(output: Path, config: ReproduceConfig, seeds: tuple[int, ...], overwr
                              if old.get("settings", {}).get(k) != settings.get(k))
             raise FileExistsError(
                 f"{output} holds an experiment with other settings (differences: "
-                f"{', '.join(changed)}); choose another folder or pass --overwrite"
+                f"{', '.join(changed)}); choose another folder or pass overwrite=True"
             )
     elif output.exists() and any(output.iterdir()):
         raise FileExistsError(
