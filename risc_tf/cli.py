@@ -36,6 +36,17 @@ COMMAND_MODULES: tuple[str, ...] = (
 #: Errors that end a command with exit code 2 and one line (no traceback).
 USER_ERRORS = (ValueError, OSError, ImportError)
 
+#: How a library error's remedy reads on the command line (library argument -> option).
+CLI_WORDS = {"overwrite=True": "--overwrite"}
+
+
+def cli_message(err: BaseException) -> str:
+    """The first line of a library error, with its remedies in the command line's words."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    for library, option in CLI_WORDS.items():
+        message = message.replace(library, option)
+    return message
+
 
 def build_parser() -> argparse.ArgumentParser:
     from risc_tf._version import __version__
@@ -95,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         if os.environ.get("RISC_TF_TRACEBACK"):  # for bug reports: the full traceback
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        parser.exit(2, f"risc-tf {args.command}: error: {message}\n")
+        parser.exit(2, f"risc-tf {args.command}: error: {cli_message(err)}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"risc-tf {args.command}: interrupted\n")
 

@@ -58,8 +58,10 @@ def test_help_of_every_subcommand(capsys):
             assert option in out, (name, option)
         if name != "evaluate":
             for option in ("--backbone", "--weights", "--epochs", "--optimizer",
-                           "--lr-schedule", "--fill", "--strategy"):
+                           "--lr-schedule", "--fill"):
                 assert option in out, (name, option)
+        # only the commands that train under a tf.distribute strategy offer one
+        assert ("--strategy" in out) == name.startswith("train-"), name
         if name in ("train-classifier", "reproduce"):
             for option in ("--class-weight", "--label-smoothing", "--augment", "--tilt"):
                 assert option in out, (name, option)
@@ -68,6 +70,12 @@ def test_help_of_every_subcommand(capsys):
     out = capsys.readouterr().out
     for option in ("--recipe", "--seeds", "--protocol", "--classifier-init", "--sweep-split"):
         assert option in out, option
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    out = capsys.readouterr().out  # a search never loads the test split: no test-set options
+    assert "--recipe" in out and "--objective" in out
+    for option in ("--test-angles", "--protocol", "--sweep-split", "--timing-samples"):
+        assert option not in out, option
 
 
 def _run_cli(*argv, env_extra=None):
@@ -278,3 +286,34 @@ def test_a_pipeline_config_with_missing_keys_is_one_line_exit_2(capsys, tmp_path
                           "--data-root", str(DATA), "--output", str(tmp_path / "o")])
     assert err.count("\n") == 1 and "missing the keys ['angles']" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_library_remedies_read_as_options(tmp_path, capsys):
+    """A library error says overwrite=True; the command line says --overwrite."""
+    from risc_tf.cli import cli_message
+
+    assert cli_message(FileExistsError("x exists; pass overwrite=True to replace it")) == \
+        "x exists; pass --overwrite to replace it"
+    out = tmp_path / "agg"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        main(["aggregate", str(tmp_path / "run"), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "pass --overwrite to replace it" in err
+    assert "overwrite=True" not in err and (out / "results.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("command", [
+    ["reproduce"], ["reproduce", "--seeds", "0,1"],
+    ["tune", "--grid", '{"augment": ["none"]}'],
+])
+def test_a_bad_option_fails_before_the_output_is_claimed(tmp_path, capsys, command):
+    """An unknown optimizer is refused before any folder is made (it used to fail after)."""
+    out = tmp_path / "new"
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--dataset", "pneumoniamnist", "--data-root", str(tmp_path),
+              "--optimizer", "adamx", "--output", str(out)])
+    assert stop.value.code == 2
+    assert "unknown optimizer 'adamx'" in capsys.readouterr().err
+    assert not out.exists()

@@ -36,8 +36,6 @@ def run_tune(args: argparse.Namespace) -> int:
     from risc_tf.commands.reproduce import config_from_args
     from risc_tf.experiments.tune import tune_recipe
 
-    if args.strategy != "none":
-        raise ValueError("tune runs on one device")
     if args.seeds is not None and len(args.seeds) == 0:
         raise ValueError("--seeds needs at least one seed")
     if isinstance(args.grid, dict):
@@ -74,6 +72,6 @@ def add_parser(subparsers) -> None:
                         "(every combination) or a list of points")
     p.add_argument("--objective", choices=("classifier", "risc"), default="classifier",
                    help="what to score on validation (default classifier)")
-    add_experiment_options(p)
+    add_experiment_options(p, test_set=False)
     add_output_options(p, "output folder")
-    p.set_defaults(func=run_tune)
+    p.set_defaults(func=run_tune, sweep_split="val")

@@ -244,6 +244,11 @@ class ReproduceConfig:
         jitter = check_tilt(self.jitter, angles, "jitter")
         tilt = default_tilt(angles) if self.tilt == "auto" else check_tilt(self.tilt, angles)
         angles_every(self.sweep_step)  # validates the sweep step
+        # last, as it loads Keras: the one check of an optimizer name (nothing is trained)
+        from risc_tf.training_options import resolve_optimizer
+
+        resolve_optimizer(values["optimizer"], values["learning_rate"], values["lr_schedule"],
+                          total_steps=1)
         return dataclasses.replace(self, angles=angles, test_angles=test_angles, fill=fill,
                                    jitter=jitter, tilt=tilt, **values)
 
