@@ -35,10 +35,10 @@ import tensorflow as tf
 
 from risc_tf.angles import is_quarter_turn_set
 from risc_tf.atomic import temporary_folder
-from risc_tf.preprocessing import MIN_SIDE, to_model_input
+from risc_tf.preprocessing import to_model_input
 from risc_tf.rotation import MAX_TABLE_SIDE
 from risc_tf.saving import to_plain_keras
-from risc_tf.validation import check_choice
+from risc_tf.validation import MIN_SIDE, check_choice
 
 __all__ = ["FORMATS", "export_pipeline"]
 

@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from risc_tf.validation import MIN_SIDE, check_int
 
-__all__ = ["MIN_SIDE", "check_images", "preprocess_images", "to_model_input"]
+__all__ = ["check_images", "preprocess_images", "to_model_input"]
 
 _CHANNELS = (1, 3, 4)
 _LAYOUTS = "(H, W), (H, W, C), (N, H, W) or (N, H, W, C) with C in 1, 3, 4 (RGBA)"

@@ -8,7 +8,7 @@ interpolation). Multiples of 90 degrees are therefore exact and lossless, and
 ``rotate(rotate(x, a), -a) == x`` for them.
 
 What fills the pixels that an interpolated rotation brings in from outside the
-image is the ``fill`` (:data:`FILLS`):
+image is the ``fill`` (:data:`risc_tf.angles.FILLS`):
 
 * ``"constant"`` (the paper): black, so a square image turned by 45 degrees gets
   black corners, which never occur upright: a cue a RotNet can learn instead of
@@ -23,8 +23,9 @@ training helpers, evaluation and :class:`~risc_tf.RISCPipeline` all take the
 same ``fill`` and apply it through this module (:func:`apply_fill` for upright
 images, :func:`rotate` for rotated ones).
 
-The angle-set helpers (:func:`check_angles`, :func:`angles_every`,
-:func:`match_angles`, ...) live in :mod:`risc_tf.angles` and are re-exported here.
+The angle-set helpers (:func:`~risc_tf.angles.check_angles`,
+:func:`~risc_tf.angles.angles_every`, :func:`~risc_tf.angles.match_angles`, ...)
+live in :mod:`risc_tf.angles`.
 """
 
 from __future__ import annotations
@@ -35,33 +36,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from risc_tf.angles import (
-    ANGLE_TOLERANCE,
-    DEFAULT_ANGLES,
-    FILLS,
-    angles_every,
-    check_angles,
-    check_fill,
-    is_quarter_turn_set,
-    match_angles,
-)
+from risc_tf.angles import check_fill, is_quarter_turn_set
 
 __all__ = [
-    "ANGLE_TOLERANCE",
-    "DEFAULT_ANGLES",
-    "FILLS",
-    "angles_every",
+    "MAX_TABLE_SIDE",
     "apply_fill",
-    "check_angles",
-    "check_fill",
     "counter_rotate",
     "field_of_view",
     "gather_rotate",
-    "is_quarter_turn_set",
-    "match_angles",
     "quarter_turns",
     "rotate",
-    "MAX_TABLE_SIDE",
     "rotate_all",
     "rotation_tables",
 ]

@@ -3,14 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from risc_tf.rotation import (
-    DEFAULT_ANGLES,
-    angles_every,
-    check_angles,
-    counter_rotate,
-    rotate,
-    rotate_all,
-)
+from risc_tf.angles import DEFAULT_ANGLES, angles_every, check_angles
+from risc_tf.rotation import counter_rotate, rotate, rotate_all
 
 quarter = st.sampled_from([-270, -180, -90, 0, 90, 180, 270, 360, 450])
 

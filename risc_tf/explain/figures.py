@@ -22,12 +22,13 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 
+from risc_tf.angles import DEFAULT_ANGLES, check_angles
 from risc_tf.explain.cam import CAM, layer_heatmaps, model_input, predict_proba, rotation_targets
 from risc_tf.explain.layers import stage_layers
 from risc_tf.explain.overlays import overlay, to_rgb
 from risc_tf.figures import save_figure
 from risc_tf.models import rotnet_angles
-from risc_tf.rotation import DEFAULT_ANGLES, check_angles, rotate
+from risc_tf.rotation import rotate
 
 __all__ = [
     "classifier_rotation_figure",
