@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from risc_tf import RISCPipeline, build_classifier, build_rotnet
 from risc_tf.cli import main
@@ -28,6 +29,7 @@ from risc_tf.explain import (
     stage_layers,
 )
 from risc_tf.explain.cam import logit_model, predict_proba
+from risc_tf.inputs import run_in_batches
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "medmnist"
 
@@ -119,6 +121,30 @@ def test_logit_view_shares_weights_and_drops_softmax(clf, images):
     logits = logit_model(clf)([x]).numpy()  # tf-keras-vis calls it with a list
     softmax = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     np.testing.assert_allclose(softmax, clf(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_cam_batches_through_the_one_batching_loop(clf, images):
+    # 4 images in batches of 3 (a full and a partial batch) give the maps of one batch
+    targets = np.array([0, 1, 2, 1])
+    np.testing.assert_allclose(CAM(clf, batch_size=3)(images, targets),
+                               CAM(clf, batch_size=32)(images, targets), atol=1e-5)
+
+
+def test_run_in_batches_slices_a_tuple_of_arrays_together():
+    x, t = np.arange(10.0), np.arange(10) * 100
+    seen = []
+
+    def graph(a, b):
+        seen.append(len(a))
+        return a + tf.cast(b, a.dtype)
+
+    np.testing.assert_array_equal(run_in_batches(graph, (x, t), 4), x + t)
+    assert seen == [4, 4, 2]
+    np.testing.assert_array_equal(run_in_batches(lambda a: 2 * a, x, 3), 2 * x)  # one array
+    with pytest.raises(ValueError, match=r"one length; got lengths \[10, 9\]"):
+        run_in_batches(graph, (x, t[:9]), 4)
+    with pytest.raises(ValueError, match=r"got lengths \[\]"):
+        run_in_batches(graph, (), 4)
 
 
 # -- layer choice -----------------------------------------------------------------------

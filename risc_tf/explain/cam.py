@@ -250,12 +250,12 @@ class CAM:
                        expand_cam=False, normalize_cam=False)
         if self.method == "scorecam":
             options.update(max_N=self.max_n, batch_size=self.batch_size)
-        parts = []
-        for i in range(0, len(x), self.batch_size):
-            chunk = x[i : i + self.batch_size]
-            cam = self._engine(target_score(targets[i : i + len(chunk)]), chunk, **options)
-            parts.append(np.asarray(cam, np.float32).reshape(len(chunk), *cam.shape[-2:]))
-        return np.concatenate(parts)
+
+        def maps(chunk: tf.Tensor, units: tf.Tensor) -> np.ndarray:
+            cam = self._engine(target_score(units), chunk, **options)
+            return np.asarray(cam, np.float32).reshape(len(chunk), *cam.shape[-2:])
+
+        return run_in_batches(maps, (x, np.asarray(targets)), self.batch_size)
 
     def __call__(self, images, targets=None) -> np.ndarray:
         """Heatmaps of images in any accepted form.
