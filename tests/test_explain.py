@@ -29,6 +29,7 @@ from risc_tf.explain import (
     stage_layers,
 )
 from risc_tf.explain.cam import logit_model, predict_proba
+from risc_tf.explain.methods import engine
 from risc_tf.inputs import run_in_batches
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "medmnist"
@@ -202,6 +203,16 @@ def test_layer_from_another_model_is_rejected(clf, rotnet):
 def test_resnet_padding_layer_is_rejected(resnet):
     with pytest.raises(ValueError, match="a padding layer"):
         resolve_layer(resnet, "pool1_pad")
+
+
+def test_method_table_names_the_tf_keras_vis_class_of_each_method():
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.scorecam import Scorecam
+
+    assert [engine(m) for m in METHODS] == [Gradcam, GradcamPlusPlus, Scorecam]
+    with pytest.raises(ValueError, match="method must be one of"):
+        engine("lime")
 
 
 def test_method_and_option_errors(clf):

@@ -27,23 +27,19 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from tf_keras_vis.gradcam import Gradcam
-from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
-from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
 from risc_tf.angles import check_fill, match_angles
 from risc_tf.explain.layers import resolve_layer
-from risc_tf.explain.methods import METHODS
+from risc_tf.explain.methods import engine
 from risc_tf.inputs import run_in_batches
 from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import apply_fill
-from risc_tf.validation import check_choice, check_int, check_optional_int
+from risc_tf.validation import check_int, check_optional_int
 
 __all__ = [
     "CAM",
-    "METHODS",
     "classifier_heatmaps",
     "layer_heatmaps",
     "logit_model",
@@ -55,9 +51,6 @@ __all__ = [
     "rotnet_heatmaps",
     "target_score",
 ]
-
-_ENGINES = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus, "scorecam": Scorecam}
-
 
 # -- small utilities ---------------------------------------------------------------
 class _Logits(keras.layers.Layer):
@@ -211,7 +204,7 @@ class CAM:
         batch_size: int = 32,
         fill: str = "constant",
     ):
-        check_choice("method", method, METHODS)
+        make_engine = engine(method)  # validates the name first
         if max_n is not None and method != "scorecam":
             raise ValueError(f"max_n is a Score-CAM option; method {method!r} takes no max_n")
         max_n = check_optional_int("max_n", max_n)
@@ -234,7 +227,7 @@ class CAM:
             view = keras.Model(model.inputs, model.outputs)
         # Score-CAM calls view.predict() without verbose=; keep its progress bars quiet.
         view.predict = functools.partial(view.predict, verbose=0)
-        self._engine = _ENGINES[method](view, clone=False)
+        self._engine = make_engine(view, clone=False)
 
     def __repr__(self) -> str:
         return (f"CAM(model={self.model.name!r}, method={self.method!r}, "
