@@ -25,11 +25,11 @@ from risc_tf.explain import (
     risc_figure,
     rotnet_heatmaps,
     rotnet_rotation_figure,
-    save_figure,
     stage_layers,
 )
 from risc_tf.explain.cam import logit_model, predict_proba
 from risc_tf.explain.methods import engine
+from risc_tf.figures import save_figure
 from risc_tf.inputs import run_in_batches
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "medmnist"

@@ -1,4 +1,4 @@
-"""The paper's heatmap figures, drawn with matplotlib (Agg canvas) and saved as PNG.
+"""The heatmap figures: grids of image and heatmap panels (the paper's Fig. 4 and Fig. 5).
 
 * :func:`classifier_rotation_figure` -- Fig. 4: an image at each test rotation,
   the classifier's heatmap and prediction.
@@ -8,9 +8,10 @@
   classifier's heatmap after correction.
 * :func:`layer_figure` -- the same target explained at several layers, side by side.
 
-Every helper returns a :class:`matplotlib.figure.Figure` (not registered with
-pyplot, so nothing is shown and no global state changes) and writes a PNG when
-given ``path``.
+Every function draws a :class:`matplotlib.figure.Figure` (not registered with
+pyplot, so nothing is shown and no global state changes) and returns it; given
+``path``, it is also written as PNG by :func:`risc_tf.figures.save_figure`, the
+one writer of every figure risc_tf draws.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ __all__ = [
     "layer_figure",
     "risc_figure",
     "rotnet_rotation_figure",
-    "save_figure",
 ]
 
 ClassNames = Mapping | Sequence[str] | None
