@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from risc_tf.explain import (
     rotnet_rotation_figure,
     stage_layers,
 )
-from risc_tf.explain.cam import logit_model, predict_proba
+from risc_tf.explain.cam import logit_model, model_input, predict_proba
 from risc_tf.explain.methods import engine
 from risc_tf.figures import save_figure
 from risc_tf.inputs import run_in_batches
@@ -217,13 +218,13 @@ def test_method_table_names_the_tf_keras_vis_class_of_each_method():
 
 def test_method_and_option_errors(clf):
     with pytest.raises(ValueError, match="method must be one of"):
-        CAM(clf, "lime")
+        CAM(clf, method="lime")
     with pytest.raises(ValueError, match="max_n is a Score-CAM option"):
-        CAM(clf, "gradcam", max_n=4)
+        CAM(clf, method="gradcam", max_n=4)
     with pytest.raises(ValueError, match="max_n must be an int >= 1"):
-        CAM(clf, "scorecam", max_n=0)
-    assert CAM(clf, "scorecam", max_n=10_000).max_n == 128  # capped at the channel count
-    assert CAM(clf, "scorecam", max_n=np.int64(4), batch_size=np.int64(8)).max_n == 4
+        CAM(clf, method="scorecam", max_n=0)
+    assert CAM(clf, method="scorecam", max_n=10_000).max_n == 128  # capped at the channel count
+    assert CAM(clf, method="scorecam", max_n=np.int64(4), batch_size=np.int64(8)).max_n == 4
     with pytest.raises(ValueError, match="fill must be one of"):
         CAM(clf, fill="wrap")
 
@@ -238,7 +239,7 @@ def test_cam_never_modifies_the_callers_model():
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 3),
                               keras.layers.GlobalAveragePooling2D()])  # no softmax head
     predict = model.predict
-    CAM(model, "scorecam", layer=model.layers[0].name)
+    CAM(model, method="scorecam", layer=model.layers[0].name)
     assert model.predict == predict
 
 
@@ -291,6 +292,39 @@ def test_figures_are_written(clf, rotnet, images, tmp_path):
     _png(tmp_path / "layers.png")
     with pytest.raises(ValueError, match="saved as PNG"):
         save_figure(fig, tmp_path / "x.jpg")
+
+
+@pytest.mark.parametrize(
+    "func, data",
+    [
+        (CAM, ["model"]),
+        (classifier_heatmaps, ["classifier", "images"]),
+        (rotnet_heatmaps, ["rotnet", "images"]),
+        (layer_heatmaps, ["model", "images", "layers"]),
+        (model_input, ["model", "images"]),
+        (predict_proba, ["model", "images"]),
+        (classifier_rotation_figure, ["classifier", "images"]),
+        (rotnet_rotation_figure, ["rotnet", "images"]),
+        (risc_figure, ["pipeline", "images"]),
+        (layer_figure, ["model", "images"]),
+        (overlay, ["images", "heatmaps"]),
+        (default_layer, ["model"]),
+        (save_figure, ["fig", "path"]),
+    ],
+)
+def test_options_are_keyword_only_after_the_data(func, data):
+    params = list(inspect.signature(func).parameters.values())
+    assert [p.name for p in params if p.kind is not p.KEYWORD_ONLY] == data
+    assert any(p.kind is p.KEYWORD_ONLY for p in params)
+
+
+def test_option_values_are_checked(clf, resnet, tmp_path):
+    with pytest.raises(ValueError, match="min_side must be an int >= 1"):
+        default_layer(resnet, min_side=0)
+    fig = layer_figure(clf, np.zeros((1, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match="dpi must be an int >= 1"):
+        save_figure(fig, tmp_path / "x.png", dpi=0)
+    assert not (tmp_path / "x.png").exists()
 
 
 # -- command line -----------------------------------------------------------------------------
