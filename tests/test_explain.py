@@ -250,6 +250,34 @@ def test_layer_heatmaps_same_targets_every_layer(clf, images):
     assert all(m.shape == (4, 28, 28) for m in maps.values())
 
 
+def _corner_model() -> keras.Model:
+    """Class 0 when the mean intensity is above 0.15, else class 1 (a 1x1 conv, then the mean)."""
+    inputs = keras.Input((32, 32, 3), name="image")
+    conv = keras.layers.Conv2D(2, 1, name="conv")
+    dense = keras.layers.Dense(2, activation="softmax", name="out")
+    outputs = dense(keras.layers.GlobalAveragePooling2D()(conv(inputs)))
+    model = keras.Model(inputs, outputs)
+    kernel = np.zeros((1, 1, 3, 2), np.float32)
+    kernel[..., 0] = 1 / 3  # channel 0: the intensity; channel 1: the constant 0.15
+    conv.set_weights([kernel, np.array([0.0, 0.15], np.float32)])
+    dense.set_weights([20 * np.eye(2, dtype=np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+def test_layer_heatmaps_predict_the_targets_on_what_the_model_sees():
+    # white corners outside the field of view: class 0 as given, class 1 once "circle"
+    # masks them, so the default targets must be predicted on the masked images
+    model = _corner_model()
+    x = np.full((2, 32, 32), 25, np.uint8)
+    rows, cols = np.mgrid[:32, :32]
+    x[:, (rows - 15.5) ** 2 + (cols - 15.5) ** 2 > 16**2] = 255
+    assert predict_proba(model, x).argmax(1).tolist() == [0, 0]
+    maps = layer_heatmaps(model, x, ["conv"], fill="circle")["conv"]
+    expected = CAM(model, layer="conv", fill="circle")(x)
+    assert expected.max() == 0.0  # class 1's map is constant here
+    np.testing.assert_array_equal(maps, expected)
+
+
 # -- overlay ---------------------------------------------------------------------------
 def test_overlay_blends_and_validates(images):
     maps = np.linspace(0, 1, 4 * 28 * 28, dtype=np.float32).reshape(4, 28, 28)

@@ -385,7 +385,8 @@ def layer_heatmaps(
         allowed here without a warning (their maps are all 0).
     targets : int, sequence of int or None
         Output units as in :meth:`CAM.__call__`; None: the predicted ones,
-        computed once for all layers.
+        computed once (on the images as the model sees them, ``fill`` applied)
+        for all layers.
     method, max_n, batch_size, fill
         As in :class:`CAM`.
 
@@ -411,7 +412,7 @@ def layer_heatmaps(
         warnings.simplefilter("ignore", UserWarning)  # 1x1 layers are shown on purpose
         cams = [CAM(model, method=method, layer=name, max_n=max_n, batch_size=batch_size,
                     fill=fill) for name in layers]
-    if targets is None:
-        targets = np.atleast_1d(predict_proba(model, images)).reshape(-1, model.output_shape[-1])
-        targets = targets.argmax(axis=1)
+    if targets is None:  # predicted on what the model sees, as CAM.__call__ does
+        x, _, _ = model_input(model, images, fill=fill)
+        targets = predict_proba(model, x).argmax(axis=1)
     return {cam.layer.name: cam(images, targets) for cam in cams}
