@@ -30,6 +30,7 @@ MODULES = (
     "risc_tf.experiments",
     "risc_tf.explain",
     "risc_tf.export",
+    "risc_tf.figures",
     "risc_tf.io",
     "risc_tf.metrics",
     "risc_tf.statistics",

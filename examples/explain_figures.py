@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         options = dict(method=args.method)
         tag = f"{dataset_info(flag)['python_class']} test images {shown.tolist()}"
         classifier_rotation_figure(
-            pipe.classifier, x[shown], pipe.angles, names, y[shown],
+            pipe.classifier, x[shown], angles=pipe.angles, class_names=names, labels=y[shown],
             title=f"{tag}: classifier ({args.backbone}) {args.method}",
             path=out / f"explain_{name}_fig4.png", **options)
         rotnet_rotation_figure(

@@ -31,18 +31,33 @@ __all__ = ["Predictions", "model_batches", "run_in_batches"]
 
 
 def run_in_batches(
-    graph: Callable[[tf.Tensor], tf.Tensor], x: np.ndarray, batch_size: int
+    graph: Callable[..., tf.Tensor], x: np.ndarray | tuple[np.ndarray, ...], batch_size: int
 ) -> np.ndarray:
     """``graph`` applied to ``x`` in slices of ``batch_size``, the outputs concatenated.
 
     Bounds memory whatever ``len(x)``; every slice goes through the same traced
     graph (its batch dimension is free), so there is no retracing. The one
     batching loop of the library (pipeline, evaluation, explanations).
+
+    ``x`` may be a tuple of arrays of one length (e.g. images and the output unit
+    explained for each): they are sliced together and ``graph`` gets one slice of
+    each, ``graph(*slices)``.
+
+    Raises
+    ------
+    ValueError
+        ``x`` is an empty tuple or its arrays differ in length, or ``batch_size``
+        is not an int >= 1.
     """
     batch_size = check_int("batch_size", batch_size)
+    arrays = x if isinstance(x, tuple) else (x,)
+    lengths = [len(a) for a in arrays]
+    if len(set(lengths)) != 1:
+        raise ValueError(f"x must be an array or a tuple of arrays of one length; got "
+                         f"lengths {lengths}")
     return np.concatenate(
-        [np.asarray(graph(tf.convert_to_tensor(x[i : i + batch_size])))
-         for i in range(0, len(x), batch_size)]
+        [np.asarray(graph(*(tf.convert_to_tensor(a[i : i + batch_size]) for a in arrays)))
+         for i in range(0, lengths[0], batch_size)]
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from risc_tf import RISCPipeline, build_classifier, build_rotnet
 from risc_tf.cli import main
@@ -24,10 +26,12 @@ from risc_tf.explain import (
     risc_figure,
     rotnet_heatmaps,
     rotnet_rotation_figure,
-    save_figure,
     stage_layers,
 )
-from risc_tf.explain.cam import logit_model, predict_proba
+from risc_tf.explain.cam import logit_model, model_input, predict_proba
+from risc_tf.explain.methods import engine
+from risc_tf.figures import save_figure
+from risc_tf.inputs import run_in_batches
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "medmnist"
 
@@ -121,6 +125,30 @@ def test_logit_view_shares_weights_and_drops_softmax(clf, images):
     np.testing.assert_allclose(softmax, clf(x).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_cam_batches_through_the_one_batching_loop(clf, images):
+    # 4 images in batches of 3 (a full and a partial batch) give the maps of one batch
+    targets = np.array([0, 1, 2, 1])
+    np.testing.assert_allclose(CAM(clf, batch_size=3)(images, targets),
+                               CAM(clf, batch_size=32)(images, targets), atol=1e-5)
+
+
+def test_run_in_batches_slices_a_tuple_of_arrays_together():
+    x, t = np.arange(10.0), np.arange(10) * 100
+    seen = []
+
+    def graph(a, b):
+        seen.append(len(a))
+        return a + tf.cast(b, a.dtype)
+
+    np.testing.assert_array_equal(run_in_batches(graph, (x, t), 4), x + t)
+    assert seen == [4, 4, 2]
+    np.testing.assert_array_equal(run_in_batches(lambda a: 2 * a, x, 3), 2 * x)  # one array
+    with pytest.raises(ValueError, match=r"one length; got lengths \[10, 9\]"):
+        run_in_batches(graph, (x, t[:9]), 4)
+    with pytest.raises(ValueError, match=r"got lengths \[\]"):
+        run_in_batches(graph, (), 4)
+
+
 # -- layer choice -----------------------------------------------------------------------
 def test_default_and_stage_layers_resnet50(resnet):
     assert [layer.name for layer in stage_layers(resnet)] == [
@@ -178,15 +206,25 @@ def test_resnet_padding_layer_is_rejected(resnet):
         resolve_layer(resnet, "pool1_pad")
 
 
+def test_method_table_names_the_tf_keras_vis_class_of_each_method():
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.scorecam import Scorecam
+
+    assert [engine(m) for m in METHODS] == [Gradcam, GradcamPlusPlus, Scorecam]
+    with pytest.raises(ValueError, match="method must be one of"):
+        engine("lime")
+
+
 def test_method_and_option_errors(clf):
     with pytest.raises(ValueError, match="method must be one of"):
-        CAM(clf, "lime")
+        CAM(clf, method="lime")
     with pytest.raises(ValueError, match="max_n is a Score-CAM option"):
-        CAM(clf, "gradcam", max_n=4)
+        CAM(clf, method="gradcam", max_n=4)
     with pytest.raises(ValueError, match="max_n must be an int >= 1"):
-        CAM(clf, "scorecam", max_n=0)
-    assert CAM(clf, "scorecam", max_n=10_000).max_n == 128  # capped at the channel count
-    assert CAM(clf, "scorecam", max_n=np.int64(4), batch_size=np.int64(8)).max_n == 4
+        CAM(clf, method="scorecam", max_n=0)
+    assert CAM(clf, method="scorecam", max_n=10_000).max_n == 128  # capped at the channel count
+    assert CAM(clf, method="scorecam", max_n=np.int64(4), batch_size=np.int64(8)).max_n == 4
     with pytest.raises(ValueError, match="fill must be one of"):
         CAM(clf, fill="wrap")
 
@@ -201,7 +239,7 @@ def test_cam_never_modifies_the_callers_model():
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 3),
                               keras.layers.GlobalAveragePooling2D()])  # no softmax head
     predict = model.predict
-    CAM(model, "scorecam", layer=model.layers[0].name)
+    CAM(model, method="scorecam", layer=model.layers[0].name)
     assert model.predict == predict
 
 
@@ -210,6 +248,34 @@ def test_layer_heatmaps_same_targets_every_layer(clf, images):
     maps = layer_heatmaps(clf, images, names, targets=1)
     assert list(maps) == names
     assert all(m.shape == (4, 28, 28) for m in maps.values())
+
+
+def _corner_model() -> keras.Model:
+    """Class 0 when the mean intensity is above 0.15, else class 1 (a 1x1 conv, then the mean)."""
+    inputs = keras.Input((32, 32, 3), name="image")
+    conv = keras.layers.Conv2D(2, 1, name="conv")
+    dense = keras.layers.Dense(2, activation="softmax", name="out")
+    outputs = dense(keras.layers.GlobalAveragePooling2D()(conv(inputs)))
+    model = keras.Model(inputs, outputs)
+    kernel = np.zeros((1, 1, 3, 2), np.float32)
+    kernel[..., 0] = 1 / 3  # channel 0: the intensity; channel 1: the constant 0.15
+    conv.set_weights([kernel, np.array([0.0, 0.15], np.float32)])
+    dense.set_weights([20 * np.eye(2, dtype=np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+def test_layer_heatmaps_predict_the_targets_on_what_the_model_sees():
+    # white corners outside the field of view: class 0 as given, class 1 once "circle"
+    # masks them, so the default targets must be predicted on the masked images
+    model = _corner_model()
+    x = np.full((2, 32, 32), 25, np.uint8)
+    rows, cols = np.mgrid[:32, :32]
+    x[:, (rows - 15.5) ** 2 + (cols - 15.5) ** 2 > 16**2] = 255
+    assert predict_proba(model, x).argmax(1).tolist() == [0, 0]
+    maps = layer_heatmaps(model, x, ["conv"], fill="circle")["conv"]
+    expected = CAM(model, layer="conv", fill="circle")(x)
+    assert expected.max() == 0.0  # class 1's map is constant here
+    np.testing.assert_array_equal(maps, expected)
 
 
 # -- overlay ---------------------------------------------------------------------------
@@ -254,6 +320,39 @@ def test_figures_are_written(clf, rotnet, images, tmp_path):
     _png(tmp_path / "layers.png")
     with pytest.raises(ValueError, match="saved as PNG"):
         save_figure(fig, tmp_path / "x.jpg")
+
+
+@pytest.mark.parametrize(
+    "func, data",
+    [
+        (CAM, ["model"]),
+        (classifier_heatmaps, ["classifier", "images"]),
+        (rotnet_heatmaps, ["rotnet", "images"]),
+        (layer_heatmaps, ["model", "images", "layers"]),
+        (model_input, ["model", "images"]),
+        (predict_proba, ["model", "images"]),
+        (classifier_rotation_figure, ["classifier", "images"]),
+        (rotnet_rotation_figure, ["rotnet", "images"]),
+        (risc_figure, ["pipeline", "images"]),
+        (layer_figure, ["model", "images"]),
+        (overlay, ["images", "heatmaps"]),
+        (default_layer, ["model"]),
+        (save_figure, ["fig", "path"]),
+    ],
+)
+def test_options_are_keyword_only_after_the_data(func, data):
+    params = list(inspect.signature(func).parameters.values())
+    assert [p.name for p in params if p.kind is not p.KEYWORD_ONLY] == data
+    assert any(p.kind is p.KEYWORD_ONLY for p in params)
+
+
+def test_option_values_are_checked(clf, resnet, tmp_path):
+    with pytest.raises(ValueError, match="min_side must be an int >= 1"):
+        default_layer(resnet, min_side=0)
+    fig = layer_figure(clf, np.zeros((1, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match="dpi must be an int >= 1"):
+        save_figure(fig, tmp_path / "x.png", dpi=0)
+    assert not (tmp_path / "x.png").exists()
 
 
 # -- command line -----------------------------------------------------------------------------

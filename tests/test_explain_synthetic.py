@@ -49,10 +49,11 @@ def test_heatmap_mass_is_in_the_patch_corner(corner_model, method, layer):
     x, y = corner_task(64, seed=1)
     patch = x[y == 1]
     max_n = 32 if method == "scorecam" else None
-    mass = quadrant_mass(classifier_heatmaps(corner_model, patch, 1, method, layer, max_n))
+    options = dict(class_index=1, method=method, layer=layer, max_n=max_n)
+    mass = quadrant_mass(classifier_heatmaps(corner_model, patch, **options))
     assert mass.mean() > 0.5, mass
     assert np.median(mass) > 0.5, mass
     # the same images at 28x28 (resized for the model): maps follow at the input size
-    small = classifier_heatmaps(corner_model, patch[:, 2:30, 2:30], 1, method, layer, max_n)
+    small = classifier_heatmaps(corner_model, patch[:, 2:30, 2:30], **options)
     assert small.shape == (len(patch), 28, 28)
     assert quadrant_mass(small).mean() > 0.5

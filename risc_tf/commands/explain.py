@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     from risc_tf.atomic import atomic_output
     from risc_tf.experiments.rundir import ensure_output_dir
-    from risc_tf.explain import figures
+    from risc_tf.explain import panels
     from risc_tf.explain.cam import classifier_heatmaps, rotnet_heatmaps
     from risc_tf.preprocessing import check_images
 
@@ -126,22 +126,23 @@ def run(args: argparse.Namespace) -> int:
     written = [npz]
     if "fig4" in args.figures:
         written.append(output / "explain_fig4_classifier.png")
-        figures.classifier_rotation_figure(pipe.classifier, x, pipe.angles, names, y,
-                                           layer=args.layer, path=written[-1], **options)
+        panels.classifier_rotation_figure(pipe.classifier, x, angles=pipe.angles,
+                                          class_names=names, labels=y, layer=args.layer,
+                                          path=written[-1], **options)
     if "fig5" in args.figures:
         written.append(output / "explain_fig5_rotnet.png")
-        figures.rotnet_rotation_figure(pipe.rotnet, x, layer=args.rotnet_layer,
-                                       path=written[-1], **options)
+        panels.rotnet_rotation_figure(pipe.rotnet, x, layer=args.rotnet_layer,
+                                      path=written[-1], **options)
     if "risc" in args.figures:
         cycle = args.rotate or pipe.angles
         rotate_by = [cycle[i % len(cycle)] for i in range(len(x))]
         written.append(output / "explain_risc.png")
-        figures.risc_figure(pipe, x, rotate_by, names, y, layer=args.layer,
-                            rotnet_layer=args.rotnet_layer, path=written[-1],
-                            method=args.method, max_n=args.max_n)
+        panels.risc_figure(pipe, x, rotate_by=rotate_by, class_names=names, labels=y,
+                           layer=args.layer, rotnet_layer=args.rotnet_layer, path=written[-1],
+                           method=args.method, max_n=args.max_n)
     if "layers" in args.figures:
         written.append(output / "explain_layers.png")
-        figures.layer_figure(pipe.classifier, x, path=written[-1], **options)
+        panels.layer_figure(pipe.classifier, x, path=written[-1], **options)
     for path in written:
         print(path)
     return 0

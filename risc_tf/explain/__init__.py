@@ -4,11 +4,14 @@ Built on tf-keras-vis. Modules, one concern each:
 
 * :mod:`~risc_tf.explain.layers` -- which layer a CAM is computed at (default,
   validation, stage outputs for layer comparisons);
+* :mod:`~risc_tf.explain.methods` -- the CAM methods (:data:`METHODS`) and the
+  tf-keras-vis class of each;
 * :mod:`~risc_tf.explain.cam` -- :class:`CAM` and the one-call
   :func:`classifier_heatmaps`, :func:`rotnet_heatmaps`, :func:`layer_heatmaps`;
 * :mod:`~risc_tf.explain.overlays` -- :func:`overlay`, heatmaps over images as RGB uint8;
-* :mod:`~risc_tf.explain.figures` -- the paper's Fig. 4 and Fig. 5, a RISC
-  before/after figure and a layer comparison, saved as PNG;
+* :mod:`~risc_tf.explain.panels` -- figures of image and heatmap panels: the
+  paper's Fig. 4 and Fig. 5, a RISC before/after figure and a layer comparison
+  (written as PNG by :func:`risc_tf.figures.save_figure`);
 * ``risc-tf explain`` (:mod:`risc_tf.commands.explain`) wires them to files.
 
 Names are imported on first use.
@@ -30,11 +33,10 @@ _EXPORTS = {
     "layer_heatmaps": "risc_tf.explain.cam",
     "rotnet_heatmaps": "risc_tf.explain.cam",
     "METHODS": "risc_tf.explain.methods",
-    "classifier_rotation_figure": "risc_tf.explain.figures",
-    "layer_figure": "risc_tf.explain.figures",
-    "risc_figure": "risc_tf.explain.figures",
-    "rotnet_rotation_figure": "risc_tf.explain.figures",
-    "save_figure": "risc_tf.figures",
+    "classifier_rotation_figure": "risc_tf.explain.panels",
+    "layer_figure": "risc_tf.explain.panels",
+    "risc_figure": "risc_tf.explain.panels",
+    "rotnet_rotation_figure": "risc_tf.explain.panels",
     "DEFAULT_MIN_SIDE": "risc_tf.explain.layers",
     "default_layer": "risc_tf.explain.layers",
     "feature_layers": "risc_tf.explain.layers",

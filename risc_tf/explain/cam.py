@@ -27,23 +27,19 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from tf_keras_vis.gradcam import Gradcam
-from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
-from tf_keras_vis.scorecam import Scorecam
 from tf_keras_vis.utils.scores import CategoricalScore
 
 from risc_tf.angles import check_fill, match_angles
 from risc_tf.explain.layers import resolve_layer
-from risc_tf.explain.methods import METHODS
+from risc_tf.explain.methods import engine
 from risc_tf.inputs import run_in_batches
 from risc_tf.models import model_image_size, rotnet_angles
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import apply_fill
-from risc_tf.validation import check_choice, check_int, check_optional_int
+from risc_tf.validation import check_int, check_optional_int
 
 __all__ = [
     "CAM",
-    "METHODS",
     "classifier_heatmaps",
     "layer_heatmaps",
     "logit_model",
@@ -55,9 +51,6 @@ __all__ = [
     "rotnet_heatmaps",
     "target_score",
 ]
-
-_ENGINES = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus, "scorecam": Scorecam}
-
 
 # -- small utilities ---------------------------------------------------------------
 class _Logits(keras.layers.Layer):
@@ -89,7 +82,7 @@ def target_score(targets: Sequence[int]) -> CategoricalScore:
     return CategoricalScore([int(t) for t in targets])
 
 
-def model_input(model: keras.Model, images,
+def model_input(model: keras.Model, images, *,
                 fill: str = "constant") -> tuple[tf.Tensor, bool, tuple[int, int]]:
     """Validate images and convert them to ``model``'s input (with the models' ``fill``).
 
@@ -107,7 +100,7 @@ def model_input(model: keras.Model, images,
     return x, single, tuple(batch.shape[1:3])
 
 
-def predict_proba(model: keras.Model, images, batch_size: int = 256) -> np.ndarray:
+def predict_proba(model: keras.Model, images, *, batch_size: int = 256) -> np.ndarray:
     """``model``'s output ``(N, K)`` on images in any accepted form (``(K,)`` for one image)."""
     x, single, _ = model_input(model, images)
     out = run_in_batches(lambda batch: model(batch, training=False), x.numpy(), batch_size)
@@ -197,7 +190,7 @@ class CAM:
 
     Examples
     --------
-    >>> cam = CAM(build_classifier(2, backbone="small"), "gradcam++")  # doctest: +SKIP
+    >>> cam = CAM(build_classifier(2, backbone="small"), method="gradcam++")  # doctest: +SKIP
     >>> cam(np.zeros((5, 28, 28), np.uint8)).shape  # doctest: +SKIP
     (5, 28, 28)
     """
@@ -205,13 +198,14 @@ class CAM:
     def __init__(
         self,
         model: keras.Model,
+        *,
         method: str = "gradcam",
         layer: str | None = None,
         max_n: int | None = None,
         batch_size: int = 32,
         fill: str = "constant",
     ):
-        check_choice("method", method, METHODS)
+        make_engine = engine(method)  # validates the name first
         if max_n is not None and method != "scorecam":
             raise ValueError(f"max_n is a Score-CAM option; method {method!r} takes no max_n")
         max_n = check_optional_int("max_n", max_n)
@@ -234,7 +228,7 @@ class CAM:
             view = keras.Model(model.inputs, model.outputs)
         # Score-CAM calls view.predict() without verbose=; keep its progress bars quiet.
         view.predict = functools.partial(view.predict, verbose=0)
-        self._engine = _ENGINES[method](view, clone=False)
+        self._engine = make_engine(view, clone=False)
 
     def __repr__(self) -> str:
         return (f"CAM(model={self.model.name!r}, method={self.method!r}, "
@@ -250,12 +244,12 @@ class CAM:
                        expand_cam=False, normalize_cam=False)
         if self.method == "scorecam":
             options.update(max_N=self.max_n, batch_size=self.batch_size)
-        parts = []
-        for i in range(0, len(x), self.batch_size):
-            chunk = x[i : i + self.batch_size]
-            cam = self._engine(target_score(targets[i : i + len(chunk)]), chunk, **options)
-            parts.append(np.asarray(cam, np.float32).reshape(len(chunk), *cam.shape[-2:]))
-        return np.concatenate(parts)
+
+        def maps(chunk: tf.Tensor, units: tf.Tensor) -> np.ndarray:
+            cam = self._engine(target_score(units), chunk, **options)
+            return np.asarray(cam, np.float32).reshape(len(chunk), *cam.shape[-2:])
+
+        return run_in_batches(maps, (x, np.asarray(targets)), self.batch_size)
 
     def __call__(self, images, targets=None) -> np.ndarray:
         """Heatmaps of images in any accepted form.
@@ -274,7 +268,7 @@ class CAM:
             float32 ``(N, H, W)`` in [0, 1] at the images' own resolution
             (``(H, W)`` for a single image).
         """
-        x, single, size = model_input(self.model, images, self.fill)
+        x, single, size = model_input(self.model, images, fill=self.fill)
         units = int(self.model.output_shape[-1])
         if targets is None:
             targets = predict_proba(self.model, x).argmax(axis=1)
@@ -287,6 +281,7 @@ class CAM:
 def classifier_heatmaps(
     classifier: keras.Model,
     images,
+    *,
     class_index=None,
     method: str = "gradcam",
     layer: str | None = None,
@@ -318,12 +313,15 @@ def classifier_heatmaps(
     >>> maps.shape, float(maps.min()) >= 0, float(maps.max()) <= 1  # doctest: +SKIP
     ((8, 28, 28), True, True)
     """
-    return CAM(classifier, method, layer, max_n, batch_size, fill)(images, class_index)
+    cam = CAM(classifier, method=method, layer=layer, max_n=max_n, batch_size=batch_size,
+              fill=fill)
+    return cam(images, class_index)
 
 
 def rotnet_heatmaps(
     rotnet: keras.Model,
     images,
+    *,
     angle=None,
     method: str = "gradcam",
     layer: str | None = None,
@@ -355,7 +353,7 @@ def rotnet_heatmaps(
     >>> rotnet_heatmaps(rotnet, x[:4], angle=90).shape  # doctest: +SKIP
     (4, 28, 28)
     """
-    cam = CAM(rotnet, method, layer, max_n, batch_size, fill)
+    cam = CAM(rotnet, method=method, layer=layer, max_n=max_n, batch_size=batch_size, fill=fill)
     if angle is None:
         return cam(images)
     n = len(check_images(images)[0])
@@ -366,6 +364,7 @@ def layer_heatmaps(
     model: keras.Model,
     images,
     layers: Sequence[str],
+    *,
     targets=None,
     method: str = "gradcam",
     max_n: int | None = None,
@@ -374,13 +373,46 @@ def layer_heatmaps(
 ) -> dict[str, np.ndarray]:
     """Heatmaps of the same targets at several layers, ``{layer name: (N, H, W)}``.
 
-    ``targets`` are output units as in :meth:`CAM.__call__` (None: predicted,
-    computed once for all layers). Layers are validated before any work is done.
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier or a RotNet.
+    images : array_like
+        Any form :func:`risc_tf.check_images` accepts.
+    layers : sequence of str
+        Layer names (e.g. those of :func:`~risc_tf.explain.stage_layers`); all
+        are validated before any work is done. Layers with a 1x1 output are
+        allowed here without a warning (their maps are all 0).
+    targets : int, sequence of int or None
+        Output units as in :meth:`CAM.__call__`; None: the predicted ones,
+        computed once (on the images as the model sees them, ``fill`` applied)
+        for all layers.
+    method, max_n, batch_size, fill
+        As in :class:`CAM`.
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        float32 ``(N, H, W)`` maps in [0, 1] per layer, in the order given
+        (``(H, W)`` for one image).
+
+    Raises
+    ------
+    ValueError
+        A layer that cannot be explained (see
+        :func:`~risc_tf.explain.resolve_layer`), or a bad option or target.
+
+    Examples
+    --------
+    >>> maps = layer_heatmaps(clf, x[:2], ["block2_relu2", "block3_relu2"])  # doctest: +SKIP
+    >>> {name: m.shape for name, m in maps.items()}  # doctest: +SKIP
+    {'block2_relu2': (2, 28, 28), 'block3_relu2': (2, 28, 28)}
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # 1x1 layers are shown on purpose
-        cams = [CAM(model, method, name, max_n, batch_size, fill) for name in layers]
-    if targets is None:
-        targets = np.atleast_1d(predict_proba(model, images)).reshape(-1, model.output_shape[-1])
-        targets = targets.argmax(axis=1)
+        cams = [CAM(model, method=method, layer=name, max_n=max_n, batch_size=batch_size,
+                    fill=fill) for name in layers]
+    if targets is None:  # predicted on what the model sees, as CAM.__call__ does
+        x, _, _ = model_input(model, images, fill=fill)
+        targets = predict_proba(model, x).argmax(axis=1)
     return {cam.layer.name: cam(images, targets) for cam in cams}

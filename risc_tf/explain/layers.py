@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import keras
 
+from risc_tf.validation import check_int
+
 __all__ = [
     "DEFAULT_MIN_SIDE",
     "default_layer",
@@ -107,7 +109,8 @@ def stage_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return out
 
 
-def default_layer(model: keras.Model, min_side: int = DEFAULT_MIN_SIDE) -> keras.layers.Layer:
+def default_layer(model: keras.Model, *,
+                  min_side: int = DEFAULT_MIN_SIDE) -> keras.layers.Layer:
     """The deepest feature layer whose map is at least ``min_side`` on its shorter side.
 
     Parameters
@@ -122,12 +125,18 @@ def default_layer(model: keras.Model, min_side: int = DEFAULT_MIN_SIDE) -> keras
     -------
     keras.layers.Layer
 
+    Raises
+    ------
+    ValueError
+        ``min_side`` is not an int >= 1.
+
     Examples
     --------
     >>> from risc_tf import build_classifier
     >>> default_layer(build_classifier(2)).name  # ResNet50 at 32x32
     'conv3_block4_out'
     """
+    min_side = check_int("min_side", min_side)
     stages = stage_layers(model)
     large = [layer for layer in stages if min(layer.output.shape[1:3]) >= min_side]
     return large[-1] if large else stages[0]

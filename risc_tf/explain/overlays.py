@@ -20,7 +20,7 @@ def to_rgb(images) -> np.ndarray:
     return to_model_input(x, size=None).numpy()
 
 
-def overlay(images, heatmaps, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
+def overlay(images, heatmaps, *, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
     """Blend heatmaps, coloured with a matplotlib colormap, over images.
 
     Parameters

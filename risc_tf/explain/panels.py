@@ -1,4 +1,4 @@
-"""The paper's heatmap figures, drawn with matplotlib (Agg canvas) and saved as PNG.
+"""The heatmap figures: grids of image and heatmap panels (the paper's Fig. 4 and Fig. 5).
 
 * :func:`classifier_rotation_figure` -- Fig. 4: an image at each test rotation,
   the classifier's heatmap and prediction.
@@ -8,9 +8,10 @@
   classifier's heatmap after correction.
 * :func:`layer_figure` -- the same target explained at several layers, side by side.
 
-Every helper returns a :class:`matplotlib.figure.Figure` (not registered with
-pyplot, so nothing is shown and no global state changes) and writes a PNG when
-given ``path``.
+Every function draws a :class:`matplotlib.figure.Figure` (not registered with
+pyplot, so nothing is shown and no global state changes) and returns it; given
+``path``, it is also written as PNG by :func:`risc_tf.figures.save_figure`, the
+one writer of every figure risc_tf draws.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ __all__ = [
     "layer_figure",
     "risc_figure",
     "rotnet_rotation_figure",
-    "save_figure",
 ]
 
 ClassNames = Mapping | Sequence[str] | None
@@ -85,12 +85,12 @@ def _finish(fig: Figure, path) -> Figure:
 
 
 def _rotation_figure(
-    model: keras.Model, images, angles, describe: Callable[[np.ndarray], str],
+    model: keras.Model, images, *, angles, describe: Callable[[np.ndarray], str],
     cam: CAM, title: str, path, labels=None, class_names: ClassNames = None,
 ) -> Figure:
     """Shared body of Fig. 4 and Fig. 5: rows = (image, heatmap) per image, cols = angles."""
     angles = check_angles(angles)
-    x, _, _ = model_input(model, images, cam.fill)
+    x, _, _ = model_input(model, images, fill=cam.fill)
     n, r = len(x), len(angles)
     every = rotate(np.repeat(x.numpy(), r, axis=0), np.tile(angles, n), cam.fill).numpy()
     proba = predict_proba(model, every)
@@ -111,6 +111,7 @@ def _rotation_figure(
 def classifier_rotation_figure(
     classifier: keras.Model,
     images,
+    *,
     angles: Sequence[float] = DEFAULT_ANGLES,
     class_names: ClassNames = None,
     labels=None,
@@ -152,19 +153,20 @@ def classifier_rotation_figure(
     --------
     >>> classifier_rotation_figure(clf, x_test[0], path="fig4.png")  # doctest: +SKIP
     """
-    cam = CAM(classifier, method, layer, max_n, fill=fill)
+    cam = CAM(classifier, method=method, layer=layer, max_n=max_n, fill=fill)
 
     def describe(p):
         return f"{_class_name(class_names, int(p.argmax()))} ({p.max():.2f})"
 
     title = title or f"Classifier {method} at {cam.layer.name}"
-    return _rotation_figure(classifier, images, angles, describe, cam, title, path, labels,
-                            class_names)
+    return _rotation_figure(classifier, images, angles=angles, describe=describe, cam=cam,
+                            title=title, path=path, labels=labels, class_names=class_names)
 
 
 def rotnet_rotation_figure(
     rotnet: keras.Model,
     images,
+    *,
     angles: Sequence[float] | None = None,
     method: str = "gradcam",
     layer: str | None = None,
@@ -195,19 +197,20 @@ def rotnet_rotation_figure(
     >>> rotnet_rotation_figure(pipe.rotnet, x_test[:2], path="fig5.png")  # doctest: +SKIP
     """
     table = rotnet_angles(rotnet)
-    cam = CAM(rotnet, method, layer, max_n, fill=fill)
+    cam = CAM(rotnet, method=method, layer=layer, max_n=max_n, fill=fill)
 
     def describe(p):
         return f"pred {table[int(p.argmax())]:g}° ({p.max():.2f})"
 
     title = title or f"RotNet {method} at {cam.layer.name}"
-    return _rotation_figure(rotnet, images, table if angles is None else angles, describe,
-                            cam, title, path)
+    return _rotation_figure(rotnet, images, angles=table if angles is None else angles,
+                            describe=describe, cam=cam, title=title, path=path)
 
 
 def risc_figure(
     pipeline,
     images,
+    *,
     rotate_by=None,
     class_names: ClassNames = None,
     labels=None,
@@ -252,15 +255,16 @@ def risc_figure(
     --------
     >>> risc_figure(pipe, x_test[:3], rotate_by=[90, 180, 270], path="risc.png")  # doctest: +SKIP
     """
-    x, _, _ = model_input(pipeline.classifier, images, pipeline.fill)
+    x, _, _ = model_input(pipeline.classifier, images, fill=pipeline.fill)
     if rotate_by is not None:
         x = rotate(x, np.broadcast_to(np.asarray(rotate_by, np.float32), (len(x),)),
                    pipeline.fill)
     x = x.numpy()
     predicted, rot_proba = pipeline.predict_rotation(x, return_proba=True)
     corrected = pipeline.correct(x)
-    clf_cam = CAM(pipeline.classifier, method, layer, max_n, fill=pipeline.fill)
-    rot_cam = CAM(pipeline.rotnet, method, rotnet_layer, max_n, fill=pipeline.fill)
+    options = dict(method=method, max_n=max_n, fill=pipeline.fill)
+    clf_cam = CAM(pipeline.classifier, layer=layer, **options)
+    rot_cam = CAM(pipeline.rotnet, layer=rotnet_layer, **options)
     before_p, after_p = predict_proba(pipeline.classifier, x), predict_proba(
         pipeline.classifier, corrected)
     columns = [
@@ -289,6 +293,7 @@ def risc_figure(
 def layer_figure(
     model: keras.Model,
     images,
+    *,
     layers: Sequence[str] | None = None,
     targets=None,
     method: str = "gradcam",
@@ -323,7 +328,8 @@ def layer_figure(
     """
     if layers is None:
         layers = [layer.name for layer in stage_layers(model)]
-    maps = layer_heatmaps(model, images, layers, targets, method, max_n, fill=fill)
+    maps = layer_heatmaps(model, images, layers, targets=targets, method=method, max_n=max_n,
+                          fill=fill)
     rgb = to_rgb(images)
     fig, axes = _grid(len(rgb), len(maps) + 1, title or f"{model.name}: {method} by layer")
     for i in range(len(rgb)):
