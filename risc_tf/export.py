@@ -20,7 +20,7 @@ stacking belong to the device's image pipeline) and returns the same numbers
 (class names are in the pipeline's ``risc_pipeline.json``). Every angle set
 converts with TensorFlow Lite builtin ops only: the pipeline undoes quarter
 turns with reversals and transposes, and any other fixed angle with a
-precomputed bilinear gather (:func:`risc_tf.rotation.rotation_tables`, for
+precomputed bilinear gather (:func:`risc_tf.resample.rotation_tables`, for
 inputs up to 64x64), so no interpolation op (which would need the Select
 TensorFlow ops and the Flex delegate) is left in the graph.
 """
@@ -36,7 +36,7 @@ import tensorflow as tf
 from risc_tf.angles import is_quarter_turn_set
 from risc_tf.atomic import temporary_folder
 from risc_tf.preprocessing import to_model_input
-from risc_tf.rotation import MAX_TABLE_SIDE
+from risc_tf.resample import MAX_TABLE_SIDE
 from risc_tf.saving import to_plain_keras
 from risc_tf.validation import MIN_SIDE, check_choice
 

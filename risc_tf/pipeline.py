@@ -32,14 +32,8 @@ from risc_tf.inputs import Predictions, model_batches, run_in_batches
 from risc_tf.models import is_rotnet, model_image_size, rotnet_angles
 from risc_tf.pipeline_files import read_pipeline_folder, save_pipeline_folder
 from risc_tf.preprocessing import to_model_input
-from risc_tf.rotation import (
-    MAX_TABLE_SIDE,
-    apply_fill,
-    counter_rotate,
-    gather_rotate,
-    quarter_turns,
-    rotation_tables,
-)
+from risc_tf.resample import MAX_TABLE_SIDE, gather_rotate, rotation_tables
+from risc_tf.rotation import apply_fill, counter_rotate, quarter_turns
 from risc_tf.validation import check_choice, check_int, check_labels, check_probability
 
 __all__ = ["RISCPipeline"]

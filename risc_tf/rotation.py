@@ -39,15 +39,12 @@ import tensorflow as tf
 from risc_tf.angles import check_fill, is_quarter_turn_set
 
 __all__ = [
-    "MAX_TABLE_SIDE",
     "apply_fill",
     "counter_rotate",
     "field_of_view",
-    "gather_rotate",
     "quarter_turns",
     "rotate",
     "rotate_all",
-    "rotation_tables",
 ]
 
 def field_of_view(images) -> tf.Tensor:
@@ -225,76 +222,3 @@ def counter_rotate(images, angles, fill: str = "constant") -> tf.Tensor:
         raise ValueError(f"angles must be a number or one number per image; got {angles!r}") \
             from None
     return rotate(images, np.mod(-a, 360.0), fill)
-
-
-#: Largest image side :func:`rotation_tables` builds tables for (their construction
-#: rotates one one-pixel image per pixel, S**4 work).
-MAX_TABLE_SIDE = 64
-
-
-def rotation_tables(angles, size: int, fill: str = "constant") -> tuple[np.ndarray, np.ndarray]:
-    """Each rotation of a fixed angle set as a gather: the taps :func:`rotate` interpolates.
-
-    A rotation by a fixed angle is a linear map of the pixels in which every output
-    pixel is a bilinear mix of at most four input pixels. This reads those taps off
-    :func:`rotate` itself (rotating every one-pixel image, in chunks), so
-    :func:`gather_rotate` with the tables computes what :func:`rotate` computes, up
-    to float rounding, with gathers, products and sums only (e.g. TensorFlow Lite
-    builtin ops).
-
-    Returns
-    -------
-    indices : np.ndarray
-        int32 ``(R, S*S, 4)``: the flat input pixels of each output pixel.
-    weights : np.ndarray
-        float32 ``(R, S*S, 4)``: their weights (0 for unused taps).
-
-    Raises
-    ------
-    ValueError
-        ``size`` above :data:`MAX_TABLE_SIDE`, or a map that mixes more than four pixels.
-    """
-    if size > MAX_TABLE_SIDE:
-        raise ValueError(f"rotation tables are built for images of at most {MAX_TABLE_SIDE}x"
-                         f"{MAX_TABLE_SIDE} pixels; got {size}x{size}")
-    pixels, chunk = size * size, 256
-    indices = np.zeros((len(angles), pixels, 4), np.int32)
-    weights = np.zeros((len(angles), pixels, 4), np.float32)
-    for r, angle in enumerate(angles):
-        outputs, inputs, values = [], [], []
-        for start in range(0, pixels, chunk):
-            stop = min(start + chunk, pixels)
-            basis = np.zeros((stop - start, pixels), np.float32)
-            basis[np.arange(stop - start), np.arange(start, stop)] = 1.0
-            moved = rotate(basis.reshape(-1, size, size, 1), float(angle), fill).numpy()
-            j, p = np.nonzero(moved.reshape(stop - start, pixels))  # input j reaches output p
-            outputs.append(p)
-            inputs.append(j + start)
-            values.append(moved.reshape(stop - start, pixels)[j, p])
-        p, j, w = (np.concatenate(v) for v in (outputs, inputs, values))
-        order = np.lexsort((-np.abs(w), p))
-        p, j, w = p[order], j[order], w[order]
-        rank = np.arange(len(p)) - np.searchsorted(p, p)  # position within its output pixel
-        if rank.size and rank.max() >= 4:
-            raise ValueError(f"rotation by {angle:g} deg mixes more than 4 pixels")
-        indices[r, p, rank], weights[r, p, rank] = j, w
-    return indices, weights
-
-
-def gather_rotate(images, indices, weights) -> tf.Tensor:
-    """Apply per-image rotation tables (see :func:`rotation_tables`) to ``(N, S, S, C)`` images.
-
-    ``indices`` / ``weights`` are ``(N, S*S, 4)`` (one table per image) or
-    ``(S*S, 4)`` (the same for every image).
-    """
-    x = tf.convert_to_tensor(images)
-    n, size, channels = tf.shape(x)[0], x.shape[1], x.shape[-1]
-    flat = tf.reshape(x, [n, size * size, channels])
-    indices, weights = tf.convert_to_tensor(indices), tf.convert_to_tensor(weights, x.dtype)
-    if indices.shape.rank == 2:
-        taps = tf.gather(flat, indices, axis=1)  # (N, P, 4, C)
-        mixed = tf.reduce_sum(taps * weights[None, :, :, None], axis=2)
-    else:
-        taps = tf.gather(flat, indices, axis=1, batch_dims=1)
-        mixed = tf.reduce_sum(taps * weights[..., None], axis=2)
-    return tf.reshape(mixed, [n, size, size, channels])

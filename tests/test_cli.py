@@ -294,14 +294,15 @@ def test_library_remedies_read_as_options(tmp_path, capsys):
 
     assert cli_message(FileExistsError("x exists; pass overwrite=True to replace it")) == \
         "x exists; pass --overwrite to replace it"
-    out = tmp_path / "agg"
+    out = tmp_path / "search"
     out.mkdir()
-    (out / "results.json").write_text("{}")
+    (out / "tune.json").write_text("{}")  # another search
     with pytest.raises(SystemExit) as stop:
-        main(["aggregate", str(tmp_path / "run"), "--output", str(out)])
+        main(["tune", "--dataset", "pneumoniamnist", "--grid", '{"augment": ["none"]}',
+              "--output", str(out)])
     err = capsys.readouterr().err
-    assert stop.value.code == 2 and "pass --overwrite to replace it" in err
-    assert "overwrite=True" not in err and (out / "results.json").read_text() == "{}"
+    assert stop.value.code == 2 and "holds another search; pass --overwrite to start" in err
+    assert "overwrite=True" not in err and (out / "tune.json").read_text() == "{}"
 
 
 @pytest.mark.parametrize("command", [

@@ -173,7 +173,8 @@ def test_quarter_turns_are_exact_reversals():
 
 @pytest.mark.parametrize("fill", ["constant", "reflect", "circle"])
 def test_rotation_tables_compute_what_rotate_computes(fill):
-    from risc_tf.rotation import field_of_view, gather_rotate, rotation_tables
+    from risc_tf.resample import gather_rotate, rotation_tables
+    from risc_tf.rotation import field_of_view
 
     angles = (0.0, 45.0, 10.0, 300.0, 90.0)
     indices, weights = rotation_tables(angles, 12, fill)
@@ -185,3 +186,18 @@ def test_rotation_tables_compute_what_rotate_computes(fill):
     per_image = gather_rotate(x, indices[[1, 2, 3]], weights[[1, 2, 3]]).numpy()
     np.testing.assert_allclose(per_image, rotate(x, [45.0, 10.0, 300.0], fill).numpy(),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("fill", ["constant", "reflect", "circle"])
+def test_resample_rotate_computes_what_rotate_computes(fill):
+    """The gather-only rotation by per-image angles (the pipeline's continuous
+    counter-rotation, LiteRT-ready) equals rotate's interpolation."""
+    from risc_tf.resample import resample_rotate
+
+    x = _images(5, n=8, side=16)
+    angles = np.array([0.0, 90.0, 3.7, -12.5, 44.9, 270.0, 213.3, 359.0], np.float32)
+    got = resample_rotate(x, angles, fill).numpy()
+    want = rotate(x, angles, fill).numpy()
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    exact = [0, 1, 5]  # quarter turns: no interpolation at all
+    np.testing.assert_array_equal(got[exact], want[exact])

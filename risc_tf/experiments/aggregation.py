@@ -266,8 +266,8 @@ def aggregate(folders: Sequence[str | os.PathLike], output: str | os.PathLike, *
         ``output`` already holds an aggregate and ``overwrite`` is off.
     """
     output = Path(output)
-    _check_output(output, folders, overwrite)
     runs = load_runs(folders)
+    _check_output(output, folders, overwrite)
     summary = _summary(runs)
     agg = AggregateResults(
         kind="aggregate",
