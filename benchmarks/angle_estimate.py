@@ -2,7 +2,7 @@
 
 A hard RotNet names a bin, so over the 0-350 deg sweep its angle is off by up to half a
 bin even when the bin is right (the floor: 22.2 / 11.1 / 6.7 deg for 4 / 8 / 12 bins over
-a 10-deg sweep). :func:`risc_tf.angles.refine_angle` reads a finer angle from the same
+a 10-deg sweep). :func:`risc_tf.heads.refine_angle` reads a finer angle from the same
 probabilities. For each finished ``risc-tf reproduce`` seed folder given, this loads the
 saved pipeline's RotNet (``models/risc_pipeline``), the run's sweep split and fill, and
 measures the RotNet's mean absolute angular error over the run's sweep both ways, through

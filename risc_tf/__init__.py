@@ -44,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "angles_every": "risc_tf.angles",
     "check_angles": "risc_tf.angles",
     "match_angles": "risc_tf.angles",
-    "refine_angle": "risc_tf.angles",
+    "refine_angle": "risc_tf.heads",
     "counter_rotate": "risc_tf.rotation",
     "rotate": "risc_tf.rotation",
     "rotate_all": "risc_tf.rotation",
@@ -88,7 +88,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         angles_every,
         check_angles,
         match_angles,
-        refine_angle,
     )
     from risc_tf.backbones import BACKBONES
     from risc_tf.catalog import dataset_info, flags_2d
@@ -102,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from risc_tf.download import download_medmnist
     from risc_tf.experiments import ReproduceConfig, reproduce
     from risc_tf.fast import FoldedBatchNormalization, fold_batchnorm
+    from risc_tf.heads import refine_angle
     from risc_tf.io import iter_images, load_images
     from risc_tf.models import (
         RotationOutput,

@@ -41,7 +41,6 @@ __all__ = [
     "smallest_gap",
     "is_quarter_turn_set",
     "match_angles",
-    "refine_angle",
 ]
 
 #: Two angles closer than this (degrees, modulo 360) are the same rotation.
@@ -102,47 +101,6 @@ def match_angles(angles, table: Sequence[float]) -> np.ndarray:
     best = diff.argmin(axis=-1)
     return np.where(np.take_along_axis(diff, best[..., None], -1)[..., 0] <= ANGLE_TOLERANCE,
                     best, -1).astype(np.int64)
-
-
-def refine_angle(proba, angles: Sequence[float]) -> np.ndarray:
-    """An angle estimate finer than the bins, from a RotNet's probabilities.
-
-    A hard RotNet names a bin, so its angle is off by up to half a bin even when
-    the bin is right. A RotNet trained with jitter spreads its probability over
-    the two bins an in-between angle falls between; this estimate moves the most
-    probable angle toward its neighbours (the set's angles within its smallest
-    gap of it) by the probability-weighted mean of their signed offsets. Bins
-    further away (e.g. a confusion with the opposite angle) do not pull it.
-
-    Parameters
-    ----------
-    proba : array_like, (N, R)
-        The RotNet's probabilities over ``angles``.
-    angles : sequence of float
-        The RotNet's angle set (R angles, degrees).
-
-    Returns
-    -------
-    np.ndarray
-        (N,) float64 angles in [0, 360).
-
-    Examples
-    --------
-    >>> refine_angle([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]], (0, 90, 180, 270)).tolist()
-    [45.0, 270.0]
-    """
-    table = np.asarray(check_angles(angles), np.float64)
-    p = np.asarray(proba, np.float64)
-    if p.ndim != 2 or p.shape[1] != len(table):
-        raise ValueError(f"proba must have shape (N, {len(table)}) for {len(table)} angles, "
-                         f"got {p.shape}")
-    best = table[p.argmax(axis=1)]
-    offset = angle_difference(table[None, :], best[:, None])  # (N, R), the argmax's is 0
-    weight = np.where(np.abs(offset) <= smallest_gap(table) + ANGLE_TOLERANCE, p, 0.0)
-    total = weight.sum(axis=1)
-    shift = np.divide((weight * offset).sum(axis=1), total, out=np.zeros_like(total),
-                      where=total > 0)
-    return np.mod(best + shift, 360.0)
 
 
 def check_angles(angles: Sequence[float], name: str = "angles") -> tuple[float, ...]:

@@ -11,7 +11,17 @@ name in reports). A correction is a function of the RotNet's probabilities
   (test-time augmentation; the RotNet is not consulted);
 * ``risc_hard`` (the paper): the counter-rotation by the most probable angle;
 * ``risc_soft``: every counter-rotation weighted by the RotNet's probability,
-  ``p(y|x) = sum_r p(r|x) p(y|R_r^-1 x)``.
+  ``p(y|x) = sum_r p(r|x) p(y|R_r^-1 x)``;
+* ``risc_angle``: the counter-rotation by the RotNet's continuous estimate of the
+  angle (:func:`risc_tf.heads.estimate_angle`), quarter turns exact and one
+  bilinear resample for the rest.
+
+Each applies to the RotNet heads of :mod:`risc_tf.heads` it names: TTA and soft
+weigh every bin, which is what a small angle set is for but would cost a
+circular head one classifier pass per fine bin (and its probabilities are a
+smoothed density, whose weighted mean over every bin only blurs the hard
+answer), so they apply to the bins head only; the continuous angle needs a
+circular head (a bins head is not trained to place an angle between its bins).
 
 The three that counter-rotate by the angle set are *weights over the set*:
 ``weights(p_rot)`` ``(N, R)``, and the answer is :func:`combine` of those
@@ -33,10 +43,12 @@ from collections.abc import Callable
 
 __all__ = [
     "CORRECTIONS",
+    "DEPLOYED",
     "MODES",
     "Correction",
     "combine",
     "correction",
+    "for_head",
     "for_mode",
 ]
 
@@ -63,8 +75,12 @@ class Correction:
     uses_rotnet : bool
         Whether the method reads the RotNet (RISC) or not (a baseline).
     angle : callable or None
-        ``(p_rot (N, R), angles (R,)) -> (N,)`` degrees to counter-rotate each image
-        by, for a correction by a continuous angle.
+        ``(p_rot (N, R), angles (R,), window) -> (N,)`` degrees to counter-rotate each
+        image by, for a correction by a continuous angle.
+    heads : tuple of str
+        The RotNet heads (:data:`risc_tf.heads.HEADS`) the method applies to.
+    short : str
+        Its name in running text, e.g. ``"RISC hard"``.
     """
 
     name: str
@@ -74,6 +90,8 @@ class Correction:
     picks_one: bool = False
     uses_rotnet: bool = True
     angle: Callable | None = None
+    heads: tuple[str, ...] = ("bins", "circular")
+    short: str = ""
 
 
 def _uniform(p_rot):
@@ -96,14 +114,24 @@ def _as_given(p_rot):
     return tf.convert_to_tensor(p_rot)
 
 
+def _estimated(p_rot, angles, window):
+    from risc_tf.heads import estimate_angle
+
+    return estimate_angle(p_rot, angles, window=window)
+
+
 #: Every correction, in report order.
 CORRECTIONS: dict[str, Correction] = {c.name: c for c in (
-    Correction("classifier", "Upright classifier (no correction)", uses_rotnet=False),
+    Correction("classifier", "Upright classifier (no correction)", uses_rotnet=False,
+               short="the upright classifier"),
     Correction("tta", "Test-time augmentation, all rotations (baseline)", mode="tta",
-               weights=_uniform, uses_rotnet=False),
+               weights=_uniform, uses_rotnet=False, heads=("bins",), short="TTA"),
     Correction("risc_hard", "RISC, hard (paper)", mode="hard", weights=_most_likely,
-               picks_one=True),
-    Correction("risc_soft", "RISC, soft", mode="soft", weights=_as_given),
+               picks_one=True, short="RISC hard"),
+    Correction("risc_soft", "RISC, soft", mode="soft", weights=_as_given, heads=("bins",),
+               short="RISC soft"),
+    Correction("risc_angle", "RISC, continuous angle", mode="angle", angle=_estimated,
+               heads=("circular",), short="RISC angle"),
 )}
 
 #: The :class:`~risc_tf.RISCPipeline` modes, each a correction's ``mode``.
@@ -117,12 +145,30 @@ def correction(name: str) -> Correction:
     return CORRECTIONS[name]
 
 
-def for_mode(mode: str) -> Correction:
-    """The correction behind a :class:`~risc_tf.RISCPipeline` mode (a ValueError otherwise)."""
+def for_mode(mode: str, head: str | None = None) -> Correction:
+    """The correction behind a :class:`~risc_tf.RISCPipeline` mode (a ValueError otherwise).
+
+    With ``head``, also check that the mode applies to a RotNet with that head.
+    """
     for c in CORRECTIONS.values():
         if c.mode == mode:
+            if head is not None and head not in c.heads:
+                fits = [m.mode for m in CORRECTIONS.values() if m.mode and head in m.heads]
+                raise ValueError(f"mode {mode!r} does not apply to a RotNet with a {head!r} "
+                                 f"head (it applies to {', '.join(c.heads)} heads); with this "
+                                 f"RotNet use mode {' or '.join(map(repr, fits))}")
             return c
     raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+
+
+#: RotNet head -> the correction a RISC pipeline of that head uses (reports, saved runs,
+#: verdicts): the paper's hard correction for bins, the continuous angle for a circular head.
+DEPLOYED: dict[str, str] = {"bins": "risc_hard", "circular": "risc_angle"}
+
+
+def for_head(head: str) -> list[Correction]:
+    """Every correction that applies to a RotNet with ``head``, in report order."""
+    return [c for c in CORRECTIONS.values() if head in c.heads]
 
 
 def combine(method: Correction, p_rot, p_every):

@@ -21,25 +21,27 @@ import numpy as np
 import tensorflow as tf
 
 from risc_tf.angles import check_fill
-from risc_tf.corrections import CORRECTIONS, Correction, combine
+from risc_tf.corrections import CORRECTIONS, Correction, combine, for_head
 from risc_tf.datasets import rotated_test_arrays
 from risc_tf.inputs import run_in_batches
 from risc_tf.metrics import (
     accuracy,
+    angle_errors,
     auc,
     classification_metrics,
     coverage_curve,
     rotation_metrics,
     sweep_summary,
 )
-from risc_tf.models import model_image_size, rotnet_angles
+from risc_tf.models import model_image_size, rotnet_angles, rotnet_head
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.preprocessing import preprocess_images
 from risc_tf.rotation import apply_fill, rotate
-from risc_tf.validation import check_labels
+from risc_tf.validation import check_labels, check_number
 
 __all__ = [
     "BASELINE_MODELS",
+    "MAX_TILT",
     "METHOD_LABELS",
     "ProbaFn",
     "angle_sweep",
@@ -48,6 +50,7 @@ __all__ = [
     "evaluate_models",
     "evaluation_sets",
     "model_proba",
+    "residual_tilt",
     "rotnet_evaluation",
     "selective_evaluation",
     "time_inference",
@@ -83,7 +86,7 @@ def _graph(fn: Callable[[tf.Tensor], tf.Tensor], size: int):
     return tf.function(fn, input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
 
 
-def model_proba(model: keras.Model, batch_size: int = 256) -> ProbaFn:
+def model_proba(model: keras.Model, *, batch_size: int = 256) -> ProbaFn:
     """A method that applies ``model`` as is (one traced graph, batches of ``batch_size``)."""
     size = model_image_size(model)
     graph = _graph(lambda x: model(x, training=False), size)
@@ -129,6 +132,9 @@ def build_methods(
 ) -> dict[str, ProbaFn]:
     """Every method of :data:`METHOD_LABELS` that the given models allow, in report order.
 
+    The corrections are those that apply to the RotNet's head
+    (:func:`risc_tf.corrections.for_head`).
+
     The angle set is the RotNet's; every correction but the classifier alone goes
     through :class:`risc_tf.RISCPipeline` (the one implementation of the chain).
 
@@ -143,6 +149,10 @@ def build_methods(
         timing must measure).
     """
     models = {"classifier": classifier, "rotation_augmented": rotation_augmented}
+    corrections = for_head(rotnet_head(rotnet)[0])
+    # the shared pass classifies every counter-rotation of the set: worth it when some
+    # correction needs them all
+    shared = shared and any(c.weights is not None and not c.picks_one for c in corrections)
     every = _SharedRotations(RISCPipeline(rotnet, classifier, batch_size=batch_size,
                                           fill=fill)) if shared else None
     methods: dict[str, ProbaFn] = {}
@@ -150,7 +160,9 @@ def build_methods(
         method = CORRECTIONS.get(name)
         if method is None or method.mode is None:  # a model applied as it is
             if models.get(name) is not None:
-                methods[name] = model_proba(models[name], batch_size)
+                methods[name] = model_proba(models[name], batch_size=batch_size)
+        elif method not in corrections:  # not for this RotNet's head
+            continue
         elif every is not None and method.weights is not None:
             methods[name] = _from_shared(every, method)
         else:
@@ -202,10 +214,10 @@ def upright_metrics(model: keras.Model, images, labels, *, fill: str = "constant
     they are brought to the model's input and filled as in training.
     """
     x = apply_fill(preprocess_images(images, model_image_size(model)), check_fill(fill)).numpy()
-    return classification_metrics(labels, model_proba(model, batch_size)(x))
+    return classification_metrics(labels, model_proba(model, batch_size=batch_size)(x))
 
 
-def evaluate_methods(methods: Mapping[str, ProbaFn], images, labels, true_angles=None,
+def evaluate_methods(methods: Mapping[str, ProbaFn], images, labels, true_angles=None, *,
                      angle_bins: Sequence[float] | None = None,
                      predictions: bool = False) -> dict[str, dict]:
     """:func:`risc_tf.metrics.classification_metrics` of every method on one test set."""
@@ -215,24 +227,24 @@ def evaluate_methods(methods: Mapping[str, ProbaFn], images, labels, true_angles
     }
 
 
-def rotnet_evaluation(rotnet: keras.Model, sets: Mapping[str, tuple],
+def rotnet_evaluation(rotnet: keras.Model, sets: Mapping[str, tuple], *,
                       batch_size: int = 256, bins: Sequence[float] | None = None) -> dict:
     """The RotNet on the rotated set (:func:`~risc_tf.metrics.rotation_metrics`) and upright.
 
     ``upright_acc`` is the fraction of upright images it calls upright (0 degrees),
     when 0 is in its angle set.
     """
-    angles = rotnet_angles(rotnet)
-    proba = model_proba(rotnet, batch_size)
+    angles, (head, sigma) = rotnet_angles(rotnet), rotnet_head(rotnet)
+    proba = model_proba(rotnet, batch_size=batch_size)
     rotated, _, true_angles = sets["rotated"]
-    out = rotation_metrics(true_angles, proba(rotated), angles, bins)
+    out = rotation_metrics(true_angles, proba(rotated), angles, bins, head=head, sigma=sigma)
     upright = sets["upright"][0]
     out["upright_acc"] = rotation_metrics(np.zeros(len(upright)), proba(upright), angles)["acc"]
     return out
 
 
 def evaluate_models(methods: Mapping[str, ProbaFn], rotnet: keras.Model,
-                    sets: Mapping[str, tuple], protocol: str = "set") -> dict:
+                    sets: Mapping[str, tuple], *, protocol: str = "set") -> dict:
     """Stages 3-5: every method on the upright and the rotated test set, and the RotNet.
 
     Returns
@@ -273,7 +285,8 @@ def angle_sweep(
     angles : sequence of float, default 0, 10, ..., 350
     fill : str, default "constant"
     rotnet : keras.Model, optional
-        Also measure the RotNet's angular error at each angle.
+        Also measure the RotNet's angular error at each angle (the angle its head
+        reads, :func:`risc_tf.metrics.angle_errors`).
     verbose : int, default 1
         Show a progress bar.
 
@@ -282,15 +295,19 @@ def angle_sweep(
     dict
         ``{"angles", "acc": {method: [...]}, "auc": {method: [...]},
         "summary": {method: sweep_summary}}``, and with ``rotnet``
-        ``"rotnet_mae_deg": [...]`` and ``"rotnet_mae_deg_mean"`` (the argmax angle's
-        error), ``"rotnet_refined_mae_deg"`` and ``"rotnet_refined_mae_deg_mean"``
-        (:func:`~risc_tf.angles.refine_angle`'s).
+        ``"rotnet_mae_deg": [...]`` per angle and ``"rotnet_mae_deg_mean"`` over the
+        sweep, ``"rotnet_median_deg"`` and ``"rotnet_p95_deg"`` over every image at
+        every angle, ``"rotnet_worst_mae_deg"`` at ``"rotnet_worst_angle"``, and
+        ``"rotnet_refined_mae_deg"`` / ``"rotnet_refined_mae_deg_mean"``
+        (:func:`~risc_tf.heads.refine_angle`'s estimate).
     """
     angles = [float(a) for a in angles]
     out: dict = {"angles": angles, "acc": {m: [] for m in methods}, "auc": {m: [] for m in methods}}
     rot_proba = None if rotnet is None else model_proba(rotnet)
+    errors = []
     if rotnet is not None:
         out["rotnet_mae_deg"], out["rotnet_refined_mae_deg"] = [], []
+        head, sigma = rotnet_head(rotnet)
     bar = keras.utils.Progbar(len(angles), unit_name="angle") if verbose else None
     x0 = np.asarray(images, np.float32)
     for a in angles:
@@ -300,19 +317,60 @@ def angle_sweep(
             out["acc"][name].append(accuracy(labels, p.argmax(axis=1)))
             out["auc"][name].append(auc(labels, p))
         if rot_proba is not None:
-            metrics = rotation_metrics(np.full(len(x), a), rot_proba(x), rotnet_angles(rotnet))
-            out["rotnet_mae_deg"].append(metrics["mae_deg"])
-            out["rotnet_refined_mae_deg"].append(metrics["refined_mae_deg"])
+            p_rot, true = rot_proba(x), np.full(len(x), a)
+            errors.append(angle_errors(true, p_rot, rotnet_angles(rotnet), head=head,
+                                       sigma=sigma))
+            out["rotnet_mae_deg"].append(float(np.mean(errors[-1])))
+            out["rotnet_refined_mae_deg"].append(
+                rotation_metrics(true, p_rot, rotnet_angles(rotnet))["refined_mae_deg"])
         if bar is not None:
             bar.add(1)
     out["summary"] = sweep_summary(out)
     if rotnet is not None:
-        out["rotnet_mae_deg_mean"] = float(np.mean(out["rotnet_mae_deg"]))
-        out["rotnet_refined_mae_deg_mean"] = float(np.mean(out["rotnet_refined_mae_deg"]))
+        pooled, worst = np.concatenate(errors), int(np.argmax(out["rotnet_mae_deg"]))
+        out.update(rotnet_mae_deg_mean=float(np.mean(out["rotnet_mae_deg"])),
+                   rotnet_median_deg=float(np.median(pooled)),
+                   rotnet_p95_deg=float(np.percentile(pooled, 95)),
+                   rotnet_worst_mae_deg=out["rotnet_mae_deg"][worst],
+                   rotnet_worst_angle=angles[worst],
+                   rotnet_refined_mae_deg_mean=float(np.mean(out["rotnet_refined_mae_deg"])))
     return out
 
 
-def selective_evaluation(pipe: RISCPipeline, images, labels,
+#: The largest classifier tilt: beyond it a rotation is nearer another quarter turn.
+MAX_TILT = 45.0
+
+
+def residual_tilt(rotnet: keras.Model, images, *, fill: str = "constant", seed: int = 0,
+                  percentile: float = 95.0) -> dict:
+    """The classifier training tilt a RotNet asks for: the residual it leaves.
+
+    Each image (validation data: the choice must not see the test split) is turned
+    by a seeded uniform random angle; the RotNet's answer
+    (:func:`risc_tf.metrics.angle_errors`) misses the true angle by some degrees;
+    the given percentile of those errors is the tilt the classifier should absorb
+    after the counter-rotation (at most :data:`MAX_TILT`).
+
+    Returns
+    -------
+    dict
+        ``{"tilt_deg", "percentile", "mae_deg", "median_deg", "p95_deg", "capped", "n"}``.
+    """
+    check_number("percentile", percentile, 0.0, 100.0)
+    angles, (head, sigma) = rotnet_angles(rotnet), rotnet_head(rotnet)
+    x = np.asarray(images)
+    rotated, _, true = evaluation_sets(x, np.zeros(len(x), np.int64), angles,
+                                       image_size=model_image_size(rotnet), seed=seed,
+                                       protocol="uniform", fill=fill)["rotated"]
+    errors = angle_errors(true, model_proba(rotnet)(rotated), angles, head=head, sigma=sigma)
+    wanted = float(np.percentile(errors, percentile))
+    return {"tilt_deg": min(wanted, MAX_TILT), "percentile": float(percentile),
+            "mae_deg": float(np.mean(errors)), "median_deg": float(np.median(errors)),
+            "p95_deg": float(np.percentile(errors, 95)), "capped": wanted > MAX_TILT,
+            "n": int(len(errors))}
+
+
+def selective_evaluation(pipe: RISCPipeline, images, labels, *,
                          thresholds: Sequence[float] | None = None) -> dict:
     """Accuracy against coverage when low-confidence images go to a person.
 
@@ -333,7 +391,7 @@ def selective_evaluation(pipe: RISCPipeline, images, labels,
     }
 
 
-def time_inference(fn: ProbaFn, images, single: int = 50, repeats: int = 1) -> dict:
+def time_inference(fn: ProbaFn, images, *, single: int = 50, repeats: int = 1) -> dict:
     """Inference time per sample, batched and one image at a time.
 
     Each path is warmed up once (graph tracing) before it is timed.

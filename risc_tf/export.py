@@ -72,16 +72,15 @@ def _serving_pipeline(pipe):
 def _outputs(pipe, x: tf.Tensor) -> dict:
     """The serving outputs of the pipeline's own fused graph on model-input images."""
     out = pipe.forward(x, "details")
-    classes = len(pipe.classes_)
-    proba, p_rot = out[:, :classes], out[:, classes:]
+    proba = out[:, :len(pipe.classes_)]
     index = tf.argmax(proba, axis=1)
     return {
         "probabilities": proba,
         "class_index": index,
         "class_name": tf.gather(tf.constant(pipe.classes_.tolist()), index),
         "class_probability": tf.reduce_max(proba, axis=1),
-        "rotation": tf.gather(tf.constant(pipe.angles, tf.float32), tf.argmax(p_rot, axis=1)),
-        "rotation_confidence": tf.reduce_max(p_rot, axis=1),
+        "rotation": out[:, -2],  # the pipeline's read_rotation: its angle and confidence
+        "rotation_confidence": out[:, -1],
     }
 
 

@@ -21,12 +21,13 @@ from risc_tf.angles import (
     QUARTER_TURNS,
     angle_difference,
     match_angles,
-    refine_angle,
 )
+from risc_tf.heads import read_angle, refine_angle
 from risc_tf.validation import check_labels
 
 __all__ = [
     "accuracy",
+    "angle_errors",
     "auc",
     "classification_metrics",
     "confusion",
@@ -115,25 +116,39 @@ def per_angle_accuracy(correct, true_angles, bins: Sequence[float] | None = None
     return {f"{v:g}": float(ok[groups == v].mean()) for v in np.unique(groups)}
 
 
+def angle_errors(true_angles, proba, angles: Sequence[float], *, head: str = "bins",
+                 sigma: float | None = None) -> np.ndarray:
+    """Absolute angular error (degrees, around the circle) of the angle a RotNet's head
+    reads from each row of ``proba`` (:func:`risc_tf.heads.read_angle`): the most
+    probable angle of a bins head, the continuous estimate of a circular head."""
+    read = read_angle(np.asarray(proba, np.float64), np.asarray(angles, np.float64),
+                      head=head, sigma=sigma)[0].numpy()
+    return np.abs(angle_difference(np.asarray(true_angles, np.float64).reshape(-1), read))
+
+
 def rotation_metrics(true_angles, proba, angles: Sequence[float],
-                     bins: Sequence[float] | None = None) -> dict:
+                     bins: Sequence[float] | None = None, *, head: str = "bins",
+                     sigma: float | None = None) -> dict:
     """How well a RotNet's probabilities ``(N, R)`` over ``angles`` find the true rotations.
 
     ``bins`` groups the per-angle report as in :func:`per_angle_accuracy` (for
     angles drawn uniformly over the circle: the RotNet's own angles, each group
-    scored as "predicted its nearest angle").
+    scored as "predicted its nearest angle"). ``head`` and ``sigma`` say how the
+    RotNet's answer is read (:func:`angle_errors`).
 
     Returns
     -------
     dict
-        ``acc``: accuracy on the images whose true angle is in ``angles`` (None if
-        none is), with ``n_in_set``; ``nearest_acc``: the predicted angle is (one
-        of) the set's nearest to the true angle (for any angle); ``mae_deg``: mean
-        absolute angular error of the predicted angle (degrees, around the
-        circle); ``refined_mae_deg``: the same for :func:`~risc_tf.angles.refine_angle`'s
-        estimate from the probabilities (finer than the bins); ``per_angle_acc``: by
-        true angle, angles outside the set marked ``"not in the RotNet's angle set"``;
-        ``confusion_matrix`` over the set (images in the set only).
+        ``acc``: accuracy of the most probable angle on the images whose true angle
+        is in ``angles`` (None if none is), with ``n_in_set``; ``nearest_acc``: the
+        most probable angle is (one of) the set's nearest to the true angle (for any
+        angle); ``mae_deg``, ``median_deg``, ``p95_deg``: mean, median and 95th
+        percentile of the absolute angular error of the head's answer (degrees,
+        around the circle); ``refined_mae_deg``: the mean error of
+        :func:`~risc_tf.heads.refine_angle`'s estimate from the probabilities (finer
+        than the bins); ``per_angle_acc``: by true angle, angles outside the set
+        marked ``"not in the RotNet's angle set"``; ``confusion_matrix`` over the
+        set (images in the set only).
     """
     table = np.asarray(angles, np.float64)
     p = _proba(proba, len(np.atleast_1d(true_angles)))
@@ -156,13 +171,18 @@ def rotation_metrics(true_angles, proba, angles: Sequence[float],
         "acc": float(np.mean(pred[inside] == true_idx[inside])) if inside.any() else None,
         "n_in_set": int(inside.sum()),
         "nearest_acc": float(np.mean(nearest)),
-        "mae_deg": float(np.mean(pred_distance)),
+        **_error_stats(angle_errors(t, p, table, head=head, sigma=sigma)),
         "refined_mae_deg": float(np.mean(np.abs(angle_difference(t, refine_angle(p, table))))),
         "per_angle_acc": per_angle,
         "confusion_matrix": (confusion_matrix(true_idx[inside], pred[inside],
                                               labels=np.arange(len(table))) if inside.any()
                              else np.zeros((len(table), len(table)), int)).tolist(),
     }
+
+
+def _error_stats(errors: np.ndarray) -> dict:
+    return {"mae_deg": float(np.mean(errors)), "median_deg": float(np.median(errors)),
+            "p95_deg": float(np.percentile(errors, 95))}
 
 
 def classification_metrics(y_true, proba, true_angles=None, angle_bins=None,

@@ -33,6 +33,7 @@ from risc_tf.backbones import (
     normalization_weights,
 )
 from risc_tf.fast import use_fast_conv
+from risc_tf.heads import check_head
 from risc_tf.validation import check_choice, check_fraction, check_int
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "model_image_size",
     "normalization_weights",
     "rotnet_angles",
+    "rotnet_head",
 ]
 
 def _small_backbone(include_top=False, weights=None, input_tensor=None, input_shape=None):
@@ -70,28 +72,34 @@ def _constructor(backbone: str) -> Callable:
 
 @keras.saving.register_keras_serializable(package="risc_tf")
 class RotationOutput(keras.layers.Dense):
-    """The RotNet's last fully connected layer (softmax), which records its angles.
+    """The RotNet's last fully connected layer (softmax), which records its angles and head.
 
     Saved as a plain ``Dense`` layer (see :func:`risc_tf.save_model`), with the
-    angles beside it.
+    angles and the head beside it.
 
     Parameters
     ----------
     angles : sequence of float
         The rotation (degrees) that each output unit stands for.
+    head : {"bins", "circular"}, default "bins"
+        How the outputs are trained and read (:mod:`risc_tf.heads`).
+    sigma : float, optional
+        The circular head's soft-label width (degrees).
     """
 
-    def __init__(self, angles: Sequence[float], **kwargs):
+    def __init__(self, angles: Sequence[float], head: str = "bins", sigma: float | None = None,
+                 **kwargs):
         angles = check_angles(angles)
         kwargs.setdefault("activation", "softmax")
         kwargs.pop("units", None)
         super().__init__(units=len(angles), **kwargs)
         self.angles = angles
+        self.head, self.sigma = check_head(head, angles, sigma)
 
     def get_config(self):
         config = super().get_config()
         config.pop("units", None)
-        return {**config, "angles": list(self.angles)}
+        return {**config, "angles": list(self.angles), "head": self.head, "sigma": self.sigma}
 
 
 def rotnet_angles(model: keras.Model) -> tuple[float, ...]:
@@ -112,6 +120,19 @@ def rotnet_angles(model: keras.Model) -> tuple[float, ...]:
             "risc_tf.load_model, or pass angles= explicitly"
         )
     return last.angles
+
+
+def rotnet_head(model: keras.Model) -> tuple[str, float | None]:
+    """A RotNet's head and soft-label width, ``(head, sigma)`` (see :mod:`risc_tf.heads`).
+
+    Raises
+    ------
+    ValueError
+        As :func:`rotnet_angles`.
+    """
+    rotnet_angles(model)
+    last = model.layers[-1]
+    return last.head, last.sigma
 
 
 def is_rotnet(model: keras.Model) -> bool:
@@ -269,6 +290,8 @@ def build_rotnet(
     input_shape: Sequence[int] = (32, 32, 3),
     *,
     angles: Sequence[float] = DEFAULT_ANGLES,
+    head: str = "bins",
+    sigma: float | None = None,
     backbone: str = "resnet50",
     weights: str | os.PathLike | None = None,
     hidden_units: Sequence[int] = (512, 256),
@@ -283,7 +306,15 @@ def build_rotnet(
     input_shape : (S, S, 3), default (32, 32, 3)
         Model input; images are float in [0, 1] (see :func:`risc_tf.preprocess_images`).
     angles : sequence of float, default (0, 90, 180, 270)
-        Rotations (degrees) to classify; any set of distinct angles.
+        Rotations (degrees) to classify; any set of distinct angles (evenly
+        covering the circle for the circular head, e.g. ``angles_every(5)``).
+    head : {"bins", "circular"}, default "bins"
+        ``"bins"`` (the paper): one output per angle, trained on the angle applied.
+        ``"circular"``: fine bins over the circle trained on uniformly random angles
+        with circular-Gaussian soft labels, read as a continuous angle (see
+        :mod:`risc_tf.heads`).
+    sigma : float, optional
+        The circular head's soft-label width in degrees (default: the bin width).
     backbone : str, default "resnet50"
         A name from :data:`~risc_tf.backbones.BACKBONES`; ``"small"`` is a fast
         CNN for tests and CPUs.
@@ -315,6 +346,7 @@ def build_rotnet(
     (None, 4)
     """
     angles = check_angles(angles)
+    head, sigma = check_head(head, angles, sigma)
     check_resolution(angles, _check_shape(input_shape, check_backbone(backbone))[0])
     try:
         units = tuple(check_int("hidden_units", u) for u in hidden_units)
@@ -324,13 +356,13 @@ def build_rotnet(
         raise ValueError(f"hidden_units must be two positive ints; got {hidden_units!r}")
     dropout = check_fraction("dropout", dropout)
 
-    def head(x):
+    def top(x):
         for i, width in enumerate(units, start=1):
             x = keras.layers.Dropout(dropout, name=f"rot_dropout{i}")(x)
             x = keras.layers.Dense(width, activation="relu", name=f"rot_fc{i}")(x)
-        return RotationOutput(angles, dtype="float32", name="rotation")(x)
+        return RotationOutput(angles, head, sigma, dtype="float32", name="rotation")(x)
 
-    return _build(head, "rotnet", input_shape, backbone, weights, normalization, fast_conv)
+    return _build(top, "rotnet", input_shape, backbone, weights, normalization, fast_conv)
 
 
 def build_classifier(

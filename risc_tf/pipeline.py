@@ -28,11 +28,12 @@ import tensorflow as tf
 from risc_tf.angles import check_angles, check_fill, is_quarter_turn_set, match_angles
 from risc_tf.corrections import MODES, combine, for_mode
 from risc_tf.export import export_pipeline
+from risc_tf.heads import check_head, head_window, read_angle
 from risc_tf.inputs import Predictions, model_batches, run_in_batches
-from risc_tf.models import is_rotnet, model_image_size, rotnet_angles
+from risc_tf.models import is_rotnet, model_image_size, rotnet_angles, rotnet_head
 from risc_tf.pipeline_files import read_pipeline_folder, save_pipeline_folder
 from risc_tf.preprocessing import to_model_input
-from risc_tf.resample import MAX_TABLE_SIDE, gather_rotate, rotation_tables
+from risc_tf.resample import MAX_TABLE_SIDE, gather_rotate, resample_rotate, rotation_tables
 from risc_tf.rotation import apply_fill, counter_rotate, quarter_turns
 from risc_tf.validation import check_choice, check_int, check_labels, check_probability
 
@@ -52,12 +53,18 @@ class RISCPipeline:
         Only for a RotNet that does not record its angles (e.g. loaded with plain
         ``keras.models.load_model``); a RotNet built or loaded by risc_tf
         records them, and other angles are an error.
-    mode : {"hard", "soft", "tta"}, default "hard"
+    head, sigma : optional
+        Likewise: the head of a RotNet that does not record it (default the
+        paper's ``"bins"``; see :mod:`risc_tf.heads`).
+    mode : {"hard", "soft", "tta", "angle"}, default "hard"
         The correction (:mod:`risc_tf.corrections`). ``"hard"`` (the paper):
         counter-rotate by the most likely angle, then classify. ``"soft"``:
         ``p(y|x) = sum_r p(r|x) p(y|R_r^-1 x)``, classifying every counter-rotation
         in batched passes. ``"tta"``: the mean over every counter-rotation, the
-        RotNet unused (the test-time augmentation baseline).
+        RotNet unused (the test-time augmentation baseline). ``"angle"`` (a
+        circular head): counter-rotate by the RotNet's continuous estimate, the
+        quarter turn exactly and the rest by one bilinear resample. Soft and tta
+        apply to the bins head only, angle to the circular head only.
     batch_size : int, default 256
         Images per graph call (soft and tta modes classify ``len(angles)``
         counter-rotations of each image, so they pass ``4 * batch_size / len(angles)``
@@ -101,6 +108,8 @@ class RISCPipeline:
         classifier: keras.Model,
         angles: Sequence[float] | None = None,
         *,
+        head: str | None = None,
+        sigma: float | None = None,
         mode: str = "hard",
         batch_size: int = 256,
         fill: str = "constant",
@@ -109,10 +118,13 @@ class RISCPipeline:
         min_class_probability: float = 0.0,
         metadata: dict | None = None,
     ):
-        self.mode = check_choice("mode", mode, MODES)
+        check_choice("mode", mode, MODES)
         self.batch_size = check_int("batch_size", batch_size)
         self.fill = check_fill(fill)
         self.angles = self._check_angles(rotnet, angles)
+        self.head, self.sigma = self._check_head(rotnet, head, sigma)
+        self.mode = for_mode(mode, self.head).mode
+        self._window = head_window(self.head, self.angles, self.sigma)
         size = model_image_size(rotnet)
         if model_image_size(classifier) != size:
             raise ValueError(
@@ -140,6 +152,16 @@ class RISCPipeline:
         self._tables: tuple[tf.Tensor, tf.Tensor] | None = None
         self._tables_fill = self.fill
         self._graphs: dict[tuple, Callable] = {}
+
+    def _check_head(self, rotnet: keras.Model, head, sigma) -> tuple[str, float | None]:
+        if is_rotnet(rotnet):
+            own = rotnet_head(rotnet)
+            if head is not None and (head, sigma) != own:
+                raise ValueError(f"head={head!r}, sigma={sigma!r} disagree with the RotNet's own "
+                                 f"{own}; omit them (they are for models that do not record "
+                                 "them)")
+            return own
+        return check_head("bins" if head is None else head, self.angles, sigma)
 
     @staticmethod
     def _check_angles(rotnet: keras.Model, angles) -> tuple[float, ...]:
@@ -187,15 +209,27 @@ class RISCPipeline:
         indices, weights = self._counter_tables()
         return gather_rotate(x, tf.gather(indices, index), tf.gather(weights, index))
 
+    def read_rotation(self, p_rot: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The rotation the RotNet's probabilities name, and the confidence in it (tensors).
+
+        :func:`risc_tf.heads.read_angle` of the RotNet's head.
+        """
+        return read_angle(p_rot, self.angles, head=self.head, sigma=self.sigma)
+
     def classify_corrected(self, x: tf.Tensor, p_rot: tf.Tensor) -> tf.Tensor:
         """Class probabilities of model-input images given the RotNet's probabilities.
 
-        The mode's correction (:func:`risc_tf.corrections.combine`): hard mode
-        classifies only the counter-rotation it picks, soft and tta modes every
-        counter-rotation, weighted. A TensorFlow function of tensors (what
-        :meth:`predict_proba` and :mod:`risc_tf.export` trace).
+        The mode's correction (:mod:`risc_tf.corrections`): hard mode classifies
+        only the counter-rotation it picks, soft and tta modes every
+        counter-rotation, weighted (:func:`~risc_tf.corrections.combine`), angle
+        mode the counter-rotation by the continuous estimate (one resample,
+        :func:`risc_tf.resample.resample_rotate`). A TensorFlow function of
+        tensors (what :meth:`predict_proba` and :mod:`risc_tf.export` trace).
         """
         method = for_mode(self.mode)
+        if method.angle is not None:
+            theta = method.angle(p_rot, self.angles, self._window)
+            return self.classifier(resample_rotate(x, -theta, self.fill), training=False)
         if method.picks_one:
             pick = tf.argmax(method.weights(p_rot), axis=1)
             return self.classifier(self._counter_rotate(x, pick), training=False)
@@ -213,25 +247,29 @@ class RISCPipeline:
         """The fused chain as a TensorFlow function of one batch (what the pipeline traces).
 
         ``raw`` is a validated rank-4 batch (see :func:`risc_tf.check_images`);
-        ``output`` is ``"rotation"`` (the RotNet's probabilities), ``"correct"``
-        (the counter-rotated model-input images), ``"proba"`` (class
-        probabilities), ``"details"`` (class probabilities, then the RotNet's,
+        ``output`` is ``"rotation"`` (the RotNet's probabilities, then the angle and
+        confidence of :meth:`read_rotation`), ``"correct"`` (the model-input images
+        counter-rotated by that angle), ``"proba"`` (class probabilities),
+        ``"details"`` (class probabilities, then what ``"rotation"`` gives,
         concatenated along axis 1) or ``"every"`` (the RotNet's probabilities, then
-        the classifier's on each counter-rotation, flattened; any mode).
+        the classifier's on each counter-rotation of the angle set, flattened).
         """
         x = apply_fill(to_model_input(raw, self.image_size), self.fill)
         if output == "proba" and not for_mode(self.mode).uses_rotnet:
             return self.classify_corrected(x, tf.zeros([tf.shape(x)[0], len(self.angles)]))
         p_rot = self.rotnet(x, training=False)
-        if output == "rotation":
-            return p_rot
         if output == "every":
             p_y = self._classify_every(x)  # (N, R, C)
             return tf.concat([p_rot, tf.reshape(p_y, [tf.shape(x)[0], -1])], axis=1)
+        angle, confidence = self.read_rotation(p_rot)
+        rotation = tf.concat([p_rot, angle[:, None], confidence[:, None]], axis=1)
+        if output == "rotation":
+            return rotation
         if output == "correct":
-            return self._counter_rotate(x, tf.argmax(p_rot, axis=1))
+            return resample_rotate(x, -angle, self.fill) if self.head == "circular" else \
+                self._counter_rotate(x, tf.argmax(p_rot, axis=1))
         proba = self.classify_corrected(x, p_rot)
-        return proba if output == "proba" else tf.concat([proba, p_rot], axis=1)
+        return proba if output == "proba" else tf.concat([proba, rotation], axis=1)
 
     def _graph(self, output: str, x: np.ndarray) -> Callable:
         key = (output, self.mode, self.fill, x.dtype.str, x.shape[1:])
@@ -280,12 +318,13 @@ class RISCPipeline:
         Returns
         -------
         angles : np.ndarray
-            float32 ``(N,)`` (a scalar for a single image).
+            float32 ``(N,)`` (a scalar for a single image): the most probable angle of
+            a bins head, the continuous estimate of a circular head.
         proba : np.ndarray
             ``(N, len(angles))`` RotNet probabilities, when ``return_proba``.
         """
-        proba, single = self._run(images, "rotation")
-        angles = np.asarray(self.angles, np.float32)[proba.argmax(axis=1)]
+        out, single = self._run(images, "rotation")
+        proba, angles = out[:, :-2], out[:, -2]
         if single:
             angles, proba = angles[0], proba[0]
         return (angles, proba) if return_proba else angles
@@ -294,8 +333,8 @@ class RISCPipeline:
         """Counter-rotate each image by its predicted angle.
 
         Returns float32 ``(N, S, S, 3)`` in [0, 1] at the model input size (one
-        ``(S, S, 3)`` image for a single input). Uses the most likely angle in
-        every mode.
+        ``(S, S, 3)`` image for a single input). Uses the angle of
+        :meth:`predict_rotation` in every mode.
         """
         out, single = self._run(images, "correct")
         return out[0] if single else out
@@ -328,9 +367,9 @@ class RISCPipeline:
     def predict_details(self, images) -> Predictions:
         """Class, rotation, both confidences and a review flag per image, in one pass.
 
-        An image is marked for ``review`` when the RotNet's probability of its
-        predicted rotation is below ``min_rotation_confidence`` or the predicted
-        class's probability is below ``min_class_probability``.
+        An image is marked for ``review`` when the RotNet's confidence in its
+        predicted rotation (:meth:`read_rotation`) is below ``min_rotation_confidence``
+        or the predicted class's probability is below ``min_class_probability``.
 
         Returns
         -------
@@ -338,12 +377,10 @@ class RISCPipeline:
             Arrays of length N (N = 1 for a single image).
         """
         out, _ = self._run(images, "details")
-        proba, p_rot = out[:, : len(self.classes_)], out[:, len(self.classes_):]
-        index, rot = proba.argmax(axis=1), p_rot.argmax(axis=1)
-        class_p, rot_p = proba.max(axis=1), p_rot.max(axis=1)
+        proba, angle, rot_p = out[:, : len(self.classes_)], out[:, -2], out[:, -1]
+        index, class_p = proba.argmax(axis=1), proba.max(axis=1)
         review = (rot_p < self.min_rotation_confidence) | (class_p < self.min_class_probability)
-        return Predictions(index, self.classes_[index], class_p,
-                           np.asarray(self.angles, np.float32)[rot], rot_p, review)
+        return Predictions(index, self.classes_[index], class_p, angle, rot_p, review)
 
     def score(self, images, labels) -> float:
         """Accuracy of :meth:`predict` against integer labels (one per image)."""
@@ -356,6 +393,8 @@ class RISCPipeline:
         """Everything but the models: what :meth:`save` writes to ``risc_pipeline.json``."""
         return {
             "angles": list(self.angles),
+            "head": self.head,
+            "sigma": self.sigma,
             "mode": self.mode,
             "batch_size": self.batch_size,
             "fill": self.fill,

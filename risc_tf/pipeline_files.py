@@ -49,7 +49,8 @@ _REQUIRED = {1: ("angles", "mode", "batch_size"),
              2: ("angles", "mode", "batch_size", "fill", "class_names")}
 #: What a pipeline of an older format did where its config has no key.
 _OLDER_DEFAULTS = {"fill": "constant", "class_names": None, "min_rotation_confidence": 0.0,
-                   "min_class_probability": 0.0, "metadata": None}
+                   "min_class_probability": 0.0, "metadata": None, "head": None,
+                   "sigma": None}
 
 
 def _versions() -> dict:

@@ -31,6 +31,7 @@ from risc_tf.fast import (
     replace_layers,
     use_fast_conv,
 )
+from risc_tf.heads import HEADS
 from risc_tf.models import (
     RotationOutput,
     backbone_of,
@@ -76,7 +77,8 @@ def _plain_layer(layer):
         return kind.__mro__[1].from_config(layer.get_config()), None
     if isinstance(layer, RotationOutput):
         config = layer.get_config()
-        config.pop("angles")
+        for key in ("angles", "head", "sigma"):
+            config.pop(key, None)
         return keras.layers.Dense.from_config({**config, "units": len(layer.angles)}), None
     if isinstance(layer, InputNormalization):
         dense = keras.layers.Dense(3, trainable=False, dtype="float32", name=layer.name)
@@ -107,6 +109,8 @@ def _metadata(model: keras.Model) -> dict:
         "backbone": backbone_of(model),
         "input_size": model_image_size(model),
         "angles": list(model.layers[-1].angles) if is_rotnet(model) else None,
+        "rotnet_head": ({"head": model.layers[-1].head, "sigma": model.layers[-1].sigma}
+                        if is_rotnet(model) else None),
         "folded_batchnorm": [la.name for la in model.layers
                              if isinstance(la, FoldedBatchNormalization)],
         "keras": keras.__version__,
@@ -164,7 +168,7 @@ def read_metadata(path: str | os.PathLike) -> dict | None:
         raise ValueError(f"{path} is not a readable .keras file: {err}") from err
 
 
-def _restore(model: keras.Model, angles, folded: set[str]) -> keras.Model:
+def _restore(model: keras.Model, angles, head: dict, folded: set[str]) -> keras.Model:
     """The RotNet's angle output and the folded BatchNorm markers, back from plain layers."""
     last = model.layers[-1].name
 
@@ -172,7 +176,7 @@ def _restore(model: keras.Model, angles, folded: set[str]) -> keras.Model:
         if angles and layer.name == last and isinstance(layer, keras.layers.Dense):
             config = layer.get_config()
             config.pop("units")
-            return RotationOutput.from_config({**config, "angles": list(angles)}), None
+            return RotationOutput.from_config({**config, "angles": list(angles), **head}), None
         if layer.name in folded:
             return FoldedBatchNormalization(name=layer.name), []
         return None
@@ -213,7 +217,12 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
     folded = {la.name for la in model.layers if isinstance(la, FoldedBatchNormalization)}
     model = to_plain_keras(model)
     angles = (meta or {}).get("angles") or legacy_angles
+    head = (meta or {}).get("rotnet_head") or {"head": "bins", "sigma": None}
+    if head.get("head") not in HEADS:
+        raise ValueError(f"{path} holds a RotNet with a {head.get('head')!r} head, which this "
+                         f"risc_tf does not know (it knows {', '.join(HEADS)}); a newer "
+                         "risc_tf wrote it")
     folded |= set((meta or {}).get("folded_batchnorm") or ())
     if angles or folded:
-        model = _restore(model, angles, folded)
+        model = _restore(model, angles, head, folded)
     return use_fast_conv(model) if fast_conv else model

@@ -38,6 +38,8 @@ def build_and_train_rotnet(
     x_val: np.ndarray,
     *,
     angles: Sequence[float] = DEFAULT_ANGLES,
+    head: str = "bins",
+    sigma: float | None = None,
     input_size: int = 32,
     backbone: str = "resnet50",
     weights: str | None = None,
@@ -50,7 +52,7 @@ def build_and_train_rotnet(
     ----------
     x, x_val : np.ndarray
         Training and validation images (labels are never used).
-    angles, input_size, backbone, weights
+    angles, head, sigma, input_size, backbone, weights
         See :func:`risc_tf.build_rotnet`.
     strategy : tf.distribute.Strategy, optional
         Build and train inside its scope.
@@ -70,8 +72,8 @@ def build_and_train_rotnet(
     ... # doctest: +SKIP
     """
     with _scope(strategy):
-        rotnet = build_rotnet((input_size, input_size, 3), angles=angles, backbone=backbone,
-                              weights=weights)
+        rotnet = build_rotnet((input_size, input_size, 3), angles=angles, head=head,
+                              sigma=sigma, backbone=backbone, weights=weights)
         start = time.perf_counter()
         history = train_rotnet(rotnet, x, x_val, **options)
     return rotnet, history_record(history, time.perf_counter() - start, rotnet)

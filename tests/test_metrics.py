@@ -93,7 +93,7 @@ def test_rotation_metrics_match_angles_modulo_360_and_report_outside_angles():
 
 
 def test_refined_angle_interpolates_between_neighbouring_bins_and_ignores_far_ones():
-    from risc_tf.angles import refine_angle
+    from risc_tf.heads import refine_angle
 
     table = tuple(range(0, 360, 30))  # 12 bins
     p = np.zeros((4, 12))

@@ -17,6 +17,7 @@ from risc_tf.catalog import DATA_ENV, DOWNLOAD_TIMEOUT, SIZES, dataset_info
 __all__ = [
     "add_data_options",
     "add_output_options",
+    "add_head_options",
     "add_training_options",
     "angle_list",
     "angle_step",
@@ -250,6 +251,18 @@ def pipeline_from_args(args: argparse.Namespace):
 def none_if(value, word: str = "none"):
     """Map the command-line word for "nothing" to None."""
     return None if value == word else value
+
+
+def add_head_options(group) -> None:
+    """--rotnet-head and --rotnet-sigma (train-rotnet, reproduce, tune)."""
+    group.add_argument("--rotnet-head", choices=("bins", "circular"), default="bins",
+                       help="RotNet head: bins (the paper: one output per angle of the set, "
+                            "default) or circular (fine bins over the circle, e.g. "
+                            "--angle-step 5, trained on uniform angles with soft labels and "
+                            "read as a continuous angle)")
+    group.add_argument("--rotnet-sigma", type=positive_float, metavar="DEG",
+                       help="soft-label width of the circular head in degrees (default: the "
+                            "bin width)")
 
 
 def resolve_angles(args: argparse.Namespace) -> tuple[float, ...] | None:

@@ -38,7 +38,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     methods = build_methods(rotnet, classifier, baseline, batch_size=args.batch_size, fill=fill)
     sets = evaluation_sets(x, y, test_angles, image_size=model_image_size(rotnet),
                            seed=args.seed, protocol=args.protocol, fill=fill)
-    result = evaluate_models(methods, rotnet, sets, args.protocol)
+    result = evaluate_models(methods, rotnet, sets, protocol=args.protocol)
     result.update(dataset=args.dataset, split=args.split, n=int(len(x)), seed=args.seed,
                   protocol=args.protocol, fill=fill, rotnet_angles=list(angles),
                   test_angles=list(test_angles) if args.protocol == "set" else None,

@@ -7,6 +7,7 @@ import argparse
 from risc_tf.commands._common import (
     add_classifier_options,
     add_data_options,
+    add_head_options,
     add_output_options,
     add_training_options,
     angle_list,
@@ -34,7 +35,8 @@ def config_from_args(args: argparse.Namespace):
         class_weight=args.class_weight, label_smoothing=args.label_smoothing,
         augment=args.augment,
         classifier_init=args.classifier_init, batch_size=args.batch_size,
-        angles=resolve_angles(args), fill=args.fill, jitter=args.jitter, tilt=args.tilt,
+        angles=resolve_angles(args), rotnet_head=args.rotnet_head,
+        rotnet_sigma=args.rotnet_sigma, fill=args.fill, jitter=args.jitter, tilt=args.tilt,
         seed=args.seed, subset=args.subset, sweep_step=args.sweep_step,
         download=args.download, verify=args.verify,
         # test-set options: reproduce only (a search never sees the test split)
@@ -83,7 +85,9 @@ def add_experiment_options(p: argparse.ArgumentParser, *, test_set: bool = True)
                      help="classifiers from scratch or from the trained RotNet's backbone "
                           "(default: the recipe's)")
     exp.add_argument("--jitter", type=non_negative_float, default=0.0, metavar="DEG",
-                     help="RotNet training rotations deviate from its angles by up to DEG")
+                     help="RotNet training rotations deviate from its angles by up to DEG "
+                          "(bins head)")
+    add_head_options(exp)
     exp.add_argument("--seeds", type=seed_list, metavar="S,S,...",
                      help="run each seed in OUTPUT/seed-S and aggregate (e.g. 0,1,2)"
                      if test_set else "score each point with these seeds (e.g. 0,1)")

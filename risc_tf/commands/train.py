@@ -8,6 +8,7 @@ from pathlib import Path
 from risc_tf.commands._common import (
     add_classifier_options,
     add_data_options,
+    add_head_options,
     add_output_options,
     add_training_options,
     load_splits,
@@ -47,11 +48,13 @@ def run_train_rotnet(args: argparse.Namespace) -> int:
     splits = load_splits(args, ("train", "val"))
     model_path, history_path = _targets(args, "rotnet")
     rotnet, record = build_and_train_rotnet(
-        splits["train"][0], splits["val"][0], angles=angles, input_size=args.input_size,
+        splits["train"][0], splits["val"][0], angles=angles, head=args.rotnet_head,
+        sigma=args.rotnet_sigma, input_size=args.input_size,
         backbone=args.backbone, weights=args.weights, strategy=make_strategy(args.strategy),
         jitter=args.jitter, **training_options(args))
     save_model(rotnet, model_path)
-    record = _record(args, record, angles=list(angles), jitter=args.jitter)
+    record = _record(args, record, angles=list(angles), jitter=args.jitter,
+                     head=args.rotnet_head, sigma=rotnet.layers[-1].sigma)
     save_json(record, history_path)
     print(f"RotNet saved to {model_path} (best validation rotation accuracy "
           f"{record['best_val_accuracy'] or float('nan'):.3f}, {record['train_time_s']:.0f} s)")
@@ -112,7 +115,8 @@ def add_parser(subparsers) -> None:
     add_training_options(p)
     p.add_argument("--jitter", type=non_negative_float, default=0.0, metavar="DEG",
                    help="training rotations deviate from the set's angles by up to DEG "
-                        "(at most half the gap; default 0)")
+                        "(at most half the gap; default 0; bins head)")
+    add_head_options(p)
     add_output_options(p, "output folder")
     p.set_defaults(func=run_train_rotnet)
 

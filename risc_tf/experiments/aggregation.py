@@ -21,7 +21,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from risc_tf.atomic import write_text
-from risc_tf.corrections import CORRECTIONS
+from risc_tf.corrections import CORRECTIONS, DEPLOYED
 from risc_tf.experiments.config import PER_RUN
 from risc_tf.experiments.report import fmt, json_text, markdown_table
 from risc_tf.experiments.results import (
@@ -46,10 +46,14 @@ from risc_tf.statistics import (
     mean_std,
 )
 
-__all__ = ["VERDICT_METHOD", "aggregate", "load_runs"]
+__all__ = ["aggregate", "load_runs", "verdict_method"]
 
-#: The method the one-sentence verdict is about (the paper's RISC).
-VERDICT_METHOD = "risc_hard"
+
+def verdict_method(config: dict) -> str:
+    """The method an experiment's one-sentence verdict is about: the correction its RISC
+    pipeline uses (:data:`risc_tf.corrections.DEPLOYED`; the paper's for runs without a
+    recorded head)."""
+    return DEPLOYED[config.get("rotnet_head", "bins")]
 
 
 def _risc_and_baselines(methods) -> tuple[list[str], list[str]]:
@@ -127,16 +131,21 @@ def _summary(runs: list[RunResults]) -> AggregateSummary:
     out["rotnet"]["sweep_mae_deg"] = mean_std([r.sweep.rotnet_mae_deg_mean for r in runs])
     out["rotnet"]["sweep_refined_mae_deg"] = mean_std(
         [r.sweep.rotnet_refined_mae_deg_mean for r in runs])
+    for key, field in (("sweep_median_deg", "rotnet_median_deg"),
+                       ("sweep_p95_deg", "rotnet_p95_deg"),
+                       ("sweep_worst_mae_deg", "rotnet_worst_mae_deg")):
+        values = [getattr(r.sweep, field) for r in runs]
+        out["rotnet"][key] = mean_std(values) if any(v is not None for v in values) else None
     per_seed = {m: [r.correct(m) for r in runs] for m in methods}
     risc, baselines = _risc_and_baselines(methods)
     out["tests"] = {m: compare_paired(m, per_seed, baselines) for m in risc}
     return AggregateSummary.from_json(json.loads(json_text(out)))
 
 
-def _verdict(summary: AggregateSummary, n: int) -> str:
+def _verdict(summary: AggregateSummary, n: int, method: str) -> str:
     methods = summary.methods
-    hard = methods[VERDICT_METHOD].rotated_acc
-    tests = summary.tests[VERDICT_METHOD]
+    hard = methods[method].rotated_acc
+    tests = summary.tests[method]
     parts = []
     for base, t in tests.items():
         acc = methods[base].rotated_acc
@@ -144,7 +153,8 @@ def _verdict(summary: AggregateSummary, n: int) -> str:
                      f"p = {t.p_holm:.2g})" if t.verdict != "at par" else
                      f"at par with {base} ({acc.mean:.3f} +- {acc.std:.3f}; "
                      f"p = {t.p_holm:.2g})")
-    return (f"Over {n} seed{'s' if n > 1 else ''}, RISC hard reaches {hard.mean:.3f} +- "
+    return (f"Over {n} seed{'s' if n > 1 else ''}, {CORRECTIONS[method].short} reaches "
+            f"{hard.mean:.3f} +- "
             f"{hard.std:.3f} on the rotated test set and is " + "; ".join(parts)
             + " (paired permutation tests over the test images, seeds averaged, "
               "Holm-corrected, 5 % level).")
@@ -170,6 +180,16 @@ def _plot(summary: AggregateSummary, runs: list[RunResults], path: Path) -> Path
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def _spread_of_error(rotnet: RotNetSpread) -> str:
+    """The median, 95th-percentile and worst-angle clause of the sweep error, empty for runs
+    made before they were measured."""
+    parts = [(name, getattr(rotnet, key)) for name, key in (
+        ("median", "sweep_median_deg"), ("95th percentile", "sweep_p95_deg"),
+        ("worst angle", "sweep_worst_mae_deg"))]
+    parts = [f"{name} {fmt(v.mean, 1)} +- {fmt(v.std, 1)}" for name, v in parts if v is not None]
+    return f"; {', '.join(parts)} deg" if parts else ""
 
 
 def _refined(rotnet: RotNetSpread) -> str:
@@ -212,7 +232,7 @@ def _markdown(agg: AggregateResults) -> str:
     lines += ["", f"RotNet: accuracy {fmt(r.acc.mean)} +- {fmt(r.acc.std)}, mean "
                   f"angular error {fmt(r.mae_deg.mean, 1)} deg on the rotated test set, "
                   f"{fmt(r.sweep_mae_deg.mean, 1)} deg over the sweep"
-                  + _refined(r) + ".", "",
+                  + _refined(r) + _spread_of_error(r) + ".", "",
               "## Over the whole circle (sweep; mean +- std over seeds)", ""]
     lines += markdown_table(
         ["method", "mean", "quarter turns", "other angles", "worst angle"],
@@ -283,7 +303,7 @@ def aggregate(folders: Sequence[str | os.PathLike], output: str | os.PathLike, *
         machine=runs[0].machine or machine_info(),
         paper=runs[0].paper,
         summary=summary,
-        verdict=_verdict(summary, len(runs)),
+        verdict=_verdict(summary, len(runs), verdict_method(runs[0].config)),
     )
     ensure_output_dir(output)
     _plot(summary, runs, output / "accuracy_intervals.png")

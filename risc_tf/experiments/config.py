@@ -33,6 +33,7 @@ from risc_tf.angles import (
 )
 from risc_tf.backbones import check_backbone
 from risc_tf.catalog import SIZES, dataset_info
+from risc_tf.heads import check_head
 from risc_tf.paper import paper_angles
 from risc_tf.validation import (
     check_choice,
@@ -126,7 +127,14 @@ class ReproduceConfig:
         Start the classifiers from random weights, or from the trained RotNet's backbone.
     batch_size, recalibration_batches : int
     angles : sequence of float, optional
-        The RotNet's angle set; :func:`risc_tf.paper.paper_angles` when omitted.
+        The RotNet's angle set; :func:`risc_tf.paper.paper_angles` when omitted
+        (a circular head needs fine bins over the circle, e.g. ``angles_every(5)``).
+    rotnet_head : {"bins", "circular"}, default "bins"
+        The RotNet's head (:mod:`risc_tf.heads`): the paper's bins, or fine bins
+        read as a continuous angle (then RISC also counter-rotates by that angle,
+        ``risc_angle``, and the saved pipeline uses it).
+    rotnet_sigma : float, optional
+        The circular head's soft-label width in degrees (default: the bin width).
     test_angles : sequence of float, optional
         Angles the rotated test set draws from (``protocol="set"``); the paper's
         set when omitted.
@@ -138,9 +146,12 @@ class ReproduceConfig:
     jitter : float, default 0
         RotNet training rotations deviate from its angles by up to this (degrees).
     tilt : float or "auto", default "auto"
-        Classifier training tilt, at most half the smallest gap of ``angles`` (the
-        largest residual the RotNet leaves); "auto" is
-        :func:`risc_tf.angles.default_tilt` (0 for quarter-turn sets, else half the gap).
+        Classifier training tilt. With the bins head at most half the smallest gap
+        of ``angles`` (the largest residual the RotNet leaves); "auto" is
+        :func:`risc_tf.angles.default_tilt` (0 for quarter-turn sets, else half the
+        gap). With the circular head at most 45; "auto" is the residual the trained
+        RotNet leaves on the validation split (its 95th percentile,
+        :func:`risc_tf.evaluation.residual_tilt`).
     seed : int, default 0
         Seeds training, the subset draw and the rotated test set.
     subset : int, optional
@@ -179,6 +190,8 @@ class ReproduceConfig:
     batch_size: int = 64
     recalibration_batches: int = 50
     angles: Sequence[float] | None = None
+    rotnet_head: str = "bins"
+    rotnet_sigma: float | None = None
     test_angles: Sequence[float] | None = None
     protocol: str = "set"
     fill: str = "constant"
@@ -241,8 +254,16 @@ class ReproduceConfig:
         check_resolution(angles, self.input_size)
         test_angles = (paper_angles(self.dataset) if self.test_angles is None
                        else check_angles(self.test_angles, "test_angles"))
-        jitter = check_tilt(self.jitter, angles, "jitter")
-        tilt = default_tilt(angles) if self.tilt == "auto" else check_tilt(self.tilt, angles)
+        head, sigma = check_head(self.rotnet_head, angles, self.rotnet_sigma)
+        if head == "circular":  # trained on uniform angles; tilt measured or given
+            if self.jitter:
+                raise ValueError("jitter applies to the bins head; a circular head trains on "
+                                 "angles drawn uniformly over the circle")
+            jitter = 0.0
+            tilt = "auto" if self.tilt == "auto" else check_number("tilt", self.tilt, 0.0, 45.0)
+        else:
+            jitter = check_tilt(self.jitter, angles, "jitter")
+            tilt = default_tilt(angles) if self.tilt == "auto" else check_tilt(self.tilt, angles)
         angles_every(self.sweep_step)  # validates the sweep step
         # last, as it loads Keras: the one check of an optimizer name (nothing is trained)
         from risc_tf.training_options import resolve_optimizer
@@ -250,7 +271,7 @@ class ReproduceConfig:
         resolve_optimizer(values["optimizer"], values["learning_rate"], values["lr_schedule"],
                           total_steps=1)
         return dataclasses.replace(self, angles=angles, test_angles=test_angles, fill=fill,
-                                   jitter=jitter, tilt=tilt, **values)
+                                   jitter=jitter, tilt=tilt, rotnet_sigma=sigma, **values)
 
     def _common_options(self) -> dict:
         return dict(batch_size=self.batch_size, optimizer=self.optimizer,
@@ -259,18 +280,24 @@ class ReproduceConfig:
                     recalibration_batches=self.recalibration_batches,
                     verbose=1 if self.verbose else 0)
 
+    def rotnet_model(self) -> dict:
+        """Keyword arguments of :func:`risc_tf.build_rotnet` (call on a validated config)."""
+        return dict(angles=self.angles, head=self.rotnet_head, sigma=self.rotnet_sigma,
+                    backbone=self.backbone, weights=self.weights)
+
     def rotnet_options(self) -> dict:
         """Keyword arguments of :func:`risc_tf.train_rotnet` (call on a validated config)."""
         return dict(epochs=self.rotnet_epochs, jitter=self.jitter, **self._common_options())
 
-    def classifier_options(self) -> dict:
-        """Keyword arguments of :func:`risc_tf.train_classifier` (call on a validated config)."""
+    def classifier_options(self, tilt: float | None = None) -> dict:
+        """Keyword arguments of :func:`risc_tf.train_classifier` (call on a validated config);
+        ``tilt`` is the measured one where the config says "auto" (a circular head)."""
         def none(value):
             return None if value == "none" else value
 
         return dict(epochs=self.epochs, class_weight=none(self.class_weight),
                     label_smoothing=self.label_smoothing, augment=none(self.augment),
-                    tilt=self.tilt, **self._common_options())
+                    tilt=self.tilt if tilt is None else tilt, **self._common_options())
 
     def to_json(self) -> dict:
         """The settings as JSON-ready values."""

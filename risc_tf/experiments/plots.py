@@ -23,6 +23,7 @@ PLOTS = {
     "confusion_matrices": "confusion_matrices.png",
     "per_angle_accuracy": "per_angle_accuracy.png",
     "angle_sweep": "angle_sweep.png",
+    "rotnet_angle_error": "rotnet_angle_error.png",
     "selective": "selective_classification.png",
 }
 
@@ -119,6 +120,31 @@ def angle_sweep(results: RunResults, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def rotnet_angle_error(results: RunResults, path: Path) -> Path:
+    """The RotNet's mean absolute angular error at each angle of the sweep."""
+    sweep = results.sweep
+    fig = Figure(figsize=(8.5, 4.0))
+    ax = fig.subplots()
+    if sweep.rotnet_mae_deg is not None:
+        ax.plot(sweep.angles, sweep.rotnet_mae_deg, "o-", markersize=3,
+                label=f"the RotNet's answer (mean {sweep.rotnet_mae_deg_mean:.1f} deg)")
+    if sweep.rotnet_refined_mae_deg is not None:
+        ax.plot(sweep.angles, sweep.rotnet_refined_mae_deg, "s--", markersize=3,
+                label="refined between neighbouring bins "
+                      f"(mean {sweep.rotnet_refined_mae_deg_mean:.1f} deg)")
+    for a in results.angles.rotnet if len(results.angles.rotnet) <= 36 else ():
+        ax.axvline(a % 360.0, color="grey", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("rotation of the images (degrees CCW)"
+                  + ("; dotted: RotNet angle set" if len(results.angles.rotnet) <= 36 else ""))
+    ax.set_ylabel("mean absolute error (degrees)")
+    ax.set_xlim(-5, 355)
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"RotNet angular error versus rotation ({sweep.split or 'test'} set)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
 def selective(results: RunResults, path: Path) -> Path:
     """Accuracy against coverage of RISC hard, by rotation confidence and class probability."""
     fig = Figure(figsize=(8.5, 4.0))
@@ -146,7 +172,7 @@ def plot_all(results: RunResults, folder: Path) -> dict[str, str]:
     """Write every figure of :data:`PLOTS` into ``folder``; return name -> file name."""
     makers = {"training_curves": training_curves, "confusion_matrices": confusion_matrices,
               "per_angle_accuracy": per_angle_accuracy, "angle_sweep": angle_sweep,
-              "selective": selective}
+              "rotnet_angle_error": rotnet_angle_error, "selective": selective}
     for name, make in makers.items():
         make(results, Path(folder) / PLOTS[name])
     return dict(PLOTS)

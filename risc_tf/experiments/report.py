@@ -107,6 +107,11 @@ def _sweep_lines(results: RunResults) -> list[str]:
     if sweep.rotnet_mae_deg_mean is not None:
         lines += ["", f"RotNet mean absolute angular error over the sweep: "
                       f"{sweep.rotnet_mae_deg_mean:.1f} deg."]
+        if sweep.rotnet_median_deg is not None:
+            lines[-1] += (f" Median {sweep.rotnet_median_deg:.1f} deg, 95th percentile "
+                          f"{sweep.rotnet_p95_deg:.1f} deg over every image at every angle; "
+                          f"worst angle {sweep.rotnet_worst_angle:g} deg "
+                          f"({sweep.rotnet_worst_mae_deg:.1f} deg).")
         if sweep.rotnet_refined_mae_deg_mean is not None:
             lines[-1] += (f" Refined from its probabilities (between neighbouring bins): "
                           f"{sweep.rotnet_refined_mae_deg_mean:.1f} deg.")

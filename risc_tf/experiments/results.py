@@ -41,6 +41,7 @@ __all__ = [
     "MethodMetrics",
     "MethodSpread",
     "Record",
+    "ResidualTilt",
     "RotNetMetrics",
     "RunInfo",
     "RunResults",
@@ -179,7 +180,7 @@ class TrainingRecord(Record):
 class RotNetMetrics(Record):
     """:func:`risc_tf.metrics.rotation_metrics` on the rotated test set, and upright."""
 
-    OPTIONAL = ("refined_mae_deg",)
+    OPTIONAL = ("refined_mae_deg", "median_deg", "p95_deg")
     acc: float | None
     n_in_set: int
     nearest_acc: float | None
@@ -188,6 +189,8 @@ class RotNetMetrics(Record):
     confusion_matrix: list[list[int]]
     upright_acc: float | None = None
     refined_mae_deg: float | None = None
+    median_deg: float | None = None
+    p95_deg: float | None = None
 
 
 @_record
@@ -237,7 +240,8 @@ class Sweep(Record):
     """Accuracy of every method with the whole split rotated by each angle of the circle."""
 
     OPTIONAL = ("rotnet_mae_deg", "rotnet_mae_deg_mean", "rotnet_refined_mae_deg",
-                "rotnet_refined_mae_deg_mean")
+                "rotnet_refined_mae_deg_mean", "rotnet_median_deg", "rotnet_p95_deg",
+                "rotnet_worst_mae_deg", "rotnet_worst_angle")
     angles: list[float]
     acc: dict[str, list[float]]
     auc: dict[str, list[float | None]]
@@ -247,6 +251,10 @@ class Sweep(Record):
     rotnet_mae_deg_mean: float | None = None
     rotnet_refined_mae_deg: list[float] | None = None
     rotnet_refined_mae_deg_mean: float | None = None
+    rotnet_median_deg: float | None = None
+    rotnet_p95_deg: float | None = None
+    rotnet_worst_mae_deg: float | None = None
+    rotnet_worst_angle: float | None = None
 
 
 @_record
@@ -260,6 +268,19 @@ class Timing(Record):
 
 
 @_record
+class ResidualTilt(Record):
+    """:func:`risc_tf.evaluation.residual_tilt`: the classifier tilt a RotNet's residual asks."""
+
+    tilt_deg: float
+    percentile: float
+    mae_deg: float
+    median_deg: float
+    p95_deg: float
+    capped: bool
+    n: int
+
+
+@_record
 class RunResults(Record):
     """Everything one :func:`risc_tf.reproduce` run measured: its ``results.json``.
 
@@ -267,7 +288,7 @@ class RunResults(Record):
     by :func:`risc_tf.experiments.report.write_results`.
     """
 
-    OPTIONAL = ("summary", "plots")
+    OPTIONAL = ("summary", "plots", "tilt")
     run: RunInfo
     config: dict[str, Any]
     machine: dict[str, Any]
@@ -285,6 +306,8 @@ class RunResults(Record):
     selective: dict[str, dict[str, CoverageCurve]] | None = None
     test_labels: list[int] | None = None
     rotated_test_angles: list[float] | None = None
+    #: the classifier tilt measured on validation (a circular head with tilt "auto")
+    tilt: ResidualTilt | None = None
     schema_version: int = SCHEMA_VERSION
     summary: dict[str, Any] | None = None
     plots: dict[str, str] | None = None
@@ -340,13 +363,17 @@ class SweepSpread(Record):
 
 @_record
 class RotNetSpread(Record):
-    OPTIONAL = ("sweep_refined_mae_deg",)
+    OPTIONAL = ("sweep_refined_mae_deg", "sweep_median_deg", "sweep_p95_deg",
+                "sweep_worst_mae_deg")
     acc: Spread
     nearest_acc: Spread
     mae_deg: Spread
     upright_acc: Spread
     sweep_mae_deg: Spread
     sweep_refined_mae_deg: Spread | None = None
+    sweep_median_deg: Spread | None = None
+    sweep_p95_deg: Spread | None = None
+    sweep_worst_mae_deg: Spread | None = None
 
 
 @_record

@@ -24,7 +24,7 @@ import keras
 
 from risc_tf.angles import angles_every
 from risc_tf.catalog import dataset_info, label_names
-from risc_tf.corrections import CORRECTIONS, for_mode
+from risc_tf.corrections import CORRECTIONS, DEPLOYED
 from risc_tf.data import load_splits
 from risc_tf.evaluation import (
     METHOD_LABELS,
@@ -32,6 +32,7 @@ from risc_tf.evaluation import (
     build_methods,
     evaluate_models,
     evaluation_sets,
+    residual_tilt,
     selective_evaluation,
     time_inference,
 )
@@ -44,10 +45,7 @@ from risc_tf.pipeline import RISCPipeline
 from risc_tf.saving import save_model
 from risc_tf.stages import build_and_train_classifier, build_and_train_rotnet
 
-__all__ = ["DEPLOYED_MODE", "reproduce"]
-
-#: The correction of the pipeline a run saves (the paper's).
-DEPLOYED_MODE = "hard"
+__all__ = ["reproduce"]
 
 
 def _say(config: ReproduceConfig, message: str) -> None:
@@ -57,28 +55,33 @@ def _say(config: ReproduceConfig, message: str) -> None:
 
 def _train(config: ReproduceConfig, splits, num_classes: int):
     (x, y), (xv, yv) = splits["train"], splits["val"]
-    common = dict(input_size=config.input_size, backbone=config.backbone)
-    _say(config, f"stage 1: RotNet ({config.backbone}) on {len(x)} unlabelled images, "
-                 f"angles {[f'{a:g}' for a in config.angles]}")
-    rotnet, record = build_and_train_rotnet(x, xv, angles=config.angles, weights=config.weights,
-                                            **common, **config.rotnet_options())
+    _say(config, f"stage 1: RotNet ({config.backbone}, {config.rotnet_head} head) on {len(x)} "
+                 f"unlabelled images, angles {[f'{a:g}' for a in config.angles]}")
+    rotnet, record = build_and_train_rotnet(x, xv, input_size=config.input_size,
+                                            **config.rotnet_model(), **config.rotnet_options())
     models, training = {"rotnet": rotnet}, {"rotnet": record}
+    tilt = None
+    if config.tilt == "auto":  # a circular head: train for the residual it leaves
+        tilt = residual_tilt(rotnet, xv, fill=config.fill, seed=config.seed)
+        _say(config, f"classifier tilt {tilt['tilt_deg']:.1f} deg: the RotNet's 95th-percentile "
+                     "angle error on the validation split")
     init = rotnet if config.classifier_init == "rotnet" else config.weights
+    options = config.classifier_options(None if tilt is None else tilt["tilt_deg"])
     for name, augment_angles in (("classifier", None), ("rotation_augmented", config.angles)):
         what = ("upright images" if augment_angles is None
                 else "rotation-augmented images (baseline)")
         _say(config, f"stage 2: classifier on {what} ({config.recipe} recipe, "
                      f"init {config.classifier_init})")
         models[name], training[name] = build_and_train_classifier(
-            x, y, xv, yv, num_classes=num_classes, weights=init, augment_angles=augment_angles,
-            **common, **config.classifier_options())
-    return models, training
+            x, y, xv, yv, num_classes=num_classes, input_size=config.input_size,
+            backbone=config.backbone, weights=init, augment_angles=augment_angles, **options)
+    return models, training, tilt
 
 
 def _timing(methods, rotnet_fn, images, samples: int) -> dict:
-    table = {"rotnet": time_inference(rotnet_fn, images, samples)}
+    table = {"rotnet": time_inference(rotnet_fn, images, single=samples)}
     for name, fn in methods.items():
-        table[name] = time_inference(fn, images, samples)
+        table[name] = time_inference(fn, images, single=samples)
     return table
 
 
@@ -86,7 +89,7 @@ def _metadata(config: ReproduceConfig, evaluation: dict, sweep: dict) -> dict:
     """What travels with the saved pipeline (its model card is written from this)."""
     rotated = evaluation["rotated"]
     risc = [CORRECTIONS[m] for m in rotated if m in CORRECTIONS and CORRECTIONS[m].uses_rotnet]
-    deployed = for_mode(DEPLOYED_MODE).name
+    deployed = DEPLOYED[config.rotnet_head]
     return {
         "dataset": config.dataset,
         "recipe": config.recipe,
@@ -94,7 +97,8 @@ def _metadata(config: ReproduceConfig, evaluation: dict, sweep: dict) -> dict:
         "training": {k: v for k, v in config.to_json().items() if k in (
             "backbone", "weights", "recipe", "epochs", "rotnet_epochs", "optimizer",
             "learning_rate", "lr_schedule", "class_weight", "label_smoothing", "augment",
-            "classifier_init", "batch_size", "fill", "jitter", "tilt", "seed")},
+            "classifier_init", "batch_size", "fill", "jitter", "tilt", "seed", "rotnet_head",
+            "rotnet_sigma")},
         "test_metrics": {
             "upright_acc (classifier)": evaluation["upright"]["classifier"]["acc"],
             **{f"rotated_acc ({c.label}, protocol {config.protocol})": rotated[c.name]["acc"]
@@ -146,7 +150,7 @@ def reproduce(config: ReproduceConfig) -> RunResults:
     names = label_names(config.dataset)
     keras.utils.set_random_seed(config.seed)
 
-    models, training = _train(config, splits, len(names))
+    models, training, tilt = _train(config, splits, len(names))
     rotnet, classifier = models["rotnet"], models["classifier"]
     # evaluation: TTA and both RISC modes from one pass per counter-rotation
     methods = build_methods(rotnet, classifier, models["rotation_augmented"], fill=config.fill,
@@ -157,10 +161,11 @@ def reproduce(config: ReproduceConfig) -> RunResults:
                  f"{config.protocol}, seed {config.seed})")
     sets = evaluation_sets(xt, yt, config.test_angles, image_size=config.input_size,
                            seed=config.seed, protocol=config.protocol, fill=config.fill)
-    evaluation = evaluate_models(methods, rotnet, sets, config.protocol)
+    evaluation = evaluate_models(methods, rotnet, sets, protocol=config.protocol)
     val_sets = evaluation_sets(*splits["val"], config.test_angles, image_size=config.input_size,
                                seed=config.seed, protocol=config.protocol, fill=config.fill)
-    pipe = RISCPipeline(rotnet, classifier, mode=DEPLOYED_MODE, fill=config.fill,
+    pipe = RISCPipeline(rotnet, classifier, mode=CORRECTIONS[DEPLOYED[config.rotnet_head]].mode,
+                        fill=config.fill,
                         class_names=names)
     selective = {split: selective_evaluation(pipe, s["rotated"][0], s["rotated"][1])
                  for split, s in (("val", val_sets), ("test", sets))}
@@ -207,6 +212,7 @@ def reproduce(config: ReproduceConfig) -> RunResults:
         "sweep": sweep,
         "timing": timing,
         "paper": PAPER_RESULTS.get(config.dataset),
+        "tilt": tilt,
         "test_labels": sets["rotated"][1].tolist(),
         "rotated_test_angles": sets["rotated"][2].tolist(),
     })))

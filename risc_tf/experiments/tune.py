@@ -8,8 +8,10 @@ split is never loaded):
 * ``objective="classifier"``: the upright classifier (after the RotNet, when
   the point initialises it from one); score: its best validation accuracy
   (the epoch early stopping keeps);
-* ``objective="risc"``: the RotNet and the classifier; score: RISC hard's mean
-  accuracy over the validation set rotated by every ``sweep_step`` degrees
+* ``objective="risc"``: the RotNet and the classifier; score: the mean accuracy
+  of its RISC correction (RISC hard for a bins head, RISC angle for a circular
+  one, :data:`risc_tf.corrections.DEPLOYED`) over the validation set rotated by
+  every ``sweep_step`` degrees
   (the circle), with the RotNet's angular error and the quarter-turn / worst
   angle numbers beside it.
 
@@ -33,6 +35,7 @@ import numpy as np
 
 from risc_tf._version import __version__
 from risc_tf.atomic import write_text
+from risc_tf.corrections import DEPLOYED
 from risc_tf.experiments.config import ReproduceConfig
 from risc_tf.experiments.report import fmt, json_text, markdown_table
 from risc_tf.experiments.rundir import ensure_output_dir, machine_info, now_iso, source_info
@@ -42,9 +45,8 @@ from risc_tf.validation import check_choice
 __all__ = ["OBJECTIVES", "grid_points", "tune_recipe"]
 
 OBJECTIVES = ("classifier", "risc")
-#: The correction the "risc" objective scores (:mod:`risc_tf.corrections`).
-SCORED = "risc_hard"
-_ROTNET_KEYS = ("dataset", "backbone", "weights", "input_size", "angles", "fill", "jitter",
+_ROTNET_KEYS = ("dataset", "backbone", "weights", "input_size", "angles", "rotnet_head",
+                "rotnet_sigma", "fill", "jitter",
                 "rotnet_epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule",
                 "patience", "size", "subset", "recalibration_batches")
 
@@ -93,8 +95,8 @@ def _rotnet(config: ReproduceConfig, splits, cache: Path):
     if path.is_file():
         return load_model(path), None
     rotnet, record = build_and_train_rotnet(
-        splits["train"][0], splits["val"][0], angles=config.angles, input_size=config.input_size,
-        backbone=config.backbone, weights=config.weights, **config.rotnet_options())
+        splits["train"][0], splits["val"][0], input_size=config.input_size,
+        **config.rotnet_model(), **config.rotnet_options())
     save_model(rotnet, path)
     return rotnet, {"best_val_accuracy": record["best_val_accuracy"],
                     "train_time_s": record["train_time_s"]}
@@ -103,7 +105,7 @@ def _rotnet(config: ReproduceConfig, splits, cache: Path):
 def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path) -> dict:
     from risc_tf.angles import angles_every
     from risc_tf.catalog import label_names
-    from risc_tf.evaluation import angle_sweep, build_methods, evaluation_sets
+    from risc_tf.evaluation import angle_sweep, build_methods, evaluation_sets, residual_tilt
     from risc_tf.stages import build_and_train_classifier
 
     out: dict = {}
@@ -113,10 +115,14 @@ def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path
         out["rotnet"] = trained or {"cached": True}
     (x, y), (xv, yv) = splits["train"], splits["val"]
     init = rotnet if config.classifier_init == "rotnet" else config.weights
+    tilt = None
+    if config.tilt == "auto":  # a circular head: the residual it leaves, on validation
+        tilt = residual_tilt(rotnet, xv, fill=config.fill, seed=config.seed)
+        out["tilt"] = tilt
     clf, record = build_and_train_classifier(
         x, y, xv, yv, num_classes=len(label_names(config.dataset)),
         input_size=config.input_size, backbone=config.backbone, weights=init,
-        **config.classifier_options())
+        **config.classifier_options(None if tilt is None else tilt["tilt_deg"]))
     out["classifier"] = {"best_val_accuracy": record["best_val_accuracy"],
                          "best_epoch": record["best_epoch"], "epochs_run": record["epochs_run"],
                          "train_time_s": record["train_time_s"]}
@@ -125,12 +131,15 @@ def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path
         return out
     upright = evaluation_sets(xv, yv, config.test_angles, image_size=config.input_size,
                               fill=config.fill)["upright"][0]
+    scored = DEPLOYED[config.rotnet_head]
     methods = {k: v for k, v in build_methods(rotnet, clf, fill=config.fill).items()
-               if k in ("classifier", SCORED)}
+               if k in ("classifier", scored)}
     sweep = angle_sweep(methods, upright, yv, angles_every(config.sweep_step), fill=config.fill,
                         rotnet=rotnet, verbose=0)
-    out["sweep"] = {"summary": sweep["summary"], "rotnet_mae_deg": sweep["rotnet_mae_deg_mean"]}
-    out["score"] = sweep["summary"][SCORED]["mean"]
+    out["sweep"] = {"summary": sweep["summary"], "rotnet_mae_deg": sweep["rotnet_mae_deg_mean"],
+                    "rotnet_median_deg": sweep["rotnet_median_deg"],
+                    "rotnet_p95_deg": sweep["rotnet_p95_deg"]}
+    out["score"] = sweep["summary"][scored]["mean"]
     return out
 
 
@@ -146,7 +155,8 @@ def _markdown(state: dict) -> str:
              "Every score is on the validation split; the test split was not loaded.", "",
              "Score: " + ("best validation accuracy of the upright classifier."
                           if state["objective"] == "classifier" else
-                          "RISC hard's mean accuracy over the rotated validation set (sweep)."),
+                          "RISC's mean accuracy over the rotated validation set (sweep; RISC "
+                          "hard for a bins head, RISC angle for a circular one)."),
              ""]
     names = list(dict.fromkeys(k for p in state["points"] for k in p["settings"]))
     risc = state["objective"] == "risc"
