@@ -26,14 +26,19 @@ API = Path(__file__).resolve().parent / "api"
 
 #: Public modules whose names users call directly but that are not top-level.
 MODULES = (
+    "risc_tf.calibration",
     "risc_tf.evaluation",
     "risc_tf.experiments",
     "risc_tf.explain",
     "risc_tf.export",
+    "risc_tf.features",
     "risc_tf.figures",
     "risc_tf.io",
     "risc_tf.metrics",
+    "risc_tf.ood",
     "risc_tf.statistics",
+    "risc_tf.thresholds",
+    "risc_tf.trust",
 )
 
 

@@ -23,7 +23,7 @@ from risc_tf.angles import (
     match_angles,
 )
 from risc_tf.heads import read_angle, refine_angle
-from risc_tf.validation import check_labels
+from risc_tf.validation import check_labels, check_probability
 
 __all__ = [
     "accuracy",
@@ -224,7 +224,7 @@ def coverage_curve(correct, confidence, thresholds: Sequence[float] | None = Non
     ----------
     correct : array_like of bool, (N,)
     confidence : array_like of float, (N,)
-    thresholds : sequence of float, optional
+    thresholds : sequence of float in [0, 1], optional
         Default: 0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99.
 
     Returns
@@ -234,6 +234,12 @@ def coverage_curve(correct, confidence, thresholds: Sequence[float] | None = Non
         nothing is answered), and ``"area"``: the area under the risk-coverage
         curve's accuracy (mean accuracy over all coverages, from sorting by
         confidence).
+
+    Raises
+    ------
+    ValueError
+        ``correct`` and ``confidence`` of different lengths or empty; a
+        threshold outside [0, 1] (named by its index).
     """
     ok = np.asarray(correct, bool).reshape(-1)
     conf = np.asarray(confidence, np.float64).reshape(-1)
@@ -241,7 +247,7 @@ def coverage_curve(correct, confidence, thresholds: Sequence[float] | None = Non
         raise ValueError(f"correct and confidence must be equal, non-empty; got {len(ok)}, "
                          f"{len(conf)}")
     thresholds = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99] if thresholds is None \
-        else [float(t) for t in thresholds]
+        else [check_probability(f"thresholds[{i}]", t) for i, t in enumerate(thresholds)]
     coverage, acc = [], []
     for t in thresholds:
         answered = conf >= t
