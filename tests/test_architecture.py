@@ -25,22 +25,26 @@ FLOORS: dict[str, int] = {
     # data: MedMNIST and a user's own image files
     "catalog": 1, "download": 1, "data": 1, "imagefiles": 1, "pillow_io": 1, "dicom": 1,
     "io": 1,
-    # rotation and input normalisation
-    "angles": 2, "paper": 2, "rotation": 2, "preprocessing": 2, "augment": 2,
+    # rotation, RotNet heads and input normalisation
+    "angles": 2, "paper": 2, "rotation": 2, "resample": 2, "heads": 2, "preprocessing": 2,
+    "augment": 2,
+    # measures: metrics and statistics of arrays (no model)
+    "metrics": 3, "statistics": 3,
     # tf.data pipelines and batching
-    "datasets": 3, "inputs": 3,
+    "datasets": 4, "inputs": 4,
     # models
-    "backbones": 4, "fast": 4, "models": 4, "saving": 4,
+    "backbones": 5, "fast": 5, "models": 5, "saving": 5, "features": 5,
     # training
-    "distribute": 5, "recalibration": 5, "training_options": 5, "training": 5, "stages": 5,
-    # the pipeline, its corrections, its files and its exports
-    "corrections": 6, "pipeline_files": 6, "export": 6, "pipeline": 6,
+    "distribute": 6, "recalibration": 6, "training_options": 6, "training": 6, "stages": 6,
+    # the pipeline, its corrections, what it is trusted with, its files and its exports
+    "corrections": 7, "calibration": 7, "thresholds": 7, "ood": 7, "pipeline_files": 7,
+    "export": 7, "pipeline": 7,
     # evaluation and what is made of a pipeline's answers
-    "metrics": 7, "statistics": 7, "evaluation": 7, "scans": 7, "review": 7,
+    "evaluation": 8, "trust": 8, "scans": 8, "review": 8,
     # experiments and explanations
-    "experiments": 8, "explain": 8,
+    "experiments": 9, "explain": 9,
     # the command line
-    "commands": 9, "cli": 9, "__main__": 9,
+    "commands": 10, "cli": 10, "__main__": 10,
 }
 
 
