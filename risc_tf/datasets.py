@@ -23,12 +23,14 @@ import tensorflow as tf
 
 from risc_tf.angles import DEFAULT_ANGLES, PROTOCOLS, check_angles, check_fill, check_tilt
 from risc_tf.augment import make_augmenter
+from risc_tf.heads import check_head, circular_labels
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import apply_fill, rotate, rotate_all
 from risc_tf.validation import check_choice, check_int, check_labels
 
 __all__ = [
     "PROTOCOLS",
+    "circular_validation_dataset",
     "classification_dataset",
     "draw_test_angles",
     "rotated_test_arrays",
@@ -164,6 +166,7 @@ def rotation_dataset(
     shuffle: bool = True,
     all_rotations: bool = False,
     jitter: float = 0.0,
+    sigma: float | None = None,
     fill: str = "constant",
     seed: int | None = None,
     drop_remainder: bool = False,
@@ -190,11 +193,18 @@ def rotation_dataset(
         As in :func:`classification_dataset`.
     all_rotations : bool, default False
         Every rotation of each image in the same batch.
+    sigma : float, optional
+        The circular head's target (:mod:`risc_tf.heads`): each image is turned by an
+        angle drawn uniformly over the circle and the target is the circular-Gaussian
+        soft label of width ``sigma`` degrees over ``angles``
+        (:func:`risc_tf.heads.circular_labels`) instead of an index. Not with
+        ``all_rotations`` or ``jitter``.
 
     Returns
     -------
     tf.data.Dataset
-        ``(float32 (B, S, S, 3), int32 (B,))`` batches.
+        ``(float32 (B, S, S, 3), int32 (B,))`` batches (with ``sigma``: float32
+        ``(B, len(angles))`` soft labels).
     """
     x, _ = _check_batch(images)
     angles = check_angles(angles)
@@ -202,12 +212,22 @@ def rotation_dataset(
     num = len(angles)
     batch_size, image_size = _check_common(batch_size, image_size, seed)
     fill, jitter = check_fill(fill), check_tilt(jitter, angles, "jitter")
+    if sigma is not None:
+        sigma = check_head("circular", angles, sigma)[1]
+        if all_rotations or jitter:
+            raise ValueError("sigma (uniform angles with soft labels) cannot be combined with "
+                             "all_rotations or jitter")
     ds = tf.data.Dataset.zip(_source((x,), shuffle, seed, batch_size, drop_remainder),
                              _batch_seeds(seed))
 
     def prepare(batch, batch_seed):
         a = to_model_input(batch[0], image_size)
         n = tf.shape(a)[0]
+        if sigma is not None:
+            angle = tf.random.stateless_uniform(tf.reshape(n, [1]), seed=_seed(batch_seed, 0),
+                                                minval=0.0, maxval=360.0)
+            return apply_fill(rotate(a, angle, fill), fill), circular_labels(angle, angles,
+                                                                             sigma)
         if all_rotations:
             k = tf.repeat(tf.range(num, dtype=tf.int32), n)
             a = rotate_all(a, table, fill) if not jitter else rotate(
@@ -222,6 +242,45 @@ def rotation_dataset(
         return apply_fill(a, fill), k
 
     return _finish(ds.map(prepare, num_parallel_calls=AUTOTUNE))
+
+
+def circular_validation_dataset(
+    images,
+    angles: Sequence[float],
+    sigma: float,
+    *,
+    copies: int = 4,
+    batch_size: int = 64,
+    image_size: int = 32,
+    fill: str = "constant",
+) -> tf.data.Dataset:
+    """The circular head's validation set: each image at ``copies`` fixed angles, soft labels.
+
+    Copy ``j`` of image ``i`` is turned by ``phase_i + j * 360 / copies`` degrees, the
+    phases spread by the golden angle, so every epoch is scored on the same
+    rotations, evenly over the circle (:func:`rotation_dataset` with ``sigma`` draws
+    fresh ones).
+
+    Returns
+    -------
+    tf.data.Dataset
+        ``(float32 (B, S, S, 3), float32 (B, len(angles)))`` batches, in order.
+    """
+    x, _ = _check_batch(images)
+    angles = check_angles(angles)
+    sigma = check_head("circular", angles, sigma)[1]
+    copies, fill = check_int("copies", copies), check_fill(fill)
+    batch_size, image_size = _check_common(batch_size, image_size, None)
+    phase = np.mod(np.arange(len(x)) * 137.50776405, 360.0)
+    degrees = np.mod(phase[:, None] + np.arange(copies)[None, :] * 360.0 / copies,
+                     360.0).reshape(-1).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((np.repeat(x, copies, axis=0), degrees))
+
+    def prepare(batch, angle):
+        a = apply_fill(to_model_input(batch, image_size), fill)
+        return apply_fill(rotate(a, angle, fill), fill), circular_labels(angle, angles, sigma)
+
+    return _finish(ds.batch(batch_size).map(prepare, num_parallel_calls=AUTOTUNE))
 
 
 def draw_test_angles(

@@ -33,9 +33,13 @@ import tensorflow as tf
 
 from risc_tf.angles import check_fill, check_tilt
 from risc_tf.augment import make_augmenter
-from risc_tf.datasets import classification_dataset, rotation_dataset
+from risc_tf.datasets import (
+    circular_validation_dataset,
+    classification_dataset,
+    rotation_dataset,
+)
 from risc_tf.distribute import check_strategy, is_multi_worker, prepare_multi_worker_fit
-from risc_tf.models import model_image_size, rotnet_angles
+from risc_tf.models import model_image_size, rotnet_angles, rotnet_head
 from risc_tf.preprocessing import check_images
 from risc_tf.recalibration import BatchNormRecalibration
 from risc_tf.training_options import (
@@ -80,6 +84,7 @@ def _fit(
     metric: keras.metrics.Metric,
     epochs: int,
     patience: int | None,
+    monitor: tuple[str, str] = ("val_accuracy", "max"),
     recalibration_batches: int,
     class_weight: dict | None,
     jit_compile: bool,
@@ -97,7 +102,7 @@ def _fit(
     if val is not None and patience:
         cbs.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=patience,
+                monitor=monitor[0], mode=monitor[1], patience=patience,
                 restore_best_weights=True, verbose=min(verbose, 1),
             )
         )
@@ -196,10 +201,14 @@ def train_rotnet(
     >>> train_rotnet(rotnet, x_train, x_val, epochs=5, lr_schedule="cosine")  # doctest: +SKIP
     """
     angles = rotnet_angles(rotnet)
+    head, sigma = rotnet_head(rotnet)
     size = model_image_size(rotnet)
     epochs, batch_size, patience, seed, recal_batches = _check_fit_options(
         rotnet, epochs, batch_size, patience, seed, recalibration_batches, verbose, callbacks)
     fill, jitter = check_fill(fill), check_tilt(jitter, angles, "jitter")
+    if head == "circular" and (jitter or all_rotations):
+        raise ValueError("jitter and all_rotations apply to the bins head; a circular head "
+                         "trains on angles drawn uniformly over the circle")
     images = _images(images)
     val_images = None if val_images is None else _images(val_images, "val_images")
     optimizer = optimizer_factory(optimizer, learning_rate, lr_schedule,
@@ -209,16 +218,22 @@ def train_rotnet(
     def pipeline(x, shuffle, s, every=all_rotations, jit=jitter):
         return rotation_dataset(x, angles, batch_size=batch_size, image_size=size,
                                 shuffle=shuffle, all_rotations=every, jitter=jit, fill=fill,
-                                seed=s)
+                                sigma=sigma, seed=s)
 
     train = pipeline(images, True, seed)
-    val = None if val_images is None else pipeline(val_images, False, None, True, 0.0)
     recal = pipeline(images, True, seed + 2) if recalibrate_bn else None
+    if head == "circular":  # soft labels; validation at fixed angles, chosen by its loss
+        val = None if val_images is None else circular_validation_dataset(
+            val_images, angles, sigma, image_size=size, fill=fill, batch_size=batch_size)
+        loss, monitor = keras.losses.CategoricalCrossentropy(), ("val_loss", "min")
+        metric = keras.metrics.CategoricalAccuracy(name="accuracy")  # the nearest bin
+    else:
+        val = None if val_images is None else pipeline(val_images, False, None, True, 0.0)
+        loss, monitor = keras.losses.SparseCategoricalCrossentropy(), ("val_accuracy", "max")
+        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     return _fit(
-        rotnet, train, val, recal, optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metric=keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-        epochs=epochs, patience=patience, recalibration_batches=recal_batches,
+        rotnet, train, val, recal, optimizer=optimizer, loss=loss, metric=metric,
+        epochs=epochs, patience=patience, monitor=monitor, recalibration_batches=recal_batches,
         class_weight=None, jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
     )
 
