@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmark scripts (not part of the library or the tests)."""
+"""Shared helpers for the benchmarks and probes: the machine line, timing, rates, FLOPs."""
 
 from __future__ import annotations
 
@@ -7,17 +7,12 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from risc_tf.fast import onednn_enabled
-
-#: The MedMNIST folder: $RISC_TF_DATA (the library's variable), else the shared folder
-#: beside the repository (run the scripts from the repository root).
-DATA_ROOT = os.environ.get("RISC_TF_DATA", "../shared/data/medmnist")
 
 
 def machine() -> str:
@@ -108,31 +103,3 @@ def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
 def header(title: str) -> None:
     print(f"== {title}")
     print(f"machine: {cpu_model()}; {machine()}")
-
-
-def check_saved_run(run: str | os.PathLike) -> Path:
-    """``run`` as a Path if it is a finished ``risc-tf reproduce`` seed folder with its models;
-    SystemExit naming it otherwise."""
-    run = Path(run)
-    if not (run / "results.json").exists() or not (run / "models" / "risc_pipeline").exists():
-        raise SystemExit(f"{run}: not a finished reproduce seed folder with its saved models")
-    return run
-
-
-def load_saved_run(run: str | os.PathLike, split: str, data_root: str | None = None):
-    """A finished ``risc-tf reproduce`` seed folder: its config, saved pipeline and one split.
-
-    Returns ``(results, pipeline, images, labels)`` (results a
-    :class:`~risc_tf.experiments.results.RunResults`); ``data_root`` defaults to the one the
-    run recorded; a folder that is not a saved run stops it (:func:`check_saved_run`).
-    """
-    import risc_tf
-    from risc_tf.experiments.results import load_results
-
-    run = check_saved_run(run)
-    results = load_results(run / "results.json")
-    cfg = results.config
-    pipe = risc_tf.RISCPipeline.load(run / "models" / "risc_pipeline")
-    x, y = risc_tf.load_medmnist(cfg["dataset"], split, root=data_root or cfg["data_root"],
-                                 size=cfg["size"])
-    return results, pipe, x, y

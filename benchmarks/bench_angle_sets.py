@@ -8,7 +8,7 @@ bins (quarter turns as reversals, other angles as a precomputed gather); soft
 mode classifies every counter-rotation, so it costs about one classifier pass
 per bin.
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_angle_sets.py
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_angle_sets
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 
 import keras
-from _common import DATA_ROOT, header, interleaved, report
 
 import risc_tf
+from benchmarks._common import header, interleaved, report
+from devdata import DATA_ROOT
 from risc_tf.angles import angles_every
 
 

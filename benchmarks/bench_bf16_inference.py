@@ -9,7 +9,7 @@ a library option (see docs/performance.md). Run from the repository root, after
 ``risc-tf reproduce --dataset pneumoniamnist --backbone resnet50 --output
 runs/pneumoniamnist-resnet50``::
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_bf16_inference.py \\
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_bf16_inference \\
         --pipeline runs/pneumoniamnist-resnet50/models/risc_pipeline
 """
 
@@ -19,9 +19,10 @@ import argparse
 
 import keras
 import numpy as np
-from _common import DATA_ROOT, header, interleaved, report
 
 import risc_tf
+from benchmarks._common import header, interleaved, report
+from devdata import DATA_ROOT
 
 
 def bf16_copy(model: keras.Model, build) -> keras.Model:

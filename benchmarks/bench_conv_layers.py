@@ -9,7 +9,7 @@ alternative "patches + matmul" (pad, k*k slices concatenated, one matmul).
 Prints medians of ``--repeats`` interleaved runs, and the total per training step
 (times the number of such layers). Run from the repository root::
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_conv_layers.py
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_conv_layers
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import statistics
 
 import keras
 import tensorflow as tf
-from _common import header, timed
 
 import risc_tf
+from benchmarks._common import header, timed
 from risc_tf.fast import FastConv2D
 
 

@@ -14,7 +14,7 @@ On a 2-core CPU two logical devices share the same two cores: no speed-up is
 possible, the number shows the overhead of MirroredStrategy's replication and
 all-reduce. Run from the repository root on a quiet machine::
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_distribute.py
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_distribute
 """
 
 from __future__ import annotations
@@ -43,10 +43,9 @@ def child(devices: int, policy: str, images: int, epochs: int) -> dict:
     import keras
 
     import risc_tf
+    from benchmarks._common import machine
+    from devdata import DATA_ROOT
     from risc_tf.distribute import make_strategy
-
-    sys.path.insert(0, os.path.dirname(__file__))
-    from _common import DATA_ROOT, machine
 
     keras.mixed_precision.set_dtype_policy(policy)
     x, y = risc_tf.load_medmnist("pneumoniamnist", "train", root=DATA_ROOT)
@@ -86,7 +85,8 @@ def main() -> None:
     print(f"ResNet50 classifier, 32x32, batch 64, {args.images} images/epoch, {args.epochs} "
           "epochs (first not timed), fast layers, no BatchNorm re-estimation")
     for name, s in SETTINGS.items():
-        done = subprocess.run([sys.executable, __file__, "--images", str(args.images),
+        done = subprocess.run([sys.executable, "-m", "benchmarks.bench_distribute",
+                               "--images", str(args.images),
                                "--epochs", str(args.epochs), "--child", str(s["devices"]),
                                s["policy"]], capture_output=True, text=True, env=env)
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)

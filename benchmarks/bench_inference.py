@@ -24,7 +24,7 @@ what any float32 pipeline on these kernels can do.
 
 Run from the repository root::
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_inference.py
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_inference
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ import statistics
 
 import keras
 import numpy as np
-from _common import DATA_ROOT, forward_flops, header, interleaved, matmul_peak, report, timed
 
 import risc_tf
+from benchmarks._common import forward_flops, header, interleaved, matmul_peak, report, timed
+from devdata import DATA_ROOT
 
 
 def naive(rotnet, classifier, x, batch_size=None):

@@ -9,7 +9,7 @@ spends 0.1-2 s outside the steps (iterator set-up, teardown), which a real
 training run pays once, not once per ``--steps`` steps. Run from the repository
 root::
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_training.py
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_training
 
 Prefix ``TF_ENABLE_ONEDNN_OPTS=0`` to measure TensorFlow's Eigen CPU kernels
 instead of oneDNN (docs/performance.md); there one more side trains the fast
@@ -25,9 +25,10 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from _common import DATA_ROOT, header, report
 
 import risc_tf
+from benchmarks._common import header, report
+from devdata import DATA_ROOT
 from risc_tf.fast import FusedAdam, onednn_enabled
 
 #: Under Eigen kernels, one more side: the fast layers with the rewrites chosen for

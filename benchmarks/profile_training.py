@@ -6,8 +6,8 @@ profiler's XPlane file (no TensorBoard needed). Times are summed over all
 threads, so they add up to more than the wall time on a multi-core machine.
 Run from the repository root, with or without ``TF_ENABLE_ONEDNN_OPTS=0``::
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/profile_training.py
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/profile_training.py --stock
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.profile_training
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.profile_training --stock
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import time
 
 import keras
 import tensorflow as tf
-from _common import DATA_ROOT, header
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 import risc_tf
+from benchmarks._common import header
+from devdata import DATA_ROOT
 from risc_tf.fast import FusedAdam
 
 

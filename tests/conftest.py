@@ -11,14 +11,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-#: ../shared/data/medmnist beside the repository (override with RISC_TF_DATA, the one
-#: data-folder variable of the library, the command line, the tests and the benchmarks).
-DATA_ROOT = Path(
-    os.environ.get(
-        "RISC_TF_DATA",
-        Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medmnist",
-    )
-)
+from devdata import DATA_ROOT  # noqa: E402  ($RISC_TF_DATA, else ../shared/data/medmnist)
 
 
 def has_data(flag: str = "pneumoniamnist") -> bool:

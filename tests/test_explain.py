@@ -32,8 +32,7 @@ from risc_tf.explain.cam import logit_model, model_input, predict_proba
 from risc_tf.explain.methods import engine
 from risc_tf.figures import save_figure
 from risc_tf.inputs import run_in_batches
-
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "medmnist"
+from tests.conftest import DATA_ROOT, requires_data
 
 
 def _max_n(method):
@@ -393,13 +392,13 @@ def test_cli_explain_errors(saved_pipeline, images, tmp_path, capsys):
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not (DATA / "pneumoniamnist.npz").is_file(), reason="no ../shared/data")
+@requires_data
 def test_cli_explain_medmnist_split(saved_pipeline, tmp_path):
     out = tmp_path / "out"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = main(["explain", "--pipeline", str(saved_pipeline), "--dataset", "pneumoniamnist",
-                     "--split", "test", "--data-root", str(DATA), "--count", "2", "--figures",
+                     "--split", "test", "--data-root", str(DATA_ROOT), "--count", "2", "--figures",
                      "layers", "--method", "gradcam++", "--output", str(out)])
     assert code == 0 and (out / "explain_layers.png").is_file()
     with np.load(out / "heatmaps.npz") as npz:

@@ -3,6 +3,7 @@ several seeds, the aggregate with its statistics, and every error."""
 
 import json
 import shutil
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -16,6 +17,7 @@ from risc_tf.experiments.run import reproduce
 from risc_tf.experiments.rundir import RUN_FILE, prepare_output_dir
 from risc_tf.experiments.seeds import reproduce_seeds
 from risc_tf.paper import PAPER_RESULTS, paper_angles
+from risc_tf.statistics import holm
 from tests.conftest import DATA_ROOT, requires_data
 
 METHODS = {"classifier", "rotation_augmented", "tta", "risc_hard", "risc_soft"}
@@ -41,6 +43,43 @@ def run(tmp_path_factory):
 
 def _in_unit(value) -> bool:
     return value is None or 0.0 <= value <= 1.0
+
+
+#: Committed reproduce runs (per-seed folders) and their aggregates: the README's verdicts.
+COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "results"
+COMMITTED_AGGREGATES = sorted(
+    p.parent.name for p in COMMITTED.glob("*/results.json")
+    if json.loads(p.read_text()).get("kind") == "aggregate")
+
+
+def _copy_runs(name: str, to) -> list:
+    """The per-seed results.json and run.json of a committed experiment (no plots, no models:
+    all the aggregate reads)."""
+    folders = []
+    for seed_dir in sorted((COMMITTED / name).glob("seed-*")):
+        (to / seed_dir.name).mkdir(parents=True)
+        for file in ("results.json", RUN_FILE):
+            shutil.copy(seed_dir / file, to / seed_dir.name / file)
+        folders.append(to / seed_dir.name)
+    return folders
+
+
+def _rewrite_baseline(folder, base: str, risc_only: int, base_only: int, seed: int) -> None:
+    """Make ``base``'s rotated-test predictions equal RISC hard's except on ``risc_only``
+    images only RISC gets right and ``base_only`` images only ``base`` gets right."""
+    path = folder / "results.json"
+    results = json.loads(path.read_text())
+    labels = np.asarray(results["test_labels"])
+    risc = np.asarray(results["evaluation"]["rotated"]["risc_hard"]["predicted"])
+    assert set(labels.tolist()) <= {0, 1}  # binary: a wrong answer is 1 - label
+    rng = np.random.default_rng(seed)
+    predicted = risc.copy()
+    lose = rng.choice(np.flatnonzero(risc == labels), risc_only, replace=False)
+    win = rng.choice(np.flatnonzero(risc != labels), base_only, replace=False)
+    predicted[lose], predicted[win] = 1 - labels[lose], labels[win]
+    entry = results["evaluation"]["rotated"][base]
+    entry["predicted"], entry["acc"] = predicted.tolist(), float(np.mean(predicted == labels))
+    path.write_text(json.dumps(results))
 
 
 @requires_data
@@ -137,13 +176,20 @@ def test_saved_pipeline_predicts_with_class_names_and_a_card(run):
     assert "accuracy by rotation angle" in card and "Not a medical device" in card
 
 
+@pytest.fixture
+def finished(tmp_path):
+    """A finished run folder as reproduce leaves it (results.json, run.json; a copy of a
+    committed run, so that refusals are tested without training one)."""
+    return _copy_runs("pneumoniamnist-paper", tmp_path / "finished")[0]
+
+
 @requires_data
 @pytest.mark.realdata
-def test_rerun_refuses_to_mix_runs(run, tmp_path):
-    out, results = run
+def test_rerun_refuses_to_mix_runs(finished, tmp_path):
+    out, before = finished, (finished / RUN_FILE).read_text()
     with pytest.raises(FileExistsError, match="finished run"):
         reproduce(_tiny(out))
-    assert json.loads((out / RUN_FILE).read_text())["id"] == results.run.id
+    assert (out / RUN_FILE).read_text() == before
     missing = tmp_path / "never"
     with pytest.raises(FileNotFoundError, match="pneumoniamnist.npz not found"):
         reproduce(_tiny(missing, data_root=tmp_path))
@@ -167,7 +213,16 @@ def test_seeds_resume_and_aggregate_with_statistics(run, tmp_path):
     tests = summary.tests["risc_hard"]
     assert set(tests) == {"classifier", "rotation_augmented", "tta"}
     assert set(summary.tests) == {"risc_hard", "risc_soft"}
-    assert all(t.verdict in ("better", "at par", "worse") for t in tests.values())
+    assert {b: t.p_holm for b, t in tests.items()} == \
+        holm({b: t.combined["p_value"] for b, t in tests.items()})
+    for base, t in tests.items():  # each verdict follows from its numbers
+        accs = [summary.methods[m].rotated_acc.mean for m in ("risc_hard", base)]
+        assert t.combined["mean_difference"] == pytest.approx(accs[0] - accs[1], abs=1e-9)
+        expected = "at par" if t.p_holm >= 0.05 else \
+            "better" if t.combined["mean_difference"] > 0 else "worse"
+        assert t.verdict == expected
+        assert (f"at par with {base} (" if expected == "at par" else
+                f"{expected} than {base} (") in first.verdict
     assert first.verdict.startswith("Over 2 seeds, RISC hard reaches")
     # an interrupted seed is rerun, a finished one kept
     (out / "seed-1" / "results.json").unlink()
@@ -194,10 +249,8 @@ def test_seeds_resume_and_aggregate_with_statistics(run, tmp_path):
     assert not (out / "seed-0" / "agg").exists()
 
 
-@requires_data
-@pytest.mark.realdata
-def test_aggregate_refuses_what_is_not_one_experiment(run, tmp_path):
-    out, _ = run
+def test_aggregate_refuses_what_is_not_one_experiment(finished, tmp_path):
+    out = finished
     with pytest.raises(ValueError, match="not a risc-tf reproduce run folder"):
         aggregate([out, tmp_path], tmp_path / "agg")
     unfinished = tmp_path / "unfinished"
@@ -217,6 +270,64 @@ def test_aggregate_refuses_what_is_not_one_experiment(run, tmp_path):
     with pytest.raises(ValueError, match="repeat a seed"):
         aggregate([out, out], tmp_path / "agg")
     assert not (tmp_path / "agg").exists()  # nothing written
+
+
+def test_aggregate_verdicts_follow_from_constructed_predictions(tmp_path):
+    """Committed PneumoniaMNIST runs with the baselines' predictions rewritten: RISC clearly
+    ahead of the classifier, level with the rotation-augmented one, clearly behind TTA."""
+    folders = _copy_runs("pneumoniamnist-paper", tmp_path / "runs")
+    plan = {"classifier": (60, 5), "rotation_augmented": (12, 10), "tta": (5, 60)}
+    for seed, folder in enumerate(folders):
+        for base, (risc_only, base_only) in plan.items():
+            _rewrite_baseline(folder, base, risc_only, base_only, seed)
+    agg = aggregate(folders, tmp_path / "agg").to_json()
+    tests = agg["summary"]["tests"]["risc_hard"]
+    for base, (risc_only, base_only) in plan.items():
+        assert [(s["a_only"], s["b_only"]) for s in tests[base]["per_seed"]] == \
+            [(risc_only, base_only)] * len(folders)
+        n_images = len(json.loads((folders[0] / "results.json").read_text())["test_labels"])
+        assert tests[base]["combined"]["mean_difference"] == \
+            pytest.approx((risc_only - base_only) / n_images, abs=1e-9)
+    assert tests["classifier"]["verdict"] == "better" and tests["classifier"]["p_holm"] < 1e-3
+    assert tests["rotation_augmented"]["verdict"] == "at par"
+    assert tests["rotation_augmented"]["p_holm"] > 0.5
+    assert tests["tta"]["verdict"] == "worse" and tests["tta"]["p_holm"] < 1e-3
+    hard = agg["summary"]["methods"]["risc_hard"]["rotated_acc"]
+    assert agg["verdict"].startswith(
+        f"Over 3 seeds, RISC hard reaches {hard['mean']:.3f} +- {hard['std']:.3f} on the "
+        "rotated test set and is better than classifier (")
+    assert "; at par with rotation_augmented (" in agg["verdict"]
+    assert "; worse than tta (" in agg["verdict"]
+    md = (tmp_path / "agg" / "results.md").read_text()
+    assert f"**Verdict.** {agg['verdict']}" in md
+    assert "| risc_hard | classifier | 60/5 (p " in md and md.count("| better |") >= 1
+
+
+def test_aggregate_of_identical_methods_is_at_par_with_p_one(tmp_path):
+    folders = _copy_runs("retinamnist-tuned", tmp_path / "runs")
+    for folder in folders:
+        results = json.loads((folder / "results.json").read_text())
+        rotated = results["evaluation"]["rotated"]
+        for base in ("classifier", "rotation_augmented", "tta"):
+            rotated[base] = {**rotated[base], "predicted": rotated["risc_hard"]["predicted"],
+                             "acc": rotated["risc_hard"]["acc"]}
+        (folder / "results.json").write_text(json.dumps(results))
+    agg = aggregate(folders, tmp_path / "agg").to_json()
+    for t in agg["summary"]["tests"]["risc_hard"].values():
+        assert t["verdict"] == "at par" and t["p_holm"] == 1.0
+        assert t["combined"]["images_differing"] == 0
+    assert agg["verdict"].count("at par with ") == 3 and "better" not in agg["verdict"]
+
+
+@pytest.mark.parametrize("name", COMMITTED_AGGREGATES)
+def test_committed_aggregates_regenerate_from_their_seed_runs(name, tmp_path):
+    """Every multi-seed number and verdict the README publishes comes out of the committed
+    per-seed results again, bit for bit."""
+    saved = json.loads((COMMITTED / name / "results.json").read_text())
+    agg = aggregate(sorted((COMMITTED / name).glob("seed-*")), tmp_path / "agg").to_json()
+    for key in ("tests", "methods", "sweep"):
+        assert agg["summary"][key] == saved["summary"][key], key
+    assert agg["verdict"] == saved["verdict"]
 
 
 def test_prepare_output_dir_protocol(tmp_path):

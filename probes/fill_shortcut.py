@@ -17,12 +17,12 @@ the paper's RetinaMNIST protocol (45 deg apart, no jitter) and measures on the
 
 Run from the repository root on a quiet machine (about 2 minutes per model here)::
 
-    PYTHONPATH=$PWD python benchmarks/fill_shortcut.py --seeds 0,1
+    python -m probes.fill_shortcut --seeds 0,1
 
 or probe, without training, the RotNets that finished ``risc-tf reproduce`` runs saved
 (their angle set and fill, their dataset's validation split; seconds per model)::
 
-    PYTHONPATH=$PWD python benchmarks/fill_shortcut.py --runs runs/final/NAME/seed-0 ...
+    python -m probes.fill_shortcut --runs runs/final/NAME/seed-0 ...
 
 ``--data-root`` defaults to ``$RISC_TF_DATA``, else ``../shared/data/medmnist``.
 """
@@ -32,19 +32,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
 import risc_tf  # noqa: E402
+from benchmarks._common import machine  # noqa: E402
+from devdata import DATA_ROOT  # noqa: E402
+from probes._saved import check_saved_run, load_saved_run  # noqa: E402
 from risc_tf.angles import FILLS, QUARTER_TURNS, angles_every, match_angles  # noqa: E402
 from risc_tf.datasets import rotation_dataset  # noqa: E402
 from risc_tf.rotation import field_of_view  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import DATA_ROOT, check_saved_run, load_saved_run, machine  # noqa: E402
 
 
 def rotations(images, angles, fill: str) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,8 @@ Trains the same model twice from the same initial weights on real PneumoniaMNIST
 ``recalibrate_bn=False`` (Keras defaults: BatchNorm momentum 0.99) and once with the library's
 default re-estimation, and prints the per-epoch validation accuracy of both.
 
-    python benchmarks/bn_recalibration.py --data-root ../shared/data/medmnist --model classifier
-    python benchmarks/bn_recalibration.py --data-root ../shared/data/medmnist --model rotnet
+    python -m probes.bn_recalibration --data-root ../shared/data/medmnist --model classifier
+    python -m probes.bn_recalibration --data-root ../shared/data/medmnist --model rotnet
 
 ``--data-root`` defaults to ``$RISC_TF_DATA``, else ``../shared/data/medmnist``.
 """
@@ -25,12 +25,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import risc_tf  # noqa: E402
+from devdata import DATA_ROOT  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root",
-                        default=os.environ.get("RISC_TF_DATA", "../shared/data/medmnist"))
+    parser.add_argument("--data-root", default=DATA_ROOT,
+                        help=f"folder holding pneumoniamnist.npz (default {DATA_ROOT})")
     parser.add_argument("--model", choices=("classifier", "rotnet"), default="classifier")
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--train-size", type=int, default=2000)

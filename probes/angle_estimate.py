@@ -11,7 +11,7 @@ argmax figure must equal the one in the run's ``results.json``; the script says 
 
 Run from the repository root (about 30 s per seed here)::
 
-    PYTHONPATH=$PWD python benchmarks/angle_estimate.py runs/final/NAME/seed-0 \\
+    python -m probes.angle_estimate runs/final/NAME/seed-0 \\
         runs/final/NAME/seed-1 runs/final/NAME/seed-2 --output angle_estimate.json
 
 ``--data-root`` defaults to the one each run recorded.
@@ -29,12 +29,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from benchmarks._common import machine  # noqa: E402
+from probes._saved import check_saved_run, load_saved_run  # noqa: E402
 from risc_tf.angles import angles_every  # noqa: E402
 from risc_tf.evaluation import angle_sweep, evaluation_sets  # noqa: E402
 from risc_tf.statistics import mean_std  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import check_saved_run, load_saved_run, machine  # noqa: E402
 
 
 def measure(run: Path, data_root: str | None) -> dict:
