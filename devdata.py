@@ -2,7 +2,7 @@
 
 The tests, the speed benchmarks (``benchmarks/``) and the research probes
 (``probes/``) read the data from ``$RISC_TF_DATA`` when it is set (the library's
-own variable, read by :func:`risc_tf.data.default_root`), else from
+own variable, read by :func:`risc_tf.catalog.default_root`), else from
 ``../shared/data/medmnist`` beside this checkout. The library and the command
 line fall back to medmnist's ``~/.medmnist`` instead; only a checkout has a
 folder beside it.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from risc_tf.data import DATA_ENV, default_root
+from risc_tf.catalog import DATA_ENV, default_root
 
 __all__ = ["DATA_ROOT", "SHARED_DATA", "data_root"]
 
