@@ -127,14 +127,14 @@ def _check_gathers(pipe, what: str) -> None:
     """Formats without an interpolating image transform need the precomputed rotation tables."""
     if not is_quarter_turn_set(pipe.angles) and pipe.image_size > MAX_TABLE_SIDE:
         raise ValueError(
-            f"a {what} export of the angle set {pipe.angles} needs input images of at most "
+            f"{what} export of the angle set {pipe.angles} needs input images of at most "
             f"{MAX_TABLE_SIDE}x{MAX_TABLE_SIDE} (its counter-rotation becomes a precomputed "
             f"gather); this pipeline's input is {pipe.image_size}x{pipe.image_size}"
         )
 
 
 def _litert(pipe, path: Path) -> None:
-    _check_gathers(pipe, "LiteRT")
+    _check_gathers(pipe, "a LiteRT")
     serving = _serving_pipeline(pipe)
     size = serving.image_size
 
@@ -158,7 +158,7 @@ def _litert(pipe, path: Path) -> None:
 def _onnx(pipe, path: Path) -> None:
     from risc_tf._version import __version__
 
-    _check_gathers(pipe, "ONNX")
+    _check_gathers(pipe, "an ONNX")
     serving = _serving_pipeline(pipe)
     size = serving.image_size
     metadata = {"class_names": json.dumps(serving.classes_.tolist()),
@@ -166,7 +166,7 @@ def _onnx(pipe, path: Path) -> None:
                 "fill": serving.fill, "input_size": str(size), "risc_tf": __version__}
     model = to_onnx(lambda images: _outputs(serving, _serving_input(images, size, 1.0)),
                     tf.TensorSpec((None, None, None, None), tf.float32, name="images"),
-                    metadata=metadata)
+                    dim_names=("batch", "height", "width", "channels"), metadata=metadata)
     path.write_bytes(model.SerializeToString())
 
 

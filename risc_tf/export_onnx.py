@@ -48,8 +48,8 @@ def check_converter() -> None:
     """
     missing = [name for name in _REQUIRES if importlib.util.find_spec(name) is None]
     if missing:
-        raise ImportError(f"format='onnx' needs {' and '.join(missing)}, which are not "
-                          f"installed: {EXTRA}")
+        raise ImportError(f"format='onnx' needs {' and '.join(missing)}, not installed: "
+                          f"{EXTRA}")
 
 
 def _scale_and_translate(ctx, node, name, args):
@@ -96,7 +96,18 @@ def _quiet_converter():
             lg.setLevel(level)
 
 
-def to_onnx(fn, spec: tf.TensorSpec, *, metadata: dict[str, str] | None = None):
+def _name_dims(model, names) -> None:
+    """Give the input's free dimensions names (tf2onnx calls them ``unk__N``), everywhere."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    rename = {d.dim_param: n for d, n in zip(dims, names) if d.dim_param}
+    for value in (*model.graph.input, *model.graph.output, *model.graph.value_info):
+        for d in value.type.tensor_type.shape.dim:
+            if d.dim_param in rename:
+                d.dim_param = rename[d.dim_param]
+
+
+def to_onnx(fn, spec: tf.TensorSpec, *, dim_names: tuple[str, ...] = (),
+            metadata: dict[str, str] | None = None):
     """Convert a serving function of one batch to a checked ONNX model.
 
     Parameters
@@ -105,6 +116,8 @@ def to_onnx(fn, spec: tf.TensorSpec, *, metadata: dict[str, str] | None = None):
         ``fn(images) -> dict`` of named output tensors, traceable by ``tf.function``.
     spec : tf.TensorSpec
         The input; its name is the ONNX input's name.
+    dim_names : tuple of str, optional
+        Names of the input's dimensions (those of free size), e.g. ``("batch", ...)``.
     metadata : dict of str, optional
         Written to the model's ``metadata_props`` (onnxruntime:
         ``session.get_modelmeta().custom_metadata_map``).
@@ -139,6 +152,7 @@ def to_onnx(fn, spec: tf.TensorSpec, *, metadata: dict[str, str] | None = None):
     except onnx.checker.ValidationError as err:  # an op left unconverted
         raise ValueError(f"the serving graph does not convert to ONNX: "
                          f"{str(err).strip().splitlines()[0]}") from None
+    _name_dims(model, dim_names)
     for key, value in (metadata or {}).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
