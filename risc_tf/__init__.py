@@ -16,6 +16,10 @@ only wires these together.
 Importing the package is cheap: each public name below is imported from its
 module on first use (TensorFlow loads when a name that needs it is first
 used), so ``risc-tf --help`` starts without TensorFlow.
+
+TensorFlow's C++ log lines (start-up, ``cuInit``, graph optimizers) are kept
+quiet unless ``TF_CPP_MIN_LOG_LEVEL`` is set before risc_tf is imported (see
+:mod:`risc_tf.tf_logs`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from typing import TYPE_CHECKING
 
 from risc_tf._version import __version__
 from risc_tf.lazy import lazy_exports
+from risc_tf.tf_logs import quiet_by_default
+
+quiet_by_default()  # before anything imports TensorFlow
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {

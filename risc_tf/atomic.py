@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "make_parent", "temporary_folder", "write_text"]
+__all__ = ["atomic_output", "make_parent", "swap_into_place", "temporary_folder", "write_text"]
 
 
 def make_parent(target: str | os.PathLike) -> Path:
@@ -107,6 +107,53 @@ def temporary_folder(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_into_place(new: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move a finished file or folder ``new`` to ``target``, replacing what is there, with rollback.
+
+    ``new`` must be on the same file system as ``target`` (written in a
+    :func:`temporary_folder` beside it, or an :func:`atomic_output` name). A
+    file replacing a file is one atomic ``os.replace``. Otherwise (a folder, which
+    a rename cannot put over a non-empty folder) an existing ``target`` is first
+    renamed to a hidden name beside it, ``new`` is moved in, and the old one is
+    deleted only then; if moving ``new`` in fails, the old one is put back and the
+    error propagates, so ``target`` is its old self or the complete new version.
+
+    Parameters
+    ----------
+    new : str or PathLike
+        The finished file or folder.
+    target : str or PathLike
+        Where it goes; its folder must exist.
+
+    Returns
+    -------
+    Path
+        ``target``.
+
+    Examples
+    --------
+    >>> with temporary_folder(target) as tmp:  # doctest: +SKIP
+    ...     write_everything(tmp / "new")
+    ...     swap_into_place(tmp / "new", target)
+    """
+    new, target = Path(new), Path(target)
+    if not (target.exists() or target.is_symlink()) or (new.is_file() and target.is_file()):
+        os.replace(new, target)
+        return target
+    old = _hidden(target, False)
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)  # put the old one back
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
+    return target
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

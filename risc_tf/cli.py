@@ -11,15 +11,10 @@ options, data or files end with exit code 2 and one line; set
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import os
-
-# Before anything imports TensorFlow: no C++ start-up log lines in any command's output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import importlib  # noqa: E402
-import sys  # noqa: E402
+import sys
 
 #: Modules that register subcommands, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -64,34 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _stderr_to_devnull():
-    """Point file descriptor 2 at /dev/null (C++ code writes there, not to sys.stderr)."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _load_tensorflow_quietly() -> None:
     """Import TensorFlow without its start-up lines, and silence its Python loggers.
 
-    TensorFlow 2.19 and later write their start-up messages (oneDNN, CUDA, CPU
-    features) from C++ before its logging is configured, ignoring
-    ``TF_CPP_MIN_LOG_LEVEL`` (tensorflow/tensorflow#100442); only the import is
-    muted, so later errors still reach the terminal.
+    The start-up lines are muted as for the library (:mod:`risc_tf.tf_logs`:
+    unless ``TF_CPP_MIN_LOG_LEVEL`` was set); only the import is muted, so later
+    errors still reach the terminal.
     """
     import logging
 
-    if "tensorflow" not in sys.modules:
-        with _stderr_to_devnull():
-            import tensorflow  # noqa: F401
+    from risc_tf.tf_logs import quiet_tensorflow_import
+
+    with quiet_tensorflow_import():
+        import tensorflow  # noqa: F401
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
 

@@ -1,4 +1,4 @@
-"""Export a whole RISCPipeline for serving: a TensorFlow SavedModel, or LiteRT (TFLite).
+"""Export a whole RISCPipeline for serving: a TensorFlow SavedModel, LiteRT (TFLite) or ONNX.
 
 ``format="tf_saved_model"`` writes, with Keras's ``keras.export.ExportArchive``,
 one SavedModel that holds both models and the fused chain (input checks that a
@@ -23,10 +23,27 @@ turns with reversals and transposes, and any other fixed angle with a
 precomputed bilinear gather (:func:`risc_tf.resample.rotation_tables`, for
 inputs up to 64x64), so no interpolation op (which would need the Select
 TensorFlow ops and the Flex delegate) is left in the graph.
+
+``format="onnx"`` writes a ``.onnx`` file (opset 18, converted by tf2onnx, the
+``risc_tf[onnx]`` extra; see :mod:`risc_tf.export_onnx`) of the same fused
+chain as the SavedModel's ``serving_default``: one input ``images``, float32
+``(N, H, W, C)`` in [0, 1] of any batch and image size, channels 1, 3 or 4,
+and the same six outputs (``class_name`` a string tensor). Class names, angles,
+mode, fill and input size are also in the model's metadata. The graph checks
+nothing (ONNX has no assertion): values outside [0, 1] or images under 4x4
+give meaningless answers, not errors. Like LiteRT, it undoes angles other than
+quarter turns with the precomputed gathers, so such angle sets need inputs of
+at most 64x64.
+
+Exports are written under a temporary name and swapped into place
+(:func:`risc_tf.atomic.swap_into_place`): a failure leaves the old export or
+the new one. :func:`check_export_path` refuses a path or format before any
+work (the command line calls it before loading the pipeline).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -34,15 +51,19 @@ import keras
 import tensorflow as tf
 
 from risc_tf.angles import is_quarter_turn_set
-from risc_tf.atomic import temporary_folder
+from risc_tf.atomic import swap_into_place, temporary_folder
+from risc_tf.corrections import for_mode
+from risc_tf.export_onnx import check_converter, to_onnx
 from risc_tf.preprocessing import to_model_input
 from risc_tf.resample import MAX_TABLE_SIDE
 from risc_tf.saving import to_plain_keras
 from risc_tf.validation import MIN_SIDE, check_choice
 
-__all__ = ["FORMATS", "export_pipeline"]
+__all__ = ["FORMATS", "check_export_path", "export_pipeline"]
 
-FORMATS = ("tf_saved_model", "litert")
+FORMATS = ("tf_saved_model", "litert", "onnx")
+#: The file suffix of the formats that write one file (a SavedModel is a folder).
+SUFFIXES = {"litert": ".tflite", "onnx": ".onnx"}
 
 
 def _serving_input(raw: tf.Tensor, size: int, scale: float) -> tf.Tensor:
@@ -99,13 +120,20 @@ def _saved_model(pipe, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def _litert(pipe, path: Path) -> None:
-    if not is_quarter_turn_set(pipe.angles) and pipe.image_size > MAX_TABLE_SIDE:
+def _check_gathers(pipe, what: str) -> None:
+    """Formats without an interpolating image transform need the precomputed rotation tables
+    (a correction by the angle set's bins; a continuous angle computes its taps in the graph)."""
+    tables = for_mode(pipe.mode).angle is None and not is_quarter_turn_set(pipe.angles)
+    if tables and pipe.image_size > MAX_TABLE_SIDE:
         raise ValueError(
-            f"a LiteRT export of the angle set {pipe.angles} needs input images of at most "
+            f"{what} export of the angle set {pipe.angles} needs input images of at most "
             f"{MAX_TABLE_SIDE}x{MAX_TABLE_SIDE} (its counter-rotation becomes a precomputed "
             f"gather); this pipeline's input is {pipe.image_size}x{pipe.image_size}"
         )
+
+
+def _litert(pipe, path: Path) -> None:
+    _check_gathers(pipe, "a LiteRT")
     serving = _serving_pipeline(pipe)
     size = serving.image_size
 
@@ -126,6 +154,71 @@ def _litert(pipe, path: Path) -> None:
     path.write_bytes(converter.convert())
 
 
+def _onnx(pipe, path: Path) -> None:
+    from risc_tf._version import __version__
+
+    _check_gathers(pipe, "an ONNX")
+    serving = _serving_pipeline(pipe)
+    size = serving.image_size
+    metadata = {"class_names": json.dumps(serving.classes_.tolist()),
+                "angles": json.dumps(list(serving.angles)), "mode": serving.mode,
+                "head": serving.head, "sigma": json.dumps(serving.sigma),
+                "fill": serving.fill, "input_size": str(size), "risc_tf": __version__}
+    model = to_onnx(lambda images: _outputs(serving, _serving_input(images, size, 1.0)),
+                    tf.TensorSpec((None, None, None, None), tf.float32, name="images"),
+                    dim_names=("batch", "height", "width", "channels"), metadata=metadata)
+    path.write_bytes(model.SerializeToString())
+
+
+def _is_export(path: Path) -> bool:
+    return (path.is_file() and path.suffix in SUFFIXES.values()) or (
+        path.is_dir() and (path / "saved_model.pb").is_file())
+
+
+def check_export_path(path: str | os.PathLike, *, format: str = "tf_saved_model",
+                      overwrite: bool = False) -> Path:
+    """Check an export's path and format before any work; what :func:`export_pipeline` refuses.
+
+    Parameters
+    ----------
+    path : path
+        A new folder (SavedModel), ``.tflite`` file (LiteRT) or ``.onnx`` file (ONNX).
+    format : {"tf_saved_model", "litert", "onnx"}, default "tf_saved_model"
+    overwrite : bool, default False
+        Whether an earlier export at ``path`` may be replaced.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        An unknown format, or a path without the format's suffix.
+    FileExistsError
+        ``path`` exists and ``overwrite`` is off, or it is not an earlier export
+        (never replaced).
+    ImportError
+        ``format="onnx"`` without the converter (the message names the
+        ``risc_tf[onnx]`` extra).
+    """
+    check_choice("format", format, FORMATS)
+    path = Path(path)
+    suffix = SUFFIXES.get(format)
+    if suffix and path.suffix != suffix:
+        raise ValueError(f"path must end in {suffix} for format={format!r}; got {str(path)!r}")
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"path {path} exists; choose a new path or pass overwrite=True "
+                                  "to replace an earlier export")
+        if not _is_export(path):
+            raise FileExistsError(f"path {path} exists and is not an export (no saved_model.pb, "
+                                  "not a .tflite or .onnx file); it is left alone")
+    if format == "onnx":
+        check_converter()
+    return path
+
+
 def export_pipeline(pipe, path: str | os.PathLike, *, format: str = "tf_saved_model",
                     overwrite: bool = False) -> Path:
     """Export a :class:`~risc_tf.RISCPipeline` for serving.
@@ -136,16 +229,17 @@ def export_pipeline(pipe, path: str | os.PathLike, *, format: str = "tf_saved_mo
         Any object with the pipeline's ``forward``, ``get_config`` and ``from_config``
         (this module sits below :mod:`risc_tf.pipeline` and does not import it).
     path : path
-        A new folder (SavedModel) or a new ``.tflite`` file (LiteRT).
-    format : {"tf_saved_model", "litert"}, default "tf_saved_model"
-        See the module docs.
+        A new folder (SavedModel), a new ``.tflite`` file (LiteRT) or a new
+        ``.onnx`` file (ONNX).
+    format : {"tf_saved_model", "litert", "onnx"}, default "tf_saved_model"
+        See the module docs. ``"onnx"`` needs the ``risc_tf[onnx]`` extra.
     overwrite : bool, default False
         Replace an existing export at ``path``.
 
     Returns
     -------
     Path
-        Written to a temporary name first and moved into place.
+        Written to a temporary name first and swapped into place.
 
     Raises
     ------
@@ -153,39 +247,21 @@ def export_pipeline(pipe, path: str | os.PathLike, *, format: str = "tf_saved_mo
         ``path`` exists and ``overwrite`` is off, or it is not an earlier export
         (never replaced).
     ValueError
-        An unknown format, or a LiteRT path not ending in ``.tflite``.
+        An unknown format, a path without the format's suffix, or a graph the
+        format cannot hold (named).
+    ImportError
+        ``format="onnx"`` without its converter: ``pip install "risc_tf[onnx]"``.
 
     Examples
     --------
     >>> pipe.export("serving/risc/1")  # doctest: +SKIP
     >>> tf.saved_model.load("serving/risc/1").signatures["serving_uint8"]  # doctest: +SKIP
+    >>> pipe.export("risc.onnx", format="onnx")  # doctest: +SKIP
     """
-    check_choice("format", format, FORMATS)
-    path = Path(path)
-    if format == "litert" and path.suffix != ".tflite":
-        raise ValueError(f"a LiteRT export is a .tflite file; got {str(path)!r}")
-    if path.exists():
-        if not overwrite:
-            raise FileExistsError(f"{path} exists; choose a new path or pass overwrite=True")
-        is_export = (path.is_file() and path.suffix == ".tflite") or (
-            path.is_dir() and (path / "saved_model.pb").is_file())
-        if not is_export:
-            raise FileExistsError(f"{path} exists and is not an export (no saved_model.pb, not "
-                                  "a .tflite file); it is left alone")
+    path = check_export_path(path, format=format, overwrite=overwrite)
+    write = {"tf_saved_model": _saved_model, "litert": _litert, "onnx": _onnx}[format]
     with temporary_folder(path) as tmp:
         target = tmp / path.name
-        if format == "tf_saved_model":
-            _saved_model(pipe, target)
-        else:
-            _litert(pipe, target)
-        if path.exists():  # the old export aside until the new one is in place
-            old = tmp / f"{path.name}.old"
-            os.replace(path, old)
-            try:
-                os.replace(target, path)
-            except OSError:
-                os.replace(old, path)
-                raise
-        else:
-            os.replace(target, path)
+        write(pipe, target)
+        swap_into_place(target, path)
     return path

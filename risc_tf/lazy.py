@@ -3,13 +3,16 @@
 ``risc_tf``, ``risc_tf.experiments`` and ``risc_tf.explain`` import nothing heavy
 when they are imported (no TensorFlow, matplotlib or scikit-learn), so the
 command line starts at once; each public name is looked up in its module the
-first time it is used (PEP 562 module ``__getattr__``).
+first time it is used (PEP 562 module ``__getattr__``), with TensorFlow's
+start-up lines muted if that first use imports it (:mod:`risc_tf.tf_logs`).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+
+from risc_tf.tf_logs import quiet_tensorflow_import
 
 __all__ = ["lazy_exports"]
 
@@ -38,7 +41,8 @@ def lazy_exports(package: str, namespace: dict, exports: dict[str, str]) -> tupl
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        with quiet_tensorflow_import():  # the first use may import TensorFlow
+            value = getattr(importlib.import_module(module), name)
         namespace[name] = value
         return value
 

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
-from risc_tf.atomic import temporary_folder
+from risc_tf.atomic import swap_into_place, temporary_folder
 from risc_tf.saving import load_model, save_model
 
 __all__ = [
@@ -87,17 +85,7 @@ def save_pipeline_folder(path: str | os.PathLike, *, rotnet, classifier, config:
         config = {"format": _FORMAT, **config, "versions": _versions()}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_jsonable))
         (tmp / CARD_FILE).write_text(model_card(config))
-        if path.exists():
-            old = path.with_name(f".{path.name}-old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except OSError:
-                os.replace(old, path)  # put the old pipeline back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        swap_into_place(tmp, path)
     return path
 
 

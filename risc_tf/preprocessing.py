@@ -174,10 +174,12 @@ def _to_rgb(x: tf.Tensor) -> tf.Tensor:
     channels = x.shape[-1]
     if channels is not None:
         return convert[channels]()
-    count = tf.shape(x)[-1]  # known only when the graph runs (a serving signature)
-    index = tf.cast(count == 3, tf.int32) + 2 * tf.cast(count == 4, tf.int32)
-    return tf.ensure_shape(tf.switch_case(index, [convert[1], convert[3], convert[4]]),
-                           [None, None, None, 3])
+    # known only when the graph runs (a serving signature): the same three conversions as
+    # one gather and a product, no branch (a switch has no ONNX counterpart)
+    count = tf.shape(x)[-1]
+    rgb = tf.gather(x, tf.minimum(tf.range(3), count - 1), axis=-1)  # 1: (0, 0, 0); 3, 4: (0, 1, 2)
+    alpha = tf.where(tf.equal(count, 4), x[..., -1:], tf.ones_like(x[..., :1]))
+    return tf.ensure_shape(rgb * alpha, [None, None, None, 3])
 
 
 def to_model_input(images: tf.Tensor, size: int | None = 32) -> tf.Tensor:

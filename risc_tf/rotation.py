@@ -72,13 +72,16 @@ def quarter_turns(images, k) -> tf.Tensor:
     """Rotate each image ``images[i]`` by ``k[i]`` counter-clockwise quarter turns, exactly.
 
     Only reversals, transposes and a gather: the path that needs no interpolation
-    (and that TensorFlow Lite runs with builtin ops).
+    (and that TensorFlow Lite and ONNX run with builtin ops). Written out rather than
+    with ``tf.image.rot90``, whose shape check becomes a guarded ``Assert`` in a graph
+    with a free batch size, and so a control-flow branch (and a grappler "loop
+    optimization" warning in every process that runs an exported pipeline).
     """
     x = tf.convert_to_tensor(images)
     k = tf.math.floormod(tf.cast(k, tf.int32), 4)
     turns = [x]
-    for _ in range(3):
-        turns.append(tf.image.rot90(turns[-1]))
+    for _ in range(3):  # one quarter turn counter-clockwise, as tf.image.rot90(k=1)
+        turns.append(tf.transpose(tf.reverse(turns[-1], [2]), [0, 2, 1, 3]))
     stacked = tf.stack(turns, axis=1)  # (N, 4, H, W, C)
     return tf.gather(stacked, k, axis=1, batch_dims=1)
 

@@ -21,7 +21,7 @@ SUBPACKAGES = ("fast", "explain", "experiments", "commands")
 #: node -> floor; a node may import its own floor or below, never above.
 FLOORS: dict[str, int] = {
     # foundations: validation, writing files, the version, lazy exports, saving figures
-    "_version": 0, "lazy": 0, "validation": 0, "atomic": 0, "figures": 0,
+    "_version": 0, "lazy": 0, "validation": 0, "atomic": 0, "figures": 0, "tf_logs": 0,
     # data: MedMNIST and a user's own image files
     "catalog": 1, "download": 1, "data": 1, "imagefiles": 1, "pillow_io": 1, "dicom": 1,
     "io": 1,
@@ -38,7 +38,7 @@ FLOORS: dict[str, int] = {
     "distribute": 6, "recalibration": 6, "training_options": 6, "training": 6, "stages": 6,
     # the pipeline, its corrections, what it is trusted with, its files and its exports
     "corrections": 7, "calibration": 7, "thresholds": 7, "ood": 7, "pipeline_files": 7,
-    "export": 7, "pipeline": 7,
+    "export_onnx": 7, "export": 7, "pipeline": 7,
     # evaluation and what is made of a pipeline's answers
     "evaluation": 8, "trust": 8, "scans": 8, "review": 8,
     # experiments and explanations

@@ -159,9 +159,10 @@ def test_saved_model_export_serves_without_risc_tf(saved, tmp_path, mode):
         "float(np.abs(a['probabilities'].numpy() - b['probabilities'].numpy()).max()))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "1"}, timeout=300)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
     assert line, done.stderr[-3000:]
+    assert "loop_optimizer" not in done.stderr  # no control flow for grappler to warn about
     payload, gap = line[len("RESULT "):].rsplit(" ", 1)
     outputs, gap = json.loads(payload), float(gap)
     details = pipe.predict_details(x)
@@ -199,8 +200,8 @@ def test_litert_export_runs_with_builtin_ops_and_matches_the_pipeline(saved, tmp
 def test_export_errors(saved, tmp_path, capsys):
     pipe, path = saved
     with pytest.raises(ValueError, match="format must be one of"):
-        pipe.export(tmp_path / "x", format="onnx")
-    with pytest.raises(ValueError, match="is a .tflite file"):
+        pipe.export(tmp_path / "x", format="torchscript")
+    with pytest.raises(ValueError, match=r"path must end in .tflite for format='litert'"):
         pipe.export(tmp_path / "x.bin", format="litert")
     (tmp_path / "taken").mkdir()
     with pytest.raises(FileExistsError, match="exists"):

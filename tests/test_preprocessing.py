@@ -111,3 +111,19 @@ def test_channels_first_image_gets_a_warning_naming_the_layout():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_images(np.zeros((4, 28, 28), np.uint8))  # a batch of 4: no warning
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_channel_count_known_only_at_run_time_converts_as_when_known(channels):
+    """A serving signature's channel count is free: gathered and masked, no branch (what an
+    ONNX export can hold), with the same result as the static conversions."""
+    from risc_tf.preprocessing import to_model_input
+
+    x = np.random.default_rng(channels).random((2, 5, 5, channels), np.float32)
+    free = tf.function(lambda t: to_model_input(t, None), autograph=False,
+                       input_signature=[tf.TensorSpec((None, None, None, None), tf.float32)])
+    dynamic = free(tf.constant(x))
+    assert dynamic.shape[-1] == 3
+    np.testing.assert_array_equal(dynamic.numpy(), to_model_input(x, None).numpy())
+    assert not [op.type for op in free.get_concrete_function().graph.get_operations()
+                if "Case" in op.type or "If" in op.type]
