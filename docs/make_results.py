@@ -54,8 +54,9 @@ def pm(stat: Spread, digits: int = 3) -> str:
 
 
 def verdict(agg: AggregateResults, baseline: str = "rotation_augmented") -> str:
+    """The verdict and what it rests on: the test over the images and the one over the seeds."""
     test = agg.summary.tests["risc_hard"][baseline]
-    return f"{test.verdict} (p = {test.p_holm:.2g})"
+    return f"{test.verdict} (p = {test.p_holm:.2g} images, {test.seeds_p_holm:.2g} seeds)"
 
 
 def summary_table(found: list[tuple[str, AggregateResults]]) -> list[str]:

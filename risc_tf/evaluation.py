@@ -294,7 +294,9 @@ def angle_sweep(
     -------
     dict
         ``{"angles", "acc": {method: [...]}, "auc": {method: [...]},
-        "summary": {method: sweep_summary}}``, and with ``rotnet``
+        "correct_counts": {method: [...]}, "summary": {method: sweep_summary}}``
+        (``correct_counts``: at how many of the angles each image is classified
+        correctly, what the image-level test over the sweep compares), and with ``rotnet``
         ``"rotnet_mae_deg": [...]`` per angle and ``"rotnet_mae_deg_mean"`` over the
         sweep, ``"rotnet_median_deg"`` and ``"rotnet_p95_deg"`` over every image at
         every angle, ``"rotnet_worst_mae_deg"`` at ``"rotnet_worst_angle"``, and
@@ -303,6 +305,7 @@ def angle_sweep(
     """
     angles = [float(a) for a in angles]
     out: dict = {"angles": angles, "acc": {m: [] for m in methods}, "auc": {m: [] for m in methods}}
+    counts = {m: np.zeros(len(labels), np.int64) for m in methods}
     rot_proba = None if rotnet is None else model_proba(rotnet)
     errors = []
     if rotnet is not None:
@@ -314,6 +317,7 @@ def angle_sweep(
         x = rotate(x0, a, fill).numpy()
         for name, fn in methods.items():
             p = fn(x)
+            counts[name] += p.argmax(axis=1) == np.asarray(labels)
             out["acc"][name].append(accuracy(labels, p.argmax(axis=1)))
             out["auc"][name].append(auc(labels, p))
         if rot_proba is not None:
@@ -325,6 +329,7 @@ def angle_sweep(
                 rotation_metrics(true, p_rot, rotnet_angles(rotnet))["refined_mae_deg"])
         if bar is not None:
             bar.add(1)
+    out["correct_counts"] = {m: c.tolist() for m, c in counts.items()}
     out["summary"] = sweep_summary(out)
     if rotnet is not None:
         pooled, worst = np.concatenate(errors), int(np.argmax(out["rotnet_mae_deg"]))

@@ -18,9 +18,12 @@ kind of test set. This module turns them into what a reader can trust:
   the same images, so an image one method gets right in one seed it tends to
   get right in the others: summing McNemar's discordant counts over seeds
   would treat those as independent and reject far too often;
-* :func:`compare_paired`: both, per baseline, with a verdict better / at par /
-  worse at the 5 % level after Holm's correction over the comparisons made
-  together (:func:`holm`).
+* :func:`paired_seed_test`: the seed as the unit: a paired t-test of the
+  per-seed accuracy differences (each seed is a whole training run; the
+  image-level test above holds each seed's trained models fixed);
+* :func:`holm`: the correction for the comparisons made together.
+
+:mod:`risc_tf.verdicts` turns them into a verdict between two methods.
 
 References
 ----------
@@ -50,11 +53,12 @@ from risc_tf.validation import check_int, check_number, check_probability
 __all__ = [
     "ALPHA",
     "bootstrap_accuracy_ci",
-    "compare_paired",
     "holm",
     "mcnemar_exact",
     "mean_std",
     "paired_permutation_test",
+    "paired_score_test",
+    "paired_seed_test",
 ]
 
 #: Significance level of every verdict.
@@ -206,6 +210,17 @@ def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> dict:
     return {"a_only": a_only, "b_only": b_only, "p_value": p}
 
 
+def _sign_flip(d: np.ndarray, permutations: int, seed: int) -> float:
+    """Two-sided Monte Carlo p-value of the mean of per-image differences ``d``."""
+    d = d[d != 0]
+    if d.size == 0:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(permutations, d.size))
+    null = np.abs(signs @ np.abs(d))
+    return float((np.sum(null >= abs(float(d.sum())) - 1e-12) + 1) / (permutations + 1))
+
+
 def paired_permutation_test(a_correct: Sequence[Sequence[bool]],
                             b_correct: Sequence[Sequence[bool]], *, permutations: int = 20000,
                             seed: int = 0) -> dict:
@@ -251,19 +266,83 @@ def paired_permutation_test(a_correct: Sequence[Sequence[bool]],
     if a.shape != b.shape:
         raise ValueError(f"the two methods must be scored on the same seeds and images: "
                          f"{a.shape} vs {b.shape}")
+    return _image_test(a.astype(np.float64), b.astype(np.float64), permutations, seed)
+
+
+def _image_test(a: np.ndarray, b: np.ndarray, permutations, seed) -> dict:
     permutations = check_int("permutations", permutations)
-    rng = np.random.default_rng(check_int("seed", seed, 0))
-    d = (a.astype(np.float64) - b).mean(axis=0)
-    d = d[d != 0]
-    observed = float(d.sum())
-    if d.size == 0:
-        p = 1.0
+    d = (a - b).mean(axis=0)
+    return {"mean_difference": float(d.mean()), "images_differing": int(np.sum(d != 0)),
+            "p_value": _sign_flip(d, permutations, check_int("seed", seed, 0)),
+            "permutations": permutations}
+
+
+def paired_score_test(a_scores: Sequence[Sequence[float]], b_scores: Sequence[Sequence[float]],
+                      *, permutations: int = 20000, seed: int = 0) -> dict:
+    """:func:`paired_permutation_test` for per-image scores in [0, 1] instead of booleans.
+
+    E.g. the fraction of the sweep's angles at which each image is classified
+    correctly: each image's difference, averaged over seeds, sign-flipped.
+
+    Parameters
+    ----------
+    a_scores, b_scores : one array ``(N,)`` of numbers in [0, 1] per seed
+
+    Returns
+    -------
+    dict
+        As :func:`paired_permutation_test`.
+    """
+    a, b = (np.stack([np.asarray(r, np.float64).reshape(-1) for r in x]) for x in (a_scores,
+                                                                              b_scores))
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"the two methods must be scored on the same seeds and images: "
+                         f"{a.shape} vs {b.shape}")
+    if not (np.all((a >= 0) & (a <= 1)) and np.all((b >= 0) & (b <= 1))):
+        raise ValueError("a_scores and b_scores must lie in [0, 1]")
+    return _image_test(a, b, permutations, seed)
+
+
+def paired_seed_test(a_values: Sequence[float], b_values: Sequence[float]) -> dict:
+    """Paired t-test over seeds: is one method's accuracy ahead of another's, seed by seed?
+
+    The image-level tests treat the trained models of each seed as fixed; this one
+    takes the seed (a whole training run) as the unit: the per-seed differences
+    ``a_s - b_s`` and Student's one-sample t-test of their mean against 0
+    (``scipy.stats.ttest_rel``). With a single seed, or identical differences, there
+    is no spread to test against: the p-value is 1 for a zero difference, 0 for a
+    constant non-zero one.
+
+    Parameters
+    ----------
+    a_values, b_values : sequence of float
+        One score per seed (the same seeds, in the same order).
+
+    Returns
+    -------
+    dict
+        ``{"mean_difference", "differences", "seeds", "ahead", "p_value"}``; ``ahead``
+        counts the seeds where A is ahead.
+
+    References
+    ----------
+    Student, "The probable error of a mean", *Biometrika* 6(1):1-25, 1908; for its use
+    over training runs: J. Demsar, "Statistical comparisons of classifiers over
+    multiple data sets", *JMLR* 7:1-30, 2006.
+    """
+    a, b = np.asarray(a_values, np.float64), np.asarray(b_values, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"a_values and b_values must hold one number per seed, the same "
+                         f"seeds; got {a.shape} and {b.shape}")
+    d = a - b
+    if d.size < 2 or np.allclose(d, d[0]):
+        p = 1.0 if np.allclose(d, 0.0) else (0.0 if d.size >= 2 else 1.0)
     else:
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(permutations, d.size))
-        null = np.abs(signs @ np.abs(d))
-        p = float((np.sum(null >= abs(observed) - 1e-12) + 1) / (permutations + 1))
-    return {"mean_difference": observed / a.shape[1], "images_differing": int(d.size),
-            "p_value": p, "permutations": permutations}
+        from scipy.stats import ttest_rel
+
+        p = float(ttest_rel(a, b).pvalue)
+    return {"mean_difference": float(d.mean()), "differences": d.tolist(),
+            "seeds": int(d.size), "ahead": int(np.sum(d > 0)), "p_value": p}
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:
@@ -304,64 +383,4 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
     for i, name in enumerate(names):
         running = max(running, min(1.0, (m - i) * checked[name]))
         out[name] = running
-    return out
-
-
-def compare_paired(
-    method: str, per_seed_correct: Mapping[str, Sequence[Sequence[bool]]],
-    baselines: Sequence[str], *, alpha: float = ALPHA,
-) -> dict:
-    """Paired tests of one method against each baseline: McNemar per seed, and the combined
-    image-level permutation test over seeds that the verdict rests on.
-
-    Parameters
-    ----------
-    method : str
-        The method under test (e.g. ``"risc_hard"``).
-    per_seed_correct : mapping
-        method -> one boolean array per seed (the same seeds, in the same order,
-        for every method; seed ``s`` of every method scored on the same images).
-    baselines : sequence of str
-        The methods to compare against.
-    alpha : float, default 0.05
-        Significance level of the verdict, applied to the Holm-adjusted p-value.
-
-    Returns
-    -------
-    dict
-        baseline -> ``{"per_seed": [mcnemar_exact...], "combined":
-        paired_permutation_test, "p_holm", "verdict"}`` with verdict ``"better"``,
-        ``"at par"`` or ``"worse"`` for ``method`` against that baseline.
-
-    Raises
-    ------
-    ValueError
-        ``method`` or a baseline missing from ``per_seed_correct``; methods not
-        scored on the same images; ``alpha`` out of [0, 1].
-
-    References
-    ----------
-    See :func:`mcnemar_exact`, :func:`paired_permutation_test` and :func:`holm`.
-    """
-    alpha = check_probability("alpha", alpha)
-    for name in (method, *baselines):
-        if name not in per_seed_correct:
-            raise ValueError(f"per_seed_correct has no {name!r} (it has "
-                             f"{', '.join(map(repr, per_seed_correct))})")
-    ours = _correct_matrix(f"per_seed_correct[{method!r}]", per_seed_correct[method])
-    out = {}
-    for base in baselines:
-        theirs = _correct_matrix(f"per_seed_correct[{base!r}]", per_seed_correct[base])
-        if theirs.shape != ours.shape:
-            raise ValueError(f"{method} and {base} were not scored on the same images")
-        per_seed = [mcnemar_exact(a, b) for a, b in zip(ours, theirs)]
-        combined = paired_permutation_test(ours, theirs)
-        out[base] = {"per_seed": per_seed, "combined": combined}
-    adjusted = holm({b: r["combined"]["p_value"] for b, r in out.items()})
-    for base, r in out.items():
-        r["p_holm"] = adjusted[base]
-        if r["p_holm"] >= alpha:
-            r["verdict"] = "at par"
-        else:
-            r["verdict"] = "better" if r["combined"]["mean_difference"] > 0 else "worse"
     return out

@@ -10,11 +10,12 @@ from scipy import stats
 
 from risc_tf.statistics import (
     bootstrap_accuracy_ci,
-    compare_paired,
     holm,
     mcnemar_exact,
     mean_std,
     paired_permutation_test,
+    paired_score_test,
+    paired_seed_test,
 )
 
 
@@ -280,55 +281,26 @@ def test_mean_std_is_the_sample_standard_deviation():
     assert mean_std([None]) == {"mean": None, "std": None, "n": 0, "values": []}
 
 
-# ---- the verdict ---------------------------------------------------------------------------
+# ---- per-image scores and seeds ----------------------------------------------------------
 
 
-def _methods(risc, others: dict) -> dict:
-    return {"risc_hard": risc, **others}
-
-
-def test_verdict_better_at_par_and_worse_follow_from_the_images():
-    rng = np.random.default_rng(0)
-    base = [rng.random(400) < 0.7 for _ in range(3)]
-    better = [b | (rng.random(400) < 0.5) for b in base]  # right wherever base is, and more
-    worse = [b & (rng.random(400) < 0.7) for b in base]
-    out = compare_paired("risc_hard", _methods(better, {"base": base}), ["base"])
-    assert out["base"]["verdict"] == "better" and out["base"]["p_holm"] < 0.001
-    assert out["base"]["combined"]["mean_difference"] > 0.1
-    assert [s["b_only"] for s in out["base"]["per_seed"]] == [0, 0, 0]
-    assert compare_paired("risc_hard", _methods(worse, {"base": base}), ["base"])["base"][
-        "verdict"] == "worse"
-    same = compare_paired("risc_hard", _methods(base, {"base": base}), ["base"])["base"]
-    assert same["verdict"] == "at par" and same["p_holm"] == 1.0
-
-
-def test_verdict_is_holm_corrected_over_the_baselines():
-    """Each baseline alone: McNemar 14 / 4 discordant images, p = 0.031 < 0.05; two of them
-    tested together: Holm doubles the smaller p to about 0.062, so both are at par."""
+def test_score_test_on_booleans_is_the_permutation_test():
     a, b = _pair(14, 4, both=50, neither=20)
-    assert mcnemar_exact(a, b)["p_value"] == pytest.approx(2 * 4048 / 2**18)
-    alone = compare_paired("risc_hard", {"risc_hard": [a], "b1": [b]}, ["b1"])["b1"]
-    assert alone["verdict"] == "better" and alone["p_holm"] < 0.05
-    together = compare_paired("risc_hard", {"risc_hard": [a], "b1": [b], "b2": [b.copy()]},
-                              ["b1", "b2"])
-    raw = {k: v["combined"]["p_value"] for k, v in together.items()}
-    assert max(raw.values()) < 0.05
-    for name, t in together.items():
-        assert t["p_holm"] == holm(raw)[name] > 0.05
-        assert t["verdict"] == "at par"
-    strict = compare_paired("risc_hard", {"risc_hard": [a], "b1": [b]}, ["b1"], alpha=0.01)
-    assert strict["b1"]["verdict"] == "at par"
+    assert paired_score_test([a.astype(float)], [b.astype(float)]) == \
+        paired_permutation_test([a], [b])
+    with pytest.raises(ValueError, match="must lie in \\[0, 1\\]"):
+        paired_score_test([[0.5, 1.5]], [[0.5, 0.5]])
 
 
-def test_compare_paired_refuses_missing_or_mismatched_methods():
-    a, b = _pair(3, 1)
-    with pytest.raises(ValueError, match=r"per_seed_correct has no 'risc_soft' \(it has "):
-        compare_paired("risc_soft", {"risc_hard": [a], "base": [b]}, ["base"])
-    with pytest.raises(ValueError, match="per_seed_correct has no 'tta'"):
-        compare_paired("risc_hard", {"risc_hard": [a], "base": [b]}, ["base", "tta"])
-    with pytest.raises(ValueError, match="risc_hard and base were not scored on the same"):
-        compare_paired("risc_hard", {"risc_hard": [a], "base": [b[:-1]]}, ["base"])
-    with pytest.raises(ValueError, match="alpha must be"):
-        compare_paired("risc_hard", {"risc_hard": [a], "base": [b]}, ["base"], alpha=2.0)
-    with pytest.raises(TypeError):
-        compare_paired("risc_hard", {"risc_hard": [a], "base": [b]}, ["base"], 0.01)
+def test_seed_test_is_scipys_paired_t_test():
+    a, b = [0.86, 0.84, 0.88, 0.85, 0.87], [0.83, 0.84, 0.85, 0.82, 0.86]
+    out = paired_seed_test(a, b)
+    assert out["p_value"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert out["mean_difference"] == pytest.approx(0.02) and out["ahead"] == 4
+    assert out["seeds"] == 5 and len(out["differences"]) == 5
+    # no spread to test against: one seed, or the same difference every seed
+    assert paired_seed_test([0.9], [0.8])["p_value"] == 1.0
+    assert paired_seed_test([0.9, 0.9], [0.9, 0.9])["p_value"] == 1.0
+    assert paired_seed_test([0.9, 0.8], [0.8, 0.7])["p_value"] == 0.0
+    with pytest.raises(ValueError, match="one number per seed"):
+        paired_seed_test([0.9, 0.8], [0.8])

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from risc_tf.atomic import write_text
@@ -39,12 +40,8 @@ from risc_tf.experiments.rundir import (
     source_info,
 )
 from risc_tf.figures import save_figure
-from risc_tf.statistics import (
-    ALPHA,
-    bootstrap_accuracy_ci,
-    compare_paired,
-    mean_std,
-)
+from risc_tf.statistics import ALPHA, bootstrap_accuracy_ci, mean_std
+from risc_tf.verdicts import compare_paired, compare_scores
 
 __all__ = ["aggregate", "load_runs", "verdict_method"]
 
@@ -139,6 +136,11 @@ def _summary(runs: list[RunResults]) -> AggregateSummary:
     per_seed = {m: [r.correct(m) for r in runs] for m in methods}
     risc, baselines = _risc_and_baselines(methods)
     out["tests"] = {m: compare_paired(m, per_seed, baselines) for m in risc}
+    if all(r.sweep.correct_counts for r in runs):  # the same comparisons over the circle
+        angles = len(runs[0].sweep.angles)
+        scores = {m: [np.asarray(r.sweep.correct_counts[m]) / angles for r in runs]
+                  for m in methods}
+        out["sweep_tests"] = {m: compare_scores(m, scores, baselines) for m in risc}
     return AggregateSummary.from_json(json.loads(json_text(out)))
 
 
@@ -149,15 +151,17 @@ def _verdict(summary: AggregateSummary, n: int, method: str) -> str:
     parts = []
     for base, t in tests.items():
         acc = methods[base].rotated_acc
-        parts.append(f"{t.verdict} than {base} ({acc.mean:.3f} +- {acc.std:.3f}; "
-                     f"p = {t.p_holm:.2g})" if t.verdict != "at par" else
-                     f"at par with {base} ({acc.mean:.3f} +- {acc.std:.3f}; "
-                     f"p = {t.p_holm:.2g})")
+        relation = {"at par": "at par with", "inconclusive": "inconclusive against"}.get(
+            t.verdict, f"{t.verdict} than")
+        parts.append(f"{relation} {base} ({acc.mean:.3f} +- {acc.std:.3f}; p = {t.p_holm:.2g}"
+                     + (f" over the images, {t.seeds_p_holm:.2g} over the seeds)"
+                        if t.seeds_p_holm is not None else ")"))
     return (f"Over {n} seed{'s' if n > 1 else ''}, {CORRECTIONS[method].short} reaches "
             f"{hard.mean:.3f} +- "
             f"{hard.std:.3f} on the rotated test set and is " + "; ".join(parts)
-            + " (paired permutation tests over the test images, seeds averaged, "
-              "Holm-corrected, 5 % level).")
+            + " (better or worse only where the paired permutation test over the test "
+              "images and the paired t-test over the seeds agree, each Holm-corrected, "
+              "5 % level).")
 
 
 def _plot(summary: AggregateSummary, runs: list[RunResults], path: Path) -> Path:
@@ -241,22 +245,40 @@ def _markdown(agg: AggregateResults) -> str:
          for m, v in s.sweep.items()])
     lines += ["", "## Paired tests on the same rotated test images", "",
               "Per seed: exact McNemar test, images only RISC gets right / only the baseline "
-              "gets right (p). Combined: each image's difference between the two methods "
-              "averaged over the seeds, sign-flip permutation test of its mean (the image is "
-              "the unit: every seed sees the same images); Holm-corrected over the baselines; "
-              f"verdict at the {ALPHA:.0%} level.", ""]
-    rows = []
-    for method, tests in s.tests.items():
-        for base, t in tests.items():
-            seeds = "; ".join(f"{x['a_only']}/{x['b_only']} (p {x['p_value']:.2g})"
-                              for x in t.per_seed)
-            c = t.combined
-            rows.append([method, base, seeds, f"{c['mean_difference']:+.3f}",
-                         f"{c['p_value']:.2g}", f"{t.p_holm:.2g}", t.verdict])
-    lines += markdown_table(["method", "baseline", "McNemar per seed", "ACC difference",
-                             "p", "p (Holm)", "verdict"], rows)
+              "gets right (p). Over the images: each image's difference between the two "
+              "methods averaged over the seeds, sign-flip permutation test of its mean (the "
+              "image is the unit: every seed sees the same images, its trained models held "
+              "fixed). Over the seeds: paired t-test of the per-seed accuracy differences "
+              "(each seed a whole training run). Both Holm-corrected over the baselines; the "
+              f"verdict is better or worse only when both agree at the {ALPHA:.0%} level, at "
+              "par when neither is significant, inconclusive otherwise.", ""]
+    lines += _tests_table(s.tests, per_seed=True)
+    if s.sweep_tests:
+        lines += ["", "## Paired tests over the whole circle (sweep)", "",
+                  "Each image's score: the fraction of the sweep's angles at which it is "
+                  "classified correctly; the same two tests and verdict.", ""]
+        lines += _tests_table(s.sweep_tests, per_seed=False)
     lines += ["", "![accuracy with intervals](accuracy_intervals.png)", ""]
     return "\n".join(lines)
+
+
+def _tests_table(tests: dict, *, per_seed: bool) -> list[str]:
+    rows = []
+    for method, comparisons in tests.items():
+        for base, t in comparisons.items():
+            c, seeds = t.combined, t.seeds or {}
+            row = [method, base]
+            if per_seed:
+                row.append("; ".join(f"{x['a_only']}/{x['b_only']} (p {x['p_value']:.2g})"
+                                     for x in t.per_seed))
+            row += [f"{c['mean_difference']:+.3f}", f"{t.p_holm:.2g}",
+                    ", ".join(f"{d:+.3f}" for d in seeds.get("differences", [])) or "-",
+                    "-" if t.seeds_p_holm is None else f"{t.seeds_p_holm:.2g}",
+                    t.verdict]
+            rows.append(row)
+    return markdown_table(["method", "baseline", *(["McNemar per seed"] if per_seed else []),
+                           "difference (images)", "p (images, Holm)", "difference per seed",
+                           "p (seeds, Holm)", "verdict"], rows)
 
 
 def _check_output(output: Path, folders: Sequence[str | os.PathLike], overwrite: bool) -> None:

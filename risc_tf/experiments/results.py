@@ -241,7 +241,7 @@ class Sweep(Record):
 
     OPTIONAL = ("rotnet_mae_deg", "rotnet_mae_deg_mean", "rotnet_refined_mae_deg",
                 "rotnet_refined_mae_deg_mean", "rotnet_median_deg", "rotnet_p95_deg",
-                "rotnet_worst_mae_deg", "rotnet_worst_angle")
+                "rotnet_worst_mae_deg", "rotnet_worst_angle", "correct_counts")
     angles: list[float]
     acc: dict[str, list[float]]
     auc: dict[str, list[float | None]]
@@ -255,6 +255,8 @@ class Sweep(Record):
     rotnet_p95_deg: float | None = None
     rotnet_worst_mae_deg: float | None = None
     rotnet_worst_angle: float | None = None
+    #: at how many of the angles each image is classified correctly, per method
+    correct_counts: dict[str, list[int]] | None = None
 
 
 @_record
@@ -378,20 +380,28 @@ class RotNetSpread(Record):
 
 @_record
 class Comparison(Record):
-    """:func:`risc_tf.statistics.compare_paired` of one method against one baseline."""
+    """:func:`risc_tf.verdicts.compare_paired` (or ``compare_scores``, without ``per_seed``)
+    of one method against one baseline."""
 
-    per_seed: list[dict[str, Any]]
+    OPTIONAL = ("per_seed", "seeds", "seeds_p_holm")
     combined: dict[str, Any]
     p_holm: float
     verdict: str
+    per_seed: list[dict[str, Any]] | None = None
+    #: the seed-level test (absent from aggregates made before it)
+    seeds: dict[str, Any] | None = None
+    seeds_p_holm: float | None = None
 
 
 @_record
 class AggregateSummary(Record):
+    OPTIONAL = ("sweep_tests",)
     methods: dict[str, MethodSpread]
     rotnet: RotNetSpread
     sweep: dict[str, SweepSpread]
     tests: dict[str, dict[str, Comparison]]
+    #: the same comparisons over the whole circle (runs that kept per-image sweep counts)
+    sweep_tests: dict[str, dict[str, Comparison]] | None = None
 
 
 @_record
