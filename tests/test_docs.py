@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import risc_tf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +62,7 @@ def test_readme_results_tables_are_rebuilt_from_the_committed_aggregates():
     assert module.main(["--check"]) == 0, "run python docs/make_results.py"
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(data_root, tmp_path, monkeypatch):
     """The README's example, shrunk: tiny backbone, one epoch, a few real images."""
     text = (ROOT / "README.md").read_text()
@@ -75,6 +78,7 @@ def test_readme_python_example_runs(data_root, tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "pneumonia-pipeline").is_dir()
 
 
+@pytest.mark.slow
 def test_getting_started_python_runs_in_order(data_root, tmp_path, monkeypatch):
     """docs/getting_started.md's Python blocks, one after the other, shrunk as above."""
     text = (ROOT / "docs" / "getting_started.md").read_text()
