@@ -55,6 +55,13 @@ def test_readme_opens_with_a_title_and_the_two_set_up_commands():
     assert 'grep -m1 "python -m pytest" README.md' in ci
 
 
+def test_readme_development_section_names_the_quick_tier_and_the_marker_exists():
+    text = (ROOT / "README.md").read_text()
+    development = text.split("\n## Development\n", 1)[1].split("\n## ", 1)[0]
+    assert 'python -m pytest -q -m "not slow"' in development
+    assert "slow:" in (ROOT / "setup.cfg").read_text()  # the marker the quick tier leaves out
+
+
 def test_readme_results_tables_are_rebuilt_from_the_committed_aggregates():
     spec = importlib.util.spec_from_file_location("make_results", ROOT / "docs" / "make_results.py")
     module = importlib.util.module_from_spec(spec)
