@@ -116,6 +116,7 @@ def test_import_risc_tf_loads_neither_matplotlib_nor_sklearn():
     assert done.stdout.strip() == "[]", done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_no_tensorflow_start_up_noise_in_command_output(tmp_path):
     """A command that loads TensorFlow prints its one error line and nothing of TensorFlow's."""
     done = _run_cli("evaluate", "--pipeline", str(tmp_path / "absent"), "--dataset",

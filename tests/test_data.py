@@ -221,6 +221,7 @@ def test_download_times_out_on_a_server_that_never_answers(tmp_path, silent_serv
         download_medmnist("organamnist", tmp_path / "root", size=64, timeout=0)
 
 
+@pytest.mark.slow
 def test_a_killed_download_leaves_a_folder_that_the_next_one_removes(tmp_path, silent_server,
                                                                      server, monkeypatch):
     root = tmp_path / "root"

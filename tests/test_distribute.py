@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+#: Every test here trains in fresh TensorFlow processes (tens of seconds).
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).resolve().parent / "distribute_worker.py"
 ROOT = WORKER.parents[1]
 

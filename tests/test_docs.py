@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import risc_tf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +55,13 @@ def test_readme_opens_with_a_title_and_the_two_set_up_commands():
     assert 'grep -m1 "python -m pytest" README.md' in ci
 
 
+def test_readme_development_section_names_the_quick_tier_and_the_marker_exists():
+    text = (ROOT / "README.md").read_text()
+    development = text.split("\n## Development\n", 1)[1].split("\n## ", 1)[0]
+    assert 'python -m pytest -q -m "not slow"' in development
+    assert "slow:" in (ROOT / "setup.cfg").read_text()  # the marker the quick tier leaves out
+
+
 def test_readme_results_tables_are_rebuilt_from_the_committed_aggregates():
     spec = importlib.util.spec_from_file_location("make_results", ROOT / "docs" / "make_results.py")
     module = importlib.util.module_from_spec(spec)
@@ -60,6 +69,7 @@ def test_readme_results_tables_are_rebuilt_from_the_committed_aggregates():
     assert module.main(["--check"]) == 0, "run python docs/make_results.py"
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(data_root, tmp_path, monkeypatch):
     """The README's example, shrunk: tiny backbone, one epoch, a few real images."""
     text = (ROOT / "README.md").read_text()
@@ -75,6 +85,7 @@ def test_readme_python_example_runs(data_root, tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "pneumonia-pipeline").is_dir()
 
 
+@pytest.mark.slow
 def test_getting_started_python_runs_in_order(data_root, tmp_path, monkeypatch):
     """docs/getting_started.md's Python blocks, one after the other, shrunk as above."""
     text = (ROOT / "docs" / "getting_started.md").read_text()

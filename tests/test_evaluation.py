@@ -63,6 +63,7 @@ def test_methods_sets_and_evaluation(models, images):
         np.testing.assert_allclose(fn(x).sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("angles", [(0, 90, 180, 270), tuple(range(0, 360, 45))])
 @pytest.mark.parametrize("fill", ["constant", "circle"])
 def test_shared_pass_gives_the_methods_own_predictions(images, angles, fill):
@@ -112,6 +113,7 @@ def test_circle_fill_masks_every_evaluation_image(models, images):
         assert np.all(x[:, 0, 0] == 0) and np.all(x[:, -1, -1] == 0)  # corners outside
 
 
+@pytest.mark.slow
 def test_angle_sweep_selective_and_timing(models, images):
     rotnet, clf, _ = models
     methods = build_methods(rotnet, clf)

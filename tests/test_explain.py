@@ -377,6 +377,7 @@ def test_cli_explain_npz(saved_pipeline, images, tmp_path, capsys):
     assert "heatmaps.npz" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_explain_errors(saved_pipeline, images, tmp_path, capsys):
     np.savez(tmp_path / "x.npz", images=images)
     base = ["explain", "--pipeline", str(saved_pipeline), "--output", str(tmp_path / "o")]
@@ -405,6 +406,7 @@ def test_cli_explain_medmnist_split(saved_pipeline, tmp_path):
         assert npz["classifier"].shape == (2, 28, 28)
 
 
+@pytest.mark.slow
 def test_cli_explain_separate_models_and_no_silent_overwrite(saved_pipeline, images, tmp_path,
                                                              capsys):
     np.savez(tmp_path / "x.npz", images=images)

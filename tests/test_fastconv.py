@@ -113,6 +113,7 @@ def test_unknown_policy_name_is_refused(monkeypatch):
         FastConv2D(2, 1)(tf.zeros((1, 2, 2, 3)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, expected", [("0", "False"), ("1", "True")])
 def test_onednn_detection_reads_tensorflow(flag, expected):
     code = "from risc_tf.fast import conv as fastconv; print(fastconv.onednn_enabled())"
@@ -201,6 +202,7 @@ def test_saved_model_loads_as_fast_conv(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resnet50_fast_equals_stock_and_keeps_layout(policy):
     """The layout, weight names and outputs/gradients of the real 32x32 ResNet50."""
     keras.utils.set_random_seed(0)

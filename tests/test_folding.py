@@ -120,6 +120,7 @@ def test_folded_model_saves_and_loads(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_pipeline_on_folded_models_predicts_as_the_original(tmp_path):
     keras.utils.set_random_seed(0)
     rotnet = randomize_batchnorm(build_rotnet(backbone="small"))

@@ -138,6 +138,7 @@ def test_rotation_output_config_round_trip():
     assert clone.angles == (0.0, 90.0, 180.0) and clone.units == 3
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Skipping nested container")
 def test_resnet50_classifier_loads_a_local_weights_file(tmp_path):
     """The paper's backbone, initialised from a weights file of the bare keras backbone."""

@@ -77,6 +77,7 @@ def test_single_image_gives_single_results(models):
     assert pipe.predict(one) == pipe.predict(X[:1])[0]
 
 
+@pytest.mark.slow
 def test_every_input_form_agrees(models):
     pipe = RISCPipeline(*models, batch_size=3)
     reference = RISCPipeline(*models, batch_size=256).predict_proba(X)
@@ -280,6 +281,7 @@ def test_a_reproduce_run_folder_loads_its_pipeline(models, tmp_path):
         RISCPipeline.load(tmp_path / "unfinished")
 
 
+@pytest.mark.slow
 def test_saved_models_load_with_plain_keras_in_a_fresh_process(models, tmp_path):
     path = RISCPipeline(*models).save(tmp_path / "pipe")
     x = preprocess_images(X, SIZE)

@@ -138,6 +138,7 @@ def test_cli_predict_json_and_bad_inputs(saved, scans, tmp_path, capsys):
     assert not (tmp_path / "d.csv").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["hard", "soft"])
 def test_saved_model_export_serves_without_risc_tf(saved, tmp_path, mode):
     pipe, _ = saved
@@ -176,8 +177,10 @@ def test_saved_model_export_serves_without_risc_tf(saved, tmp_path, mode):
 
 
 @pytest.mark.parametrize("mode, angles, fill", [
-    ("hard", (0, 90, 180, 270), "constant"), ("soft", (0, 90, 180, 270), "constant"),
-    ("hard", tuple(range(0, 360, 45)), "circle"), ("soft", tuple(range(0, 360, 30)), "reflect"),
+    ("hard", (0, 90, 180, 270), "constant"),  # the quick tier's export check
+    pytest.param("soft", (0, 90, 180, 270), "constant", marks=pytest.mark.slow),
+    pytest.param("hard", tuple(range(0, 360, 45)), "circle", marks=pytest.mark.slow),
+    pytest.param("soft", tuple(range(0, 360, 30)), "reflect", marks=pytest.mark.slow),
 ])
 def test_litert_export_runs_with_builtin_ops_and_matches_the_pipeline(saved, tmp_path, mode,
                                                                       angles, fill):
@@ -197,6 +200,7 @@ def test_litert_export_runs_with_builtin_ops_and_matches_the_pipeline(saved, tmp
     np.testing.assert_allclose(out["rotation"], pipe.predict_rotation(x))
 
 
+@pytest.mark.slow
 def test_export_errors(saved, tmp_path, capsys):
     pipe, path = saved
     with pytest.raises(ValueError, match="format must be one of"):

@@ -118,6 +118,7 @@ def test_class_weights_balanced_and_explicit():
     assert resolve_class_weight(None, y, 2) is None
 
 
+@pytest.mark.slow
 def test_training_options_change_training(tiny_classifier):
     """Each option reaches model.fit: the loss of a first epoch differs from the default's."""
     start = [w.copy() for w in tiny_classifier.get_weights()]
@@ -141,6 +142,7 @@ def test_training_options_change_training(tiny_classifier):
     assert float(tiny_classifier.optimizer.learning_rate) == pytest.approx(1e-3)
 
 
+@pytest.mark.slow
 def test_user_callbacks_run_beside_the_built_in_ones(tiny_classifier):
     seen = []
 
@@ -155,6 +157,7 @@ def test_user_callbacks_run_beside_the_built_in_ones(tiny_classifier):
     assert len(history.history["val_accuracy"]) == 2
 
 
+@pytest.mark.slow
 def test_training_history_has_validation_curves():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -182,6 +185,7 @@ def test_rotnet_on_real_pneumonia_predicts_held_out_rotations(trained_pair, pneu
     assert pipe.score(xr, yr) > 0.7
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_builds_and_trains_with_float32_outputs():
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     try:

@@ -22,6 +22,7 @@ def test_grid_points_cartesian_or_explicit():
             grid_points(bad)
 
 
+@pytest.mark.slow
 @requires_data
 @pytest.mark.realdata
 def test_tune_scores_on_validation_resumes_and_chooses(tmp_path, monkeypatch):
