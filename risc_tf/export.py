@@ -9,9 +9,12 @@ image size, channels 1, 3 or 4:
 * ``serving_default``: float32 in [0, 1];
 * ``serving_uint8``: uint8 in [0, 255].
 
-Both return ``probabilities`` ``(N, C)``, ``class_index`` ``(N,)``,
-``class_name`` ``(N,)`` (strings), ``class_probability``, ``rotation``
-(degrees) and ``rotation_confidence``. The SavedModel loads with
+Both return ``probabilities`` ``(N, C)`` (calibrated by the pipeline's
+temperatures), ``class_index`` ``(N,)``, ``class_name`` ``(N,)`` (strings),
+``class_probability``, ``rotation`` (degrees: the RotNet's angle, continuous for a
+circular head), ``rotation_confidence``, ``review`` (the pipeline's review
+thresholds, and its out-of-distribution flag, applied in the graph) and, for a
+pipeline with a detector, ``ood_score``. The SavedModel loads with
 ``tf.saved_model.load`` (or TensorFlow Serving) without risc_tf installed.
 
 ``format="litert"`` writes a ``.tflite`` flat buffer whose one signature takes
@@ -28,7 +31,7 @@ TensorFlow ops and the Flex delegate) is left in the graph.
 ``risc_tf[onnx]`` extra; see :mod:`risc_tf.export_onnx`) of the same fused
 chain as the SavedModel's ``serving_default``: one input ``images``, float32
 ``(N, H, W, C)`` in [0, 1] of any batch and image size, channels 1, 3 or 4,
-and the same six outputs (``class_name`` a string tensor). Class names, angles,
+and the same outputs (``class_name`` a string tensor). Class names, angles,
 mode, fill and input size are also in the model's metadata. The graph checks
 nothing (ONNX has no assertion): values outside [0, 1] or images under 4x4
 give meaningless answers, not errors. Like LiteRT, it undoes angles other than
@@ -87,7 +90,7 @@ def _serving_input(raw: tf.Tensor, size: int, scale: float) -> tf.Tensor:
 def _serving_pipeline(pipe):
     """A copy of the pipeline on plain Keras models (nothing of risc_tf in the graph)."""
     return type(pipe).from_config(pipe.get_config(), to_plain_keras(pipe.rotnet),
-                                  to_plain_keras(pipe.classifier))
+                                  to_plain_keras(pipe.classifier), ood=pipe.ood)
 
 
 def _outputs(pipe, x: tf.Tensor) -> dict:
@@ -95,14 +98,24 @@ def _outputs(pipe, x: tf.Tensor) -> dict:
     out = pipe.forward(x, "details")
     proba = out[:, :len(pipe.classes_)]
     index = tf.argmax(proba, axis=1)
-    return {
+    # the pipeline's read_rotation (angle, confidence) and out-of-distribution score
+    angle, confidence, score = out[:, -3], out[:, -2], out[:, -1]
+    class_probability = tf.reduce_max(proba, axis=1)
+    review = (confidence < pipe.min_rotation_confidence) | \
+        (class_probability < pipe.min_class_probability)
+    outputs = {
         "probabilities": proba,
         "class_index": index,
         "class_name": tf.gather(tf.constant(pipe.classes_.tolist()), index),
-        "class_probability": tf.reduce_max(proba, axis=1),
-        "rotation": out[:, -2],  # the pipeline's read_rotation: its angle and confidence
-        "rotation_confidence": out[:, -1],
+        "class_probability": class_probability,
+        "rotation": angle,
+        "rotation_confidence": confidence,
     }
+    if pipe.ood is not None:
+        outputs["ood_score"] = score
+        review = review | (score > pipe.ood.threshold)
+    outputs["review"] = review
+    return outputs
 
 
 def _saved_model(pipe, path: Path) -> None:

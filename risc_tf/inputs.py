@@ -75,10 +75,16 @@ class Predictions:
     rotation : np.ndarray of float
         Predicted rotation of the input, degrees (the pipeline undid it).
     rotation_confidence : np.ndarray of float
-        The RotNet's probability of that rotation.
+        The RotNet's confidence in that rotation.
     review : np.ndarray of bool
-        True where a confidence is below the pipeline's thresholds: the image
-        should be checked by a person instead of answered.
+        True where a confidence is below the pipeline's thresholds, or the image is
+        unlike the training images: it should be checked by a person instead of
+        answered.
+    ood_score : np.ndarray of float or None
+        How unlike the training images each image is (:mod:`risc_tf.ood`); None for a
+        pipeline without a detector.
+    unlike_training : np.ndarray of bool
+        ``ood_score`` above the detector's threshold (all False without one).
     """
 
     class_index: np.ndarray
@@ -87,18 +93,27 @@ class Predictions:
     rotation: np.ndarray
     rotation_confidence: np.ndarray
     review: np.ndarray
+    ood_score: np.ndarray | None = None
+    unlike_training: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.unlike_training is None:
+            self.unlike_training = np.zeros(len(self.class_index), bool)
 
     def __len__(self) -> int:
         return len(self.class_index)
 
     def to_records(self) -> list[dict]:
         """One JSON-ready dict per image."""
+        scores = [None] * len(self) if self.ood_score is None else self.ood_score
         return [
             {"class_index": int(i), "class_name": str(n), "class_probability": float(p),
-             "rotation": float(r), "rotation_confidence": float(c), "review": bool(v)}
-            for i, n, p, r, c, v in zip(self.class_index, self.class_name,
-                                        self.class_probability, self.rotation,
-                                        self.rotation_confidence, self.review)
+             "rotation": float(r), "rotation_confidence": float(c), "review": bool(v),
+             "ood_score": None if o is None else float(o), "unlike_training": bool(u)}
+            for i, n, p, r, c, v, o, u in zip(self.class_index, self.class_name,
+                                              self.class_probability, self.rotation,
+                                              self.rotation_confidence, self.review, scores,
+                                              self.unlike_training)
         ]
 
 

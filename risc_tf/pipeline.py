@@ -1,46 +1,40 @@
 """RISCPipeline: rotation prediction -> counter-rotation -> classification, fused.
 
-For each batch, one traced TensorFlow graph runs
-``to_model_input -> fill -> RotNet -> counter-rotate -> classifier``: no numpy
-round trip between stages, one trace per input signature (dtype and image
-shape; the batch dimension is free), and memory bounded by ``batch_size``
-whatever the number of images. Images of different sizes (a list of scans)
-are resized one by one to the model input first, then go through the same
-graph; a ``tf.data.Dataset`` is streamed batch by batch (see
-:mod:`risc_tf.inputs`).
+The estimator API (scikit-learn's ``predict`` / ``predict_proba`` / ``score``)
+on the fused chain of :mod:`risc_tf.fused`: one traced TensorFlow graph per
+input signature runs ``to_model_input -> fill -> RotNet -> counter-rotate ->
+classifier``, memory bounded by ``batch_size`` whatever the number of images.
+Images of different sizes (a list of scans) are resized one by one to the
+model input first, then go through the same graph; a ``tf.data.Dataset`` is
+streamed batch by batch (see :mod:`risc_tf.inputs`).
 
 Saving (:meth:`RISCPipeline.save`) writes a folder with both models as plain
-Keras files (:func:`risc_tf.save_model`), ``risc_pipeline.json`` (angles, mode,
-fill, class names, thresholds, metadata) and a ``MODEL_CARD.md``.
+Keras files (:func:`risc_tf.save_model`), ``risc_pipeline.json`` (angles, head,
+mode, fill, class names, temperatures, review thresholds, metadata), the
+out-of-distribution detector's arrays (``ood.npz``) when it has one, and a
+``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from risc_tf.angles import check_angles, check_fill, is_quarter_turn_set, match_angles
-from risc_tf.corrections import MODES, combine, for_mode
 from risc_tf.export import export_pipeline
-from risc_tf.heads import check_head, head_window, read_angle
-from risc_tf.inputs import Predictions, model_batches, run_in_batches
-from risc_tf.models import is_rotnet, model_image_size, rotnet_angles, rotnet_head
+from risc_tf.fused import DETAILS, FusedChain
+from risc_tf.inputs import Predictions
+from risc_tf.ood import MahalanobisDetector
 from risc_tf.pipeline_files import read_pipeline_folder, save_pipeline_folder
-from risc_tf.preprocessing import to_model_input
-from risc_tf.resample import MAX_TABLE_SIDE, gather_rotate, resample_rotate, rotation_tables
-from risc_tf.rotation import apply_fill, counter_rotate, quarter_turns
-from risc_tf.validation import check_choice, check_int, check_labels, check_probability
+from risc_tf.validation import check_labels, check_probability
 
 __all__ = ["RISCPipeline"]
 
 
-class RISCPipeline:
+class RISCPipeline(FusedChain):
     """Rotation-invariant classification with a RotNet and an upright classifier.
 
     Parameters
@@ -75,8 +69,16 @@ class RISCPipeline:
         Names of the classifier's outputs (default "0", "1", ...).
     min_rotation_confidence, min_class_probability : float in [0, 1], default 0
         :meth:`predict_details` marks an image for review when the RotNet's
-        probability of its predicted rotation, or the probability of the
-        predicted class, is below these.
+        confidence in its predicted rotation, or the probability of the predicted
+        class, is below these (``risc-tf reproduce`` chooses both on validation
+        data, :func:`risc_tf.trust.fit_trust`).
+    rotnet_temperature, classifier_temperature : float > 0, default 1
+        Temperature scaling of each model's probabilities, fitted on validation
+        data (:mod:`risc_tf.calibration`); applied in every prediction and export.
+    ood : risc_tf.ood.MahalanobisDetector, optional
+        Flags images unlike the training images (score above its threshold, on the
+        classifier's features of the corrected image); :meth:`predict_details`
+        marks them for review.
     metadata : dict, optional
         What to record with the pipeline (dataset, training settings, test
         metrics...); saved in ``risc_pipeline.json`` and the model card.
@@ -116,20 +118,15 @@ class RISCPipeline:
         class_names: Sequence[str] | None = None,
         min_rotation_confidence: float = 0.0,
         min_class_probability: float = 0.0,
+        rotnet_temperature: float = 1.0,
+        classifier_temperature: float = 1.0,
+        ood: MahalanobisDetector | None = None,
         metadata: dict | None = None,
     ):
-        check_choice("mode", mode, MODES)
-        self.batch_size = check_int("batch_size", batch_size)
-        self.fill = check_fill(fill)
-        self.angles = self._check_angles(rotnet, angles)
-        self.head, self.sigma = self._check_head(rotnet, head, sigma)
-        self.mode = for_mode(mode, self.head).mode
-        self._window = head_window(self.head, self.angles, self.sigma)
-        size = model_image_size(rotnet)
-        if model_image_size(classifier) != size:
-            raise ValueError(
-                f"RotNet and classifier inputs differ: {size} vs {model_image_size(classifier)}"
-            )
+        super().__init__(rotnet, classifier, angles, head=head, sigma=sigma, mode=mode,
+                         batch_size=batch_size, fill=fill,
+                         rotnet_temperature=rotnet_temperature,
+                         classifier_temperature=classifier_temperature, ood=ood)
         num_classes = int(classifier.output_shape[-1])
         if class_names is None:
             class_names = [str(i) for i in range(num_classes)]
@@ -143,169 +140,8 @@ class RISCPipeline:
         self.min_class_probability = check_probability(
             "min_class_probability", min_class_probability)
         self.metadata = dict(metadata or {})
-        self.rotnet, self.classifier, self.image_size = rotnet, classifier, size
-        # quarter-turn sets are undone by exact reversals and transposes; other sets by
-        # precomputed bilinear gathers (built on first use; inputs up to 64x64), else by
-        # interpolation
-        self._turns = (tf.constant([round(a / 90.0) % 4 for a in self.angles], tf.int32)
-                       if is_quarter_turn_set(self.angles) else None)
-        self._tables: tuple[tf.Tensor, tf.Tensor] | None = None
-        self._tables_fill = self.fill
-        self._graphs: dict[tuple, Callable] = {}
-
-    def _check_head(self, rotnet: keras.Model, head, sigma) -> tuple[str, float | None]:
-        if is_rotnet(rotnet):
-            own = rotnet_head(rotnet)
-            if head is not None and (head, sigma) != own:
-                raise ValueError(f"head={head!r}, sigma={sigma!r} disagree with the RotNet's own "
-                                 f"{own}; omit them (they are for models that do not record "
-                                 "them)")
-            return own
-        return check_head("bins" if head is None else head, self.angles, sigma)
-
-    @staticmethod
-    def _check_angles(rotnet: keras.Model, angles) -> tuple[float, ...]:
-        outputs = int(rotnet.output_shape[-1])
-        if is_rotnet(rotnet):
-            own = rotnet_angles(rotnet)
-            if angles is not None:
-                given = check_angles(angles)
-                order = match_angles(given, own)
-                if len(given) != len(own) or np.any(order != np.arange(len(own))):
-                    raise ValueError(
-                        f"angles {given} disagree with the angles the RotNet records {own}; "
-                        "omit angles= (it is only for models that do not record them)"
-                    )
-            return own
-        if angles is None:
-            raise ValueError(
-                f"model {rotnet.name!r} records no angles: pass angles= (its output order), "
-                "or load it with risc_tf.load_model"
-            )
-        angles = check_angles(angles)
-        if len(angles) != outputs:
-            raise ValueError(
-                f"the RotNet has {outputs} outputs but {len(angles)} angles were given: {angles}"
-            )
-        return angles
-
-    # -- graph ------------------------------------------------------------------
-    def _counter_tables(self) -> tuple[tf.Tensor, tf.Tensor]:
-        if self._tables is None or self._tables_fill != self.fill:
-            with tf.init_scope():  # eager, even when first asked for while tracing
-                indices, weights = rotation_tables([-a for a in self.angles], self.image_size,
-                                                   self.fill)
-                self._tables = (tf.constant(indices), tf.constant(weights))
-                self._tables_fill = self.fill
-        return self._tables
-
-    def _counter_rotate(self, x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-        """Undo angle ``angles[index[i]]`` of each image ``x[i]``."""
-        if self._turns is not None:
-            return quarter_turns(x, -tf.gather(self._turns, index))
-        if self.image_size > MAX_TABLE_SIDE:  # tables would cost S**4: interpolate instead
-            table = tf.constant(self.angles, tf.float32)
-            return counter_rotate(x, tf.gather(table, index), self.fill)
-        indices, weights = self._counter_tables()
-        return gather_rotate(x, tf.gather(indices, index), tf.gather(weights, index))
-
-    def read_rotation(self, p_rot: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """The rotation the RotNet's probabilities name, and the confidence in it (tensors).
-
-        :func:`risc_tf.heads.read_angle` of the RotNet's head.
-        """
-        return read_angle(p_rot, self.angles, head=self.head, sigma=self.sigma)
-
-    def classify_corrected(self, x: tf.Tensor, p_rot: tf.Tensor) -> tf.Tensor:
-        """Class probabilities of model-input images given the RotNet's probabilities.
-
-        The mode's correction (:mod:`risc_tf.corrections`): hard mode classifies
-        only the counter-rotation it picks, soft and tta modes every
-        counter-rotation, weighted (:func:`~risc_tf.corrections.combine`), angle
-        mode the counter-rotation by the continuous estimate (one resample,
-        :func:`risc_tf.resample.resample_rotate`). A TensorFlow function of
-        tensors (what :meth:`predict_proba` and :mod:`risc_tf.export` trace).
-        """
-        method = for_mode(self.mode)
-        if method.angle is not None:
-            theta = method.angle(p_rot, self.angles, self._window)
-            return self.classifier(resample_rotate(x, -theta, self.fill), training=False)
-        if method.picks_one:
-            pick = tf.argmax(method.weights(p_rot), axis=1)
-            return self.classifier(self._counter_rotate(x, pick), training=False)
-        return combine(method, p_rot, self._classify_every(x))
-
-    def _classify_every(self, x: tf.Tensor) -> tf.Tensor:
-        """Class probabilities ``(N, R, C)`` of every counter-rotation of ``x``."""
-        r, n = len(self.angles), tf.shape(x)[0]
-        every = self._counter_rotate(tf.tile(x, [r, 1, 1, 1]),
-                                     tf.repeat(tf.range(r, dtype=tf.int64), n))
-        p_y = tf.reshape(self.classifier(every, training=False), [r, n, -1])
-        return tf.transpose(p_y, [1, 0, 2])
-
-    def forward(self, raw: tf.Tensor, output: str = "proba") -> tf.Tensor:
-        """The fused chain as a TensorFlow function of one batch (what the pipeline traces).
-
-        ``raw`` is a validated rank-4 batch (see :func:`risc_tf.check_images`);
-        ``output`` is ``"rotation"`` (the RotNet's probabilities, then the angle and
-        confidence of :meth:`read_rotation`), ``"correct"`` (the model-input images
-        counter-rotated by that angle), ``"proba"`` (class probabilities),
-        ``"details"`` (class probabilities, then what ``"rotation"`` gives,
-        concatenated along axis 1) or ``"every"`` (the RotNet's probabilities, then
-        the classifier's on each counter-rotation of the angle set, flattened).
-        """
-        x = apply_fill(to_model_input(raw, self.image_size), self.fill)
-        if output == "proba" and not for_mode(self.mode).uses_rotnet:
-            return self.classify_corrected(x, tf.zeros([tf.shape(x)[0], len(self.angles)]))
-        p_rot = self.rotnet(x, training=False)
-        if output == "every":
-            p_y = self._classify_every(x)  # (N, R, C)
-            return tf.concat([p_rot, tf.reshape(p_y, [tf.shape(x)[0], -1])], axis=1)
-        angle, confidence = self.read_rotation(p_rot)
-        rotation = tf.concat([p_rot, angle[:, None], confidence[:, None]], axis=1)
-        if output == "rotation":
-            return rotation
-        if output == "correct":
-            return resample_rotate(x, -angle, self.fill) if self.head == "circular" else \
-                self._counter_rotate(x, tf.argmax(p_rot, axis=1))
-        proba = self.classify_corrected(x, p_rot)
-        return proba if output == "proba" else tf.concat([proba, rotation], axis=1)
-
-    def _graph(self, output: str, x: np.ndarray) -> Callable:
-        key = (output, self.mode, self.fill, x.dtype.str, x.shape[1:])
-        if key not in self._graphs:
-            spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
-            # no tensor-dependent Python control flow in forward: nothing for AutoGraph to do
-            self._graphs[key] = tf.function(
-                functools.partial(self.forward, output=output),
-                input_signature=[spec], autograph=False,
-            )
-        return self._graphs[key]
-
-    def _chunk(self, output: str) -> int:
-        every = not for_mode(self.mode).picks_one and output in ("proba", "details")
-        if output == "every" or every:
-            return max(1, 4 * self.batch_size // len(self.angles))
-        return self.batch_size
-
-    def _run(self, images, output: str) -> tuple[np.ndarray, bool]:
-        parts, singles = [], []
-        for x, single in model_batches(images, self.image_size, self.batch_size):
-            parts.append(run_in_batches(self._graph(output, x), x, self._chunk(output)))
-            singles.append(single)
-        if not parts:
-            raise ValueError("images is an empty dataset: nothing to predict")
-        return np.concatenate(parts), singles == [True]
 
     # -- public API -------------------------------------------------------------
-    def trace_count(self) -> int:
-        """How many times the pipeline has traced a graph (one per input signature).
-
-        Stays constant across batch sizes and repeated calls; a diagnostic for
-        retracing (dtype and image shape make the signature).
-        """
-        return sum(int(g.experimental_get_tracing_count()) for g in self._graphs.values())
-
     def predict_rotation(self, images, return_proba: bool = False):
         """Predicted rotation of each image, in degrees (never given the true one).
 
@@ -368,8 +204,9 @@ class RISCPipeline:
         """Class, rotation, both confidences and a review flag per image, in one pass.
 
         An image is marked for ``review`` when the RotNet's confidence in its
-        predicted rotation (:meth:`read_rotation`) is below ``min_rotation_confidence``
-        or the predicted class's probability is below ``min_class_probability``.
+        predicted rotation (:meth:`read_rotation`) is below ``min_rotation_confidence``,
+        the predicted class's probability is below ``min_class_probability``, or the
+        out-of-distribution detector (``ood``) finds it unlike the training images.
 
         Returns
         -------
@@ -377,10 +214,14 @@ class RISCPipeline:
             Arrays of length N (N = 1 for a single image).
         """
         out, _ = self._run(images, "details")
-        proba, angle, rot_p = out[:, : len(self.classes_)], out[:, -2], out[:, -1]
+        proba = out[:, : len(self.classes_)]
+        angle, rot_p, score = out[:, -len(DETAILS):].T
         index, class_p = proba.argmax(axis=1), proba.max(axis=1)
-        review = (rot_p < self.min_rotation_confidence) | (class_p < self.min_class_probability)
-        return Predictions(index, self.classes_[index], class_p, angle, rot_p, review)
+        unlike = np.zeros(len(out), bool) if self.ood is None else score > self.ood.threshold
+        review = (rot_p < self.min_rotation_confidence) | \
+            (class_p < self.min_class_probability) | unlike
+        return Predictions(index, self.classes_[index], class_p, angle, rot_p, review,
+                           None if self.ood is None else score, unlike)
 
     def score(self, images, labels) -> float:
         """Accuracy of :meth:`predict` against integer labels (one per image)."""
@@ -401,16 +242,21 @@ class RISCPipeline:
             "class_names": self.classes_.tolist(),
             "min_rotation_confidence": self.min_rotation_confidence,
             "min_class_probability": self.min_class_probability,
+            "rotnet_temperature": self.rotnet_temperature,
+            "classifier_temperature": self.classifier_temperature,
+            "ood_threshold": None if self.ood is None else self.ood.threshold,
             "input_size": self.image_size,
             "metadata": self.metadata,
         }
 
     @classmethod
-    def from_config(cls, config: dict, rotnet: keras.Model,
-                    classifier: keras.Model) -> RISCPipeline:
-        """A pipeline of two models with the settings :meth:`get_config` returned."""
-        settings = {k: v for k, v in config.items() if k not in ("angles", "input_size")}
-        return cls(rotnet, classifier, config["angles"], **settings)
+    def from_config(cls, config: dict, rotnet: keras.Model, classifier: keras.Model, *,
+                    ood: MahalanobisDetector | None = None) -> RISCPipeline:
+        """A pipeline of two models (and its detector) with the settings :meth:`get_config`
+        returned."""
+        settings = {k: v for k, v in config.items()
+                    if k not in ("angles", "input_size", "ood_threshold")}
+        return cls(rotnet, classifier, config["angles"], ood=ood, **settings)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Save the pipeline into folder ``path``; return it.
@@ -427,8 +273,10 @@ class RISCPipeline:
         NotADirectoryError
             A part of ``path`` is a file (named).
         """
+        arrays = {} if self.ood is None else {"ood": self.ood.to_arrays()}
         return save_pipeline_folder(path, rotnet=self.rotnet, classifier=self.classifier,
-                                    config=self.get_config(), overwrite=overwrite)
+                                    config=self.get_config(), arrays=arrays,
+                                    overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RISCPipeline:
@@ -442,8 +290,9 @@ class RISCPipeline:
         ValueError
             A config that is not JSON, of an unknown format or missing keys (named).
         """
-        rotnet, classifier, config = read_pipeline_folder(path)
-        return cls.from_config(config, rotnet, classifier)
+        rotnet, classifier, config, arrays = read_pipeline_folder(path)
+        ood = MahalanobisDetector.from_arrays(arrays["ood"]) if "ood" in arrays else None
+        return cls.from_config(config, rotnet, classifier, ood=ood)
 
     def export(self, path: str | os.PathLike, *, format: str = "tf_saved_model",
                **options) -> Path:

@@ -25,6 +25,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from risc_tf.atomic import swap_into_place, temporary_folder
 from risc_tf.saving import load_model, save_model
 
@@ -61,8 +63,9 @@ def _versions() -> dict:
 
 
 def save_pipeline_folder(path: str | os.PathLike, *, rotnet, classifier, config: dict,
-                         overwrite: bool = False) -> Path:
-    """Save both models, ``config`` (see :meth:`RISCPipeline.get_config`) and a model card
+                         arrays: dict[str, dict] | None = None, overwrite: bool = False) -> Path:
+    """Save both models, ``config`` (see :meth:`RISCPipeline.get_config`), named sets of
+    arrays (each ``NAME.npz``, e.g. the out-of-distribution detector) and a model card
     into folder ``path``; return it.
 
     Raises
@@ -82,7 +85,10 @@ def save_pipeline_folder(path: str | os.PathLike, *, rotnet, classifier, config:
     with temporary_folder(path) as tmp:
         save_model(rotnet, tmp / ROTNET_FILE)
         save_model(classifier, tmp / CLASSIFIER_FILE)
-        config = {"format": _FORMAT, **config, "versions": _versions()}
+        for name, values in (arrays or {}).items():
+            np.savez(tmp / f"{name}.npz", **values)
+        config = {"format": _FORMAT, **config, "arrays": sorted(arrays or ()),
+                  "versions": _versions()}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_jsonable))
         (tmp / CARD_FILE).write_text(model_card(config))
         swap_into_place(tmp, path)
@@ -124,8 +130,8 @@ def pipeline_folder(path: str | os.PathLike) -> Path:
 
 
 def read_pipeline_folder(path: str | os.PathLike) -> tuple:
-    """The RotNet, the classifier and the config of a saved pipeline (any risc_tf version),
-    or of the one inside a run folder.
+    """The RotNet, the classifier, the config and the named arrays of a saved pipeline (any
+    risc_tf version), or of the one inside a run folder.
 
     The config is brought to the current format: keys that older formats lacked get
     the value those versions behaved with.
@@ -135,6 +141,8 @@ def read_pipeline_folder(path: str | os.PathLike) -> tuple:
     rotnet, classifier : keras.Model
     config : dict
         What :meth:`RISCPipeline.get_config` returns (``format`` and ``versions`` removed).
+    arrays : dict
+        Name -> arrays, e.g. ``{"ood": ...}`` (empty for older pipelines).
 
     Raises
     ------
@@ -162,13 +170,47 @@ def read_pipeline_folder(path: str | os.PathLike) -> tuple:
     if missing:
         raise ValueError(f"{folder / CONFIG_FILE} is missing the keys {missing}")
     config = {**_OLDER_DEFAULTS, **config}
+    arrays = {}
+    for name in config.pop("arrays", []):
+        try:
+            with np.load(folder / f"{name}.npz", allow_pickle=False) as npz:
+                arrays[name] = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{folder / (name + '.npz')} is missing or unreadable ({err}); "
+                             "the pipeline's config lists it") from err
     for key in ("format", "versions", "input_size"):
         config.pop(key, None)
-    return load_model(folder / ROTNET_FILE), load_model(folder / CLASSIFIER_FILE), config
+    return (load_model(folder / ROTNET_FILE), load_model(folder / CLASSIFIER_FILE), config,
+            arrays)
 
 
 def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _trust_lines(config: dict, trust: dict | None) -> list[str]:
+    """The card's section on calibration, review thresholds and unlike images."""
+    if not trust:
+        return []
+    lines = ["## Confidence and review (chosen on the validation split)", "",
+             f"- Temperatures: RotNet {trust['rotnet_temperature']:.3g}, classifier "
+             f"{trust['classifier_temperature']:.3g} (temperature scaling; applied to every "
+             "probability the pipeline and its exports give)."]
+    for key, what in (("rotation_threshold", "Rotation confidence"),
+                      ("class_threshold", "Class probability")):
+        t = trust[key]
+        goal = (f"answered accuracy >= {t['target_value']:.3f}" if t["target"] == "min_accuracy"
+                else f"coverage >= {t['target_value']:.3f}")
+        reached = "-" if t["accuracy"] is None else f"{t['accuracy']:.3f}"
+        lines.append(f"- {what} threshold {t['threshold']:.4g}: target {goal} "
+                     f"({t.get('description') or 'stated target'}); on validation accuracy "
+                     f"{reached} at coverage {t['coverage']:.3f}"
+                     + ("" if t["met"] else "; the target was NOT reached") + ".")
+    if trust.get("ood_threshold") is not None:
+        lines.append(f"- Images unlike the training images: Mahalanobis score on the "
+                     f"classifier's features above {trust['ood_threshold']:.4g}, the "
+                     f"{trust['ood_percentile']:g}th percentile of the validation images.")
+    return lines + [""]
 
 
 def model_card(config: dict) -> str:
@@ -191,7 +233,11 @@ def model_card(config: dict) -> str:
         f"fill `{config.get('fill', 'constant')}`) and classified into "
         f"{', '.join(config.get('class_names') or [])}. Images are marked for review when the "
         f"RotNet's confidence is below {config.get('min_rotation_confidence', 0.0):g} or the "
-        f"class probability below {config.get('min_class_probability', 0.0):g}.", "",
+        f"class probability below {config.get('min_class_probability', 0.0):g}"
+        + ("" if config.get("ood_threshold") is None else
+           f", or when they are unlike the training images (out-of-distribution score above "
+           f"{config['ood_threshold']:.4g})") + ".", "",
+        *_trust_lines(config, meta.get("trust")),
     ]
     if meta.get("training"):
         lines += ["## Training", ""]
@@ -211,11 +257,16 @@ def model_card(config: dict) -> str:
             lines.append(f"| {a:g} | " + " | ".join(
                 _fmt(v["acc"][i]) for v in by_angle.values()) + " |")
         lines.append("")
+    calibrated = (config.get("rotnet_temperature", 1.0), config.get(
+        "classifier_temperature", 1.0)) != (1.0, 1.0)
     lines += ["## Known limitations", "",
               "- Trained and tested on one public dataset at low resolution; performance on "
               "other sources is unknown.",
               "- Rotations between the RotNet's angles are left partly uncorrected (see the "
               "table above, where measured).",
+              "- Confidence is calibrated on the validation split by one temperature per "
+              "model; it holds on other data only as far as that data looks like it."
+              if calibrated else
               "- Confidence is the models' softmax output, not a calibrated probability.", ""]
     versions = config.get("versions") or {}
     if versions:

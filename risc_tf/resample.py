@@ -24,10 +24,16 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from risc_tf.angles import check_fill
-from risc_tf.rotation import field_of_view, quarter_turns, rotate
+from risc_tf.angles import check_fill, is_quarter_turn_set
+from risc_tf.rotation import counter_rotate, field_of_view, quarter_turns, rotate
 
-__all__ = ["MAX_TABLE_SIDE", "gather_rotate", "resample_rotate", "rotation_tables"]
+__all__ = [
+    "MAX_TABLE_SIDE",
+    "CounterRotation",
+    "gather_rotate",
+    "resample_rotate",
+    "rotation_tables",
+]
 
 #: Largest image side :func:`rotation_tables` builds tables for (their construction
 #: rotates one one-pixel image per pixel, S**4 work).
@@ -165,3 +171,47 @@ def resample_rotate(images, degrees, fill: str = "constant") -> tf.Tensor:
     hi = tf.maximum(tf.reduce_max(out), 0.0)
     out = tf.clip_by_value(gather_rotate(out, indices, weights), lo, hi)
     return field_of_view(out) if fill == "circle" else out
+
+
+class CounterRotation:
+    """Undo the rotations of a fixed angle set, by index, in a traced graph.
+
+    Quarter-turn sets with exact reversals and transposes; other sets with
+    precomputed bilinear gathers (:func:`rotation_tables`, built eagerly on first
+    use, for inputs up to :data:`MAX_TABLE_SIDE`), else by interpolation
+    (:func:`risc_tf.rotation.counter_rotate`).
+
+    Parameters
+    ----------
+    angles : sequence of float
+        The angle set (a RotNet's).
+    size : int
+        The image side.
+    fill : str
+        See :mod:`risc_tf.rotation`.
+    """
+
+    def __init__(self, angles, size: int, fill: str = "constant"):
+        self.angles, self.size, self.fill = tuple(angles), int(size), check_fill(fill)
+        with tf.init_scope():  # eager constants, even when first made while tracing
+            self._turns = (tf.constant([round(a / 90.0) % 4 for a in self.angles], tf.int32)
+                           if is_quarter_turn_set(self.angles) else None)
+        self._tables: tuple[tf.Tensor, tf.Tensor] | None = None
+
+    def _counter_tables(self) -> tuple[tf.Tensor, tf.Tensor]:
+        if self._tables is None:
+            with tf.init_scope():  # eager, even when first asked for while tracing
+                indices, weights = rotation_tables([-a for a in self.angles], self.size,
+                                                   self.fill)
+                self._tables = (tf.constant(indices), tf.constant(weights))
+        return self._tables
+
+    def __call__(self, x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        """Undo angle ``angles[index[i]]`` of each image ``x[i]``."""
+        if self._turns is not None:
+            return quarter_turns(x, -tf.gather(self._turns, index))
+        if self.size > MAX_TABLE_SIDE:  # tables would cost S**4: interpolate instead
+            return counter_rotate(x, tf.gather(tf.constant(self.angles, tf.float32), index),
+                                  self.fill)
+        indices, weights = self._counter_tables()
+        return gather_rotate(x, tf.gather(indices, index), tf.gather(weights, index))

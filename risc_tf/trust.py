@@ -1,4 +1,11 @@
-"""How far to trust a pipeline's answers: calibration and out-of-distribution scores in one report.
+"""How far to trust a pipeline's answers: calibration, review thresholds and images unlike the
+training data, fitted on validation (:func:`fit_trust`) and measured on test (:func:`trust_report`).
+
+:func:`fit_trust` gives a pipeline, on validation data only, the temperatures
+of both models (:func:`risc_tf.calibration.fit_temperature`), review thresholds
+chosen for stated targets (:func:`risc_tf.thresholds.choose_threshold`) and an
+out-of-distribution detector fitted on the training images and thresholded on
+the validation images (:func:`risc_tf.ood.fit_ood_detector`).
 
 :func:`trust_report` measures, on a (rotated) test set, both models of a
 :class:`risc_tf.RISCPipeline`:
@@ -16,14 +23,14 @@ sets (AUROC, and the share of each set the threshold flags).
 :func:`plot_trust_report` draws the four reliability diagrams
 (:func:`plot_reliability`).
 
-The temperatures are passed in, fitted on validation data
-(:func:`risc_tf.calibration.fit_temperature`); the pipeline's own outputs are
-taken as uncalibrated.
+The temperatures and the detector are the pipeline's own; the probabilities
+"before" are its models' raw outputs.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,18 +41,18 @@ from matplotlib.figure import Figure
 from risc_tf.angles import match_angles
 from risc_tf.calibration import (
     apply_temperature,
-    check_temperature,
     negative_log_likelihood,
     reliability_data,
 )
 from risc_tf.features import feature_model
 from risc_tf.figures import save_figure
+from risc_tf.heads import head_window
 from risc_tf.inputs import run_in_batches
 from risc_tf.ood import MahalanobisDetector, ood_auroc
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.validation import check_int, check_labels
 
-__all__ = ["plot_reliability", "plot_trust_report", "trust_report"]
+__all__ = ["fit_trust", "plot_reliability", "plot_trust_report", "trust_report"]
 
 _MODELS = {"rotnet": "RotNet", "classifier": "Classifier"}
 
@@ -87,15 +94,109 @@ class _Corrected:
         return out[:, : self.width], out[:, self.width:]
 
 
+def _raw(pipe: RISCPipeline) -> RISCPipeline:
+    """The same pipeline without temperatures, thresholds or detector."""
+    return RISCPipeline(pipe.rotnet, pipe.classifier, pipe.angles, head=pipe.head,
+                        sigma=pipe.sigma, mode=pipe.mode, batch_size=pipe.batch_size,
+                        fill=pipe.fill, class_names=pipe.classes_.tolist())
+
+
+def _angle_labels(pipe: RISCPipeline, true_angles) -> np.ndarray:
+    """Index of each true angle in the RotNet's set (-1 outside it)."""
+    return match_angles(np.asarray(true_angles, np.float64).reshape(-1), pipe.angles)
+
+
+def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_labels, *,
+              seed: int = 0, rotation_coverage: float = 0.95, ood_percentile: float = 95.0
+              ) -> tuple[RISCPipeline, dict]:
+    """Temperatures, review thresholds and a detector of unlike images, on validation only.
+
+    Parameters
+    ----------
+    pipe : RISCPipeline
+        Its models (their raw outputs are what is calibrated).
+    val_images, val_labels : array_like
+        Upright validation images and labels; each is also turned by a seeded random
+        angle of the RotNet's set (the rotations the pipeline undoes).
+    train_images, train_labels : array_like
+        The classifier's training images (the detector's class means and covariance).
+    seed : int, default 0
+        Seeds the validation rotations.
+    rotation_coverage : float, default 0.95
+        Target of the rotation threshold: answer this share of the rotated validation
+        images (a rotation the pipeline cannot undo, e.g. off its angle set, scores
+        below them and goes to a person).
+    ood_percentile : float, default 95
+        The detector's threshold: this percentile of the validation images' scores.
+
+    Returns
+    -------
+    pipeline : RISCPipeline
+        A copy with ``rotnet_temperature``, ``classifier_temperature``,
+        ``min_rotation_confidence``, ``min_class_probability`` and ``ood`` set.
+    record : dict
+        JSON-ready: the temperatures, both thresholds
+        (:meth:`~risc_tf.thresholds.ReviewThreshold.to_dict`, each with its target
+        and what it reached on validation) and the detector's threshold.
+
+    Notes
+    -----
+    The class threshold's target is the upright classifier's validation accuracy:
+    the answered images (rotated, corrected) should be as accurate as upright ones.
+    """
+    from risc_tf.calibration import fit_temperature
+    from risc_tf.evaluation import evaluation_sets
+    from risc_tf.ood import fit_ood_detector
+    from risc_tf.thresholds import choose_threshold
+
+    raw = _raw(pipe)
+    y = check_labels(val_labels)
+    sets = evaluation_sets(val_images, y, pipe.angles, image_size=pipe.image_size, seed=seed,
+                           fill=pipe.fill)
+    x_up, _ = sets["upright"]
+    x_rot, _, angles = sets["rotated"]
+    _, p_rot = raw.predict_rotation(x_rot, return_proba=True)
+    t_rot = fit_temperature(p_rot, _angle_labels(pipe, angles))
+    features, p_cls = _Corrected(raw)(x_rot)
+    t_cls = fit_temperature(p_cls, y)
+    upright_acc = float(np.mean(raw.classifier.predict(x_up, verbose=0).argmax(axis=1) == y))
+    calibrated = RISCPipeline(pipe.rotnet, pipe.classifier, pipe.angles, head=pipe.head,
+                              sigma=pipe.sigma, mode=pipe.mode, batch_size=pipe.batch_size,
+                              fill=pipe.fill, class_names=pipe.classes_.tolist(),
+                              rotnet_temperature=t_rot, classifier_temperature=t_cls)
+    details = calibrated.predict_details(x_rot)
+    tolerance = head_window(pipe.head, pipe.angles, pipe.sigma) / 2.0  # within its bin
+    rotation = choose_threshold(
+        np.abs(((details.rotation - angles) + 180.0) % 360.0 - 180.0) <= tolerance,
+        details.rotation_confidence, coverage=rotation_coverage,
+        description="share of validation images turned by the RotNet's angles answered")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # not met is recorded in the threshold
+        classes = choose_threshold(
+            details.class_index == y, details.class_probability, min_accuracy=upright_acc,
+            description="the upright classifier's validation accuracy")
+    x_train = evaluation_sets(train_images, check_labels(train_labels), pipe.angles,
+                              image_size=pipe.image_size, fill=pipe.fill)["upright"][0]
+    detector = fit_ood_detector(pipe.classifier, x_train, check_labels(train_labels), x_up,
+                                percentile=ood_percentile)
+    record = {"rotnet_temperature": t_rot, "classifier_temperature": t_cls,
+              "rotation_threshold": rotation.to_dict(), "class_threshold": classes.to_dict(),
+              "ood_threshold": detector.threshold, "ood_percentile": detector.percentile,
+              "validation_images": int(len(y))}
+    fitted = RISCPipeline.from_config(
+        {**calibrated.get_config(), "min_rotation_confidence": rotation.threshold,
+         "min_class_probability": classes.threshold,
+         "metadata": {**pipe.metadata, "trust": record}},
+        pipe.rotnet, pipe.classifier, ood=detector)
+    return fitted, record
+
+
 def trust_report(
     pipe: RISCPipeline,
     images,
     labels,
     true_angles,
     *,
-    rotnet_temperature: float = 1.0,
-    classifier_temperature: float = 1.0,
-    detector: MahalanobisDetector | None = None,
     other_images: Mapping[str, object] | None = None,
     bins: int = 15,
 ) -> dict:
@@ -104,7 +205,8 @@ def trust_report(
     Parameters
     ----------
     pipe : RISCPipeline
-        The pipeline (its outputs uncalibrated).
+        The pipeline: its temperatures are the "after", its models' raw outputs the
+        "before"; its detector (``pipe.ood``), if any, scores the images.
     images : array_like
         Test images, e.g. the rotated test set of
         :func:`risc_tf.evaluation.evaluation_sets` (any input the pipeline takes).
@@ -112,11 +214,6 @@ def trust_report(
         Their classes.
     true_angles : array_like, (N,)
         The angle each image was rotated by (degrees).
-    rotnet_temperature, classifier_temperature : float > 0, default 1
-        Fitted on validation data (:func:`risc_tf.calibration.fit_temperature`).
-    detector : MahalanobisDetector, optional
-        Fitted and thresholded (:func:`risc_tf.ood.fit_ood_detector`); without
-        it, the report has no ``"ood"`` entry.
     other_images : mapping of str to array_like, optional
         Named image sets unlike the training data (e.g. ``{"retinamnist": ...}``),
         any input the pipeline takes; each is corrected and scored.
@@ -142,24 +239,23 @@ def trust_report(
         detector of another feature width than the classifier's, other images
         not a mapping, or a test set with no image in the RotNet's angle set.
     """
-    rotnet_temperature = check_temperature("rotnet_temperature", rotnet_temperature)
-    classifier_temperature = check_temperature("classifier_temperature", classifier_temperature)
+    rotnet_temperature, classifier_temperature = pipe.rotnet_temperature, \
+        pipe.classifier_temperature
+    detector = pipe.ood
     bins = check_int("bins", bins)
+    raw = _raw(pipe)
     if other_images is not None and not isinstance(other_images, Mapping):
         raise ValueError("other_images must map a name to images; got "
                          f"{type(other_images).__name__}")
-    corrected = _Corrected(pipe)
-    if detector is not None and detector.num_features != corrected.width:
-        raise ValueError(f"detector expects {detector.num_features} features but the classifier "
-                         f"gives {corrected.width}")
-    _, p_rot = pipe.predict_rotation(images, return_proba=True)
+    corrected = _Corrected(raw)
+    _, p_rot = raw.predict_rotation(images, return_proba=True)
     p_rot = np.atleast_2d(p_rot)
     y = check_labels(labels, n=len(p_rot))
     angles = np.asarray(true_angles, np.float64).reshape(-1)
     if len(angles) != len(y):
         raise ValueError(f"true_angles must hold one angle per image: {len(y)} images but "
                          f"{len(angles)} angles")
-    index = match_angles(angles, pipe.angles)
+    index = _angle_labels(pipe, angles)
     inside = index >= 0
     if not inside.any():
         raise ValueError(f"no image of the test set is rotated by an angle of the RotNet's set "

@@ -196,8 +196,9 @@ def test_trust_report_of_a_trained_pipeline(trained_pair, pneumonia, data_root, 
     detector = fit_ood_detector(classifier, preprocess_images(x_train), y_train,
                                 preprocess_images(pneumonia["val"][0]))
     retina, _ = load_medmnist("retinamnist", "test", root=data_root)
-    report = trust_report(pipe, test[0], test[1], test[2], rotnet_temperature=rotnet_t,
-                          classifier_temperature=classifier_t, detector=detector,
+    trusted = RISCPipeline(rotnet, classifier, rotnet_temperature=rotnet_t,
+                           classifier_temperature=classifier_t, ood=detector)
+    report = trust_report(trusted, test[0], test[1], test[2],
                           other_images={"retinamnist": retina, "noise": np.random.default_rng(0)
                                         .integers(0, 256, (50, 28, 28), dtype=np.uint8)})
     _, p_rot = pipe.predict_rotation(test[0], return_proba=True)
@@ -219,8 +220,11 @@ def test_trust_report_of_a_trained_pipeline(trained_pair, pneumonia, data_root, 
     assert report["ood"]["other"]["noise"]["n"] == 50
     json.dumps(report)  # JSON-ready
     assert plot_trust_report(report, tmp_path / "trust.png").stat().st_size > 0
+    # the pipeline applies its own temperatures: its calibrated probabilities are the "after"
+    np.testing.assert_allclose(trusted.predict_proba(test[0]),
+                               apply_temperature(p_cls, classifier_t), atol=1e-5)
     with pytest.raises(ValueError, match="classifier_temperature must be a finite number > 0"):
-        trust_report(pipe, test[0][:4], test[1][:4], test[2][:4], classifier_temperature=0)
+        RISCPipeline(rotnet, classifier, classifier_temperature=0)
 
 
 def test_trust_report_checks_its_arguments(small_classifier):
@@ -228,7 +232,9 @@ def test_trust_report_checks_its_arguments(small_classifier):
     x = np.random.default_rng(0).random((4, SIZE, SIZE, 3)).astype(np.float32)
     y, angles = np.array([0, 1, 0, 1]), np.array([0.0, 90.0, 180.0, 270.0])
     with pytest.raises(ValueError, match="rotnet_temperature must be a finite number > 0"):
-        trust_report(pipe, x, y, angles, rotnet_temperature=-1)
+        RISCPipeline(pipe.rotnet, small_classifier, rotnet_temperature=-1)
+    with pytest.raises(ValueError, match="rotnet_temperature must be a finite number > 0"):
+        RISCPipeline(pipe.rotnet, small_classifier, rotnet_temperature=float("nan"))
     with pytest.raises(ValueError, match="one angle per image"):
         trust_report(pipe, x, y, angles[:3])
     with pytest.raises(ValueError, match="no image of the test set is rotated by an angle"):
@@ -236,7 +242,8 @@ def test_trust_report_checks_its_arguments(small_classifier):
     with pytest.raises(ValueError, match="other_images must map a name to images"):
         trust_report(pipe, x, y, angles, other_images=[x])
     features, labels, _, _ = _gaussians()
-    with pytest.raises(ValueError, match="expects 6 features but the classifier gives 128"):
-        trust_report(pipe, x, y, angles, detector=fit_mahalanobis(features, labels))
+    with pytest.raises(ValueError, match="the ood detector expects 6 features; the classifier "
+                                         "gives 128"):
+        RISCPipeline(pipe.rotnet, small_classifier, ood=fit_mahalanobis(features, labels))
     report = trust_report(pipe, x, y, angles)
     assert "ood" not in report and report["classifier"]["n"] == 4
