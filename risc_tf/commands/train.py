@@ -49,7 +49,7 @@ def run_train_rotnet(args: argparse.Namespace) -> int:
     splits = load_splits(args, ("train", "val"))
     model_path, history_path = _targets(args, "rotnet")
     size = args.input_size
-    with strategy_scope(args.strategy):
+    with strategy_scope(args.strategy, args.seed):
         rotnet = build_rotnet((size, size, 3), angles=angles, backbone=args.backbone,
                               weights=args.weights)
         start = time.perf_counter()
@@ -92,7 +92,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     model_path, history_path = _targets(args, name)
     size = args.input_size
     (x, y), (xv, yv), (xt, yt) = splits["train"], splits["val"], splits["test"]
-    with strategy_scope(args.strategy):
+    with strategy_scope(args.strategy, args.seed):
         clf = build_classifier(len(label_names(args.dataset)), (size, size, 3),
                                backbone=args.backbone, weights=rotnet or args.weights,
                                freeze_backbone=args.freeze_backbone)

@@ -95,7 +95,7 @@ def _metadata(config: ReproduceConfig, evaluation: dict, sweep: dict) -> dict:
         "training": {k: v for k, v in config.to_json().items() if k in (
             "backbone", "weights", "recipe", "epochs", "rotnet_epochs", "optimizer",
             "learning_rate", "lr_schedule", "class_weight", "label_smoothing", "augment",
-            "classifier_init", "batch_size", "fill", "jitter", "tilt", "seed")},
+            "classifier_init", "batch_size", "fill", "jitter", "tilt", "seed", "deterministic")},
         "test_metrics": {
             "upright_acc (classifier)": evaluation["upright"]["classifier"]["acc"],
             f"rotated_acc (RISC hard, protocol {config.protocol})": rotated["risc_hard"]["acc"],

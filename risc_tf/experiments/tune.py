@@ -83,6 +83,8 @@ def _key(settings: dict) -> str:
 
 
 def _rotnet(config: ReproduceConfig, splits, cache: Path):
+    import keras
+
     from risc_tf._version import __version__
     from risc_tf.models import build_rotnet
     from risc_tf.saving import load_model, save_model
@@ -93,6 +95,7 @@ def _rotnet(config: ReproduceConfig, splits, cache: Path):
     if path.is_file():
         return load_model(path), None
     shape = (config.input_size, config.input_size, 3)
+    keras.utils.set_random_seed(config.seed)  # initial weights follow the seed
     rotnet = build_rotnet(shape, angles=config.angles, backbone=config.backbone,
                           weights=config.weights)
     start = time.perf_counter()
@@ -104,6 +107,8 @@ def _rotnet(config: ReproduceConfig, splits, cache: Path):
 
 
 def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path) -> dict:
+    import keras
+
     from risc_tf.angles import angles_every
     from risc_tf.data import label_names
     from risc_tf.evaluation import angle_sweep, build_methods, evaluation_sets
@@ -118,6 +123,7 @@ def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path
     (x, y), (xv, yv) = splits["train"], splits["val"]
     shape = (config.input_size, config.input_size, 3)
     init = rotnet if config.classifier_init == "rotnet" else config.weights
+    keras.utils.set_random_seed(config.seed)  # initial weights follow the seed, resumed or not
     clf = build_classifier(len(label_names(config.dataset)), shape, backbone=config.backbone,
                            weights=init)
     start = time.perf_counter()
