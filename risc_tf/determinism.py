@@ -7,18 +7,21 @@ every time the same call runs on the same machine with the same versions:
 
 * TensorFlow's op determinism is on while they train
   (``tf.config.experimental.enable_op_determinism``, switched off again after
-  if it was off before: :func:`op_determinism`). On this CPU it changes one
-  kernel that risc_tf uses: the sparse softmax cross-entropy runs TensorFlow's
-  deterministic composite instead of its fused kernel, so a deterministic run's
-  numbers differ from an ordinary run's, as two seeds do;
+  if it was off before: :func:`op_determinism`). On CPU it changes one
+  computation risc_tf uses: the cross-entropy losses run TensorFlow's
+  deterministic composite (log-softmax, then a gather) instead of its fused
+  kernel, so a deterministic run's numbers differ from an ordinary run's of the
+  same seed, as two seeds' do; tf.data runs a pipeline holding stateful ops
+  (the ``"light"`` augmentation's layers) serially;
 * Python's, numpy's, TensorFlow's and Keras's generators are seeded from
   ``seed`` (``keras.utils.set_random_seed``), so that every tf.data draw
   (shuffles, rotations, tilts, the ``"light"`` augmentation) derives from it;
   the rotations and tilts are stateless draws from per-batch seeds
   (:mod:`risc_tf.datasets`), and the pipelines keep their order;
 * risc_tf's fast layers run kernels that are deterministic under op
-  determinism, except one case on a GPU, where :class:`~risc_tf.fast.FastBatchNormalization`
-  falls back to the stock Keras computation (see its documentation).
+  determinism, except one case on a GPU, where
+  :class:`~risc_tf.fast.FastBatchNormalization` falls back to the stock Keras
+  computation (see its documentation).
 
 The model's initial weights are drawn when it is built: build it after
 ``keras.utils.set_random_seed(seed)`` (``risc-tf`` and :func:`risc_tf.reproduce` do).
