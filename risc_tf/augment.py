@@ -15,7 +15,11 @@ module covers the rest:
 Presets are reproducible: their layers are seeded from the pipeline's seed and
 the tf.data pipelines apply augmentation in a sequential step, so the same
 seed gives the same augmented batches, epoch after epoch (each epoch draws
-fresh parameters). Outputs are clipped to [0, 1].
+fresh parameters). Outputs are clipped to [0, 1]. Their random state is a
+variable (a stateful op), so under TensorFlow's op determinism
+(``deterministic=True`` of the training helpers) tf.data runs the pipeline
+serially; a user's Keras layer must then carry a ``seed`` (see
+:mod:`risc_tf.determinism`).
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ accepts), batch them, and map :func:`risc_tf.preprocessing.to_model_input`,
 :mod:`risc_tf.augment` and :func:`risc_tf.rotation.rotate` over whole batches,
 with prefetching. Given a seed they are reproducible: the same seed gives the
 same batches, epoch after epoch, while each epoch still draws fresh shuffles,
-rotations and augmentations (every random draw is stateless, from a per-batch
-seed). ``fill`` (see :mod:`risc_tf.rotation`) is applied to every image,
-rotated or not.
+rotations and augmentations (every rotation and tilt is a stateless draw from a
+per-batch seed; the parallel maps keep their order, and the seeded Keras layers
+of an augmentation run in a sequential map). ``fill`` (see
+:mod:`risc_tf.rotation`) is applied to every image, rotated or not.
 
 Under a ``tf.distribute`` strategy, ``batch_size`` is the global batch (split
 across replicas), and in-memory data is sharded by element across workers
@@ -26,7 +27,7 @@ from risc_tf.augment import make_augmenter
 from risc_tf.heads import check_head, circular_labels
 from risc_tf.preprocessing import check_images, to_model_input
 from risc_tf.rotation import apply_fill, rotate, rotate_all
-from risc_tf.validation import check_choice, check_int, check_labels
+from risc_tf.validation import check_choice, check_int, check_labels, check_seed
 
 __all__ = [
     "PROTOCOLS",
@@ -69,6 +70,7 @@ def _draw_tilt(batch_seed: tf.Tensor, n: tf.Tensor, tilt: float) -> tf.Tensor:
 
 def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
+    options.deterministic = True  # parallel maps keep the order (TensorFlow's default, stated)
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(AUTOTUNE)
 
@@ -82,7 +84,7 @@ def _source(arrays: tuple, shuffle: bool, seed: int | None, batch_size: int, dro
 
 def _check_common(batch_size, image_size, seed):
     if seed is not None:
-        check_int("seed", seed, 0)
+        check_seed(seed)
     return check_int("batch_size", batch_size), check_int("image_size", image_size, 8)
 
 
@@ -293,7 +295,7 @@ def draw_test_angles(
     (``numpy.random.default_rng``).
     """
     check_choice("protocol", protocol, PROTOCOLS)
-    rng = np.random.default_rng(check_int("seed", seed, 0))
+    rng = np.random.default_rng(check_seed(seed))
     if protocol == "uniform":
         return rng.uniform(0.0, 360.0, size=n).astype(np.float32)
     table = np.asarray(check_angles(angles), np.float32)

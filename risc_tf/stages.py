@@ -4,7 +4,8 @@
 :func:`build_and_train_classifier` (stage 2, the upright classifier, or the
 rotation-augmented baseline) are what ``risc-tf train-rotnet`` /
 ``train-classifier``, :func:`risc_tf.reproduce` and ``risc-tf tune`` all call:
-one place where a model is built, optionally inside a ``tf.distribute``
+one place where a model is built (Keras seeded with the run's ``seed`` first, so
+that its initial weights follow it), optionally inside a ``tf.distribute``
 strategy's scope, trained with :func:`risc_tf.train_rotnet` /
 :func:`risc_tf.train_classifier`, timed, and summarised by
 :func:`risc_tf.training_options.history_record` (the ``training`` records of
@@ -71,6 +72,7 @@ def build_and_train_rotnet(
     >>> rotnet, record = build_and_train_rotnet(x, xv, backbone="small", epochs=1)
     ... # doctest: +SKIP
     """
+    keras.utils.set_random_seed(options.get("seed", 0))  # initial weights follow the seed
     with _scope(strategy):
         rotnet = build_rotnet((input_size, input_size, 3), angles=angles, head=head,
                               sigma=sigma, backbone=backbone, weights=weights)
@@ -114,6 +116,7 @@ def build_and_train_classifier(
     record : dict
         :func:`~risc_tf.training_options.history_record`.
     """
+    keras.utils.set_random_seed(options.get("seed", 0))  # initial weights follow the seed
     with _scope(strategy):
         classifier = build_classifier(num_classes, (input_size, input_size, 3),
                                       backbone=backbone, weights=weights,

@@ -13,7 +13,11 @@ Both wrap ``model.compile`` + ``model.fit`` on the tf.data pipelines of
   ``label_smoothing``, ``augment`` (:mod:`risc_tf.augment`) and ``tilt``;
 * ``callbacks`` run beside the built-in ones: BatchNorm re-estimation at the end
   of every epoch (:mod:`risc_tf.recalibration`, the ResNet50-from-scratch trap),
-  then early stopping on validation accuracy that restores the best weights.
+  then early stopping on validation accuracy that restores the best weights;
+* ``deterministic=True`` makes a run repeatable bit for bit on the same machine
+  and versions (:mod:`risc_tf.determinism`).
+
+The options both helpers take are defined once, in :class:`FitOptions`.
 
 Under ``with strategy.scope():`` of a ``tf.distribute`` strategy, build the
 model and call these helpers inside the scope: ``batch_size`` is then the global
@@ -24,6 +28,7 @@ Every argument is checked before anything is compiled or trained.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
@@ -31,39 +36,37 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from risc_tf.angles import check_fill, check_tilt
+from risc_tf.angles import check_tilt
 from risc_tf.augment import make_augmenter
 from risc_tf.datasets import (
     circular_validation_dataset,
     classification_dataset,
     rotation_dataset,
 )
+from risc_tf.determinism import check_deterministic, op_determinism
 from risc_tf.distribute import check_strategy, is_multi_worker, prepare_multi_worker_fit
 from risc_tf.models import model_image_size, rotnet_angles, rotnet_head
 from risc_tf.preprocessing import check_images
 from risc_tf.recalibration import BatchNormRecalibration
 from risc_tf.training_options import (
     LR_SCHEDULES,
+    FitOptions,
     history_record,
-    optimizer_factory,
     resolve_class_weight,
     resolve_optimizer,
 )
-from risc_tf.validation import (
-    check_fraction,
-    check_int,
-    check_labels,
-    check_optional_int,
-)
+from risc_tf.validation import check_fraction, check_labels
 
 __all__ = [  # the options' helpers are re-exported from risc_tf.training_options
     "LR_SCHEDULES",
+    "FitOptions",
     "history_record",
     "resolve_class_weight",
     "resolve_optimizer",
     "train_classifier",
     "train_rotnet",
 ]
+
 
 def _steps(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
@@ -73,61 +76,51 @@ def _images(images, name: str = "images") -> np.ndarray:
     return check_images(images, name)[0]
 
 
+def _options(arguments: dict) -> FitOptions:
+    """The shared options among a training helper's arguments (``locals()``), checked once."""
+    return FitOptions(**{f.name: arguments[f.name] for f in dataclasses.fields(FitOptions)})
+
+
+def _check_model_options(model: keras.Model, options: FitOptions, augment=None) -> None:
+    """What the shared options alone cannot check: the model's strategy, augment's seeds."""
+    check_strategy(model.distribute_strategy)
+    check_deterministic(options.deterministic, augment=augment)
+
+
 def _fit(
     model: keras.Model,
     train: tf.data.Dataset,
     val: tf.data.Dataset | None,
     recalibration: tf.data.Dataset | None,
+    options: FitOptions,
     *,
     optimizer: Callable[[], keras.optimizers.Optimizer],
     loss: keras.losses.Loss,
     metric: keras.metrics.Metric,
-    epochs: int,
-    patience: int | None,
     monitor: tuple[str, str] = ("val_accuracy", "max"),
-    recalibration_batches: int,
     class_weight: dict | None,
-    jit_compile: bool,
-    verbose: int,
-    callbacks: Sequence[keras.callbacks.Callback] | None,
 ) -> keras.callbacks.History:
     with model.distribute_strategy.scope():  # the optimizer's variables: the model's strategy
         model.compile(optimizer=optimizer(), loss=loss, metrics=[metric],
-                      jit_compile=jit_compile)
+                      jit_compile=options.jit_compile)
     if is_multi_worker(model.distribute_strategy):
         prepare_multi_worker_fit(model)
     cbs: list[keras.callbacks.Callback] = []
     if recalibration is not None:
-        cbs.append(BatchNormRecalibration(recalibration, recalibration_batches))
-    if val is not None and patience:
+        cbs.append(BatchNormRecalibration(recalibration, options.recalibration_batches))
+    if val is not None and options.patience:
         cbs.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor[0], mode=monitor[1], patience=patience,
-                restore_best_weights=True, verbose=min(verbose, 1),
+                monitor=monitor[0], mode=monitor[1], patience=options.patience,
+                restore_best_weights=True, verbose=min(options.verbose, 1),
             )
         )
-    cbs.extend(callbacks or ())
+    cbs.extend(options.callbacks or ())
     return model.fit(
-        train, validation_data=val, epochs=epochs, callbacks=cbs, verbose=verbose,
-        class_weight=class_weight,
+        train, validation_data=val, epochs=options.epochs, callbacks=cbs,
+        verbose=options.verbose, class_weight=class_weight,
         shuffle=False,  # the tf.data pipelines shuffle themselves
     )
-
-
-def _check_fit_options(model, epochs, batch_size, patience, seed, recalibration_batches,
-                       verbose, callbacks) -> tuple:
-    check_strategy(model.distribute_strategy)
-    epochs = check_int("epochs", epochs)
-    batch_size = check_int("batch_size", batch_size)
-    patience = check_optional_int("patience", patience, 0) or None
-    seed = check_int("seed", seed, 0)
-    recalibration_batches = check_int("recalibration_batches", recalibration_batches)
-    check_int("verbose", verbose, 0, 2)
-    if callbacks is not None and not all(
-        isinstance(c, keras.callbacks.Callback) for c in callbacks
-    ):
-        raise ValueError("callbacks must be a list of keras.callbacks.Callback")
-    return epochs, batch_size, patience, seed, recalibration_batches
 
 
 def train_rotnet(
@@ -135,21 +128,22 @@ def train_rotnet(
     images,
     val_images=None,
     *,
-    epochs: int = 10,
-    batch_size: int = 64,
-    optimizer=None,
-    learning_rate=None,
-    lr_schedule: str = "constant",
+    epochs: int = FitOptions.epochs,
+    batch_size: int = FitOptions.batch_size,
+    optimizer=FitOptions.optimizer,
+    learning_rate=FitOptions.learning_rate,
+    lr_schedule: str = FitOptions.lr_schedule,
     all_rotations: bool = False,
     jitter: float = 0.0,
-    fill: str = "constant",
-    patience: int | None = 5,
-    seed: int = 0,
-    recalibrate_bn: bool = True,
-    recalibration_batches: int = 50,
-    jit_compile: bool = False,
-    verbose: int = 1,
-    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    fill: str = FitOptions.fill,
+    patience: int | None = FitOptions.patience,
+    seed: int = FitOptions.seed,
+    deterministic: bool = FitOptions.deterministic,
+    recalibrate_bn: bool = FitOptions.recalibrate_bn,
+    recalibration_batches: int = FitOptions.recalibration_batches,
+    jit_compile: bool = FitOptions.jit_compile,
+    verbose: int = FitOptions.verbose,
+    callbacks: Sequence[keras.callbacks.Callback] | None = FitOptions.callbacks,
 ) -> keras.callbacks.History:
     """Stage 1: train a RotNet on the rotation pretext task (no labels used).
 
@@ -178,9 +172,15 @@ def train_rotnet(
         and the pipeline.
     patience : int or None, default 5
         Early-stopping patience in epochs (None or 0: train all epochs, keep the last).
-    seed : int, default 0
+    seed : int in [0, 2**32 - 1], default 0
         Seeds shuffling, rotation draws and Keras (``keras.utils.set_random_seed``,
         which also seeds Python's and numpy's global generators, as Keras does).
+    deterministic : bool, default False
+        Train the same weights, bit for bit, each time this call runs on the same
+        machine with the same versions: TensorFlow's op determinism while training
+        (see :mod:`risc_tf.determinism` for what it covers, costs and refuses).
+        Build the model after ``keras.utils.set_random_seed(seed)``: its initial
+        weights are drawn then.
     recalibrate_bn : bool, default True
         Re-estimate BatchNorm statistics each epoch (see :mod:`risc_tf.recalibration`).
     recalibration_batches : int, default 50
@@ -195,47 +195,52 @@ def train_rotnet(
     -------
     keras.callbacks.History
 
+    Raises
+    ------
+    ValueError
+        Any bad option (named in the message), before training starts; with
+        ``deterministic=True``, a setting that cannot be made deterministic.
+
     Examples
     --------
     >>> rotnet = build_rotnet(backbone="small")  # doctest: +SKIP
     >>> train_rotnet(rotnet, x_train, x_val, epochs=5, lr_schedule="cosine")  # doctest: +SKIP
     """
+    options = _options(locals())
     angles = rotnet_angles(rotnet)
     head, sigma = rotnet_head(rotnet)
     size = model_image_size(rotnet)
-    epochs, batch_size, patience, seed, recal_batches = _check_fit_options(
-        rotnet, epochs, batch_size, patience, seed, recalibration_batches, verbose, callbacks)
-    fill, jitter = check_fill(fill), check_tilt(jitter, angles, "jitter")
+    _check_model_options(rotnet, options)
+    jitter = check_tilt(jitter, angles, "jitter")
     if head == "circular" and (jitter or all_rotations):
         raise ValueError("jitter and all_rotations apply to the bins head; a circular head "
                          "trains on angles drawn uniformly over the circle")
     images = _images(images)
     val_images = None if val_images is None else _images(val_images, "val_images")
-    optimizer = optimizer_factory(optimizer, learning_rate, lr_schedule,
-                                   epochs * _steps(len(images), batch_size))
-    keras.utils.set_random_seed(seed)  # before the pipelines: tf.data seeds follow it
+    optimizer = options.optimizer_factory(options.epochs * _steps(len(images),
+                                                                   options.batch_size))
 
     def pipeline(x, shuffle, s, every=all_rotations, jit=jitter):
-        return rotation_dataset(x, angles, batch_size=batch_size, image_size=size,
-                                shuffle=shuffle, all_rotations=every, jitter=jit, fill=fill,
-                                sigma=sigma, seed=s)
+        return rotation_dataset(x, angles, batch_size=options.batch_size, image_size=size,
+                                shuffle=shuffle, all_rotations=every, jitter=jit,
+                                fill=options.fill, sigma=sigma, seed=s)
 
-    train = pipeline(images, True, seed)
-    recal = pipeline(images, True, seed + 2) if recalibrate_bn else None
-    if head == "circular":  # soft labels; validation at fixed angles, chosen by its loss
-        val = None if val_images is None else circular_validation_dataset(
-            val_images, angles, sigma, image_size=size, fill=fill, batch_size=batch_size)
-        loss, monitor = keras.losses.CategoricalCrossentropy(), ("val_loss", "min")
-        metric = keras.metrics.CategoricalAccuracy(name="accuracy")  # the nearest bin
-    else:
-        val = None if val_images is None else pipeline(val_images, False, None, True, 0.0)
-        loss, monitor = keras.losses.SparseCategoricalCrossentropy(), ("val_accuracy", "max")
-        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    return _fit(
-        rotnet, train, val, recal, optimizer=optimizer, loss=loss, metric=metric,
-        epochs=epochs, patience=patience, monitor=monitor, recalibration_batches=recal_batches,
-        class_weight=None, jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
-    )
+    with op_determinism(options.deterministic):
+        keras.utils.set_random_seed(options.seed)  # before the pipelines: tf.data seeds follow
+        train = pipeline(images, True, options.seed)
+        recal = pipeline(images, True, options.seed + 2) if recalibrate_bn else None
+        if head == "circular":  # soft labels; validation at fixed angles, chosen by its loss
+            val = None if val_images is None else circular_validation_dataset(
+                val_images, angles, sigma, image_size=size, fill=options.fill,
+                batch_size=options.batch_size)
+            loss, monitor = keras.losses.CategoricalCrossentropy(), ("val_loss", "min")
+            metric = keras.metrics.CategoricalAccuracy(name="accuracy")  # the nearest bin
+        else:
+            val = None if val_images is None else pipeline(val_images, False, None, True, 0.0)
+            loss, monitor = keras.losses.SparseCategoricalCrossentropy(), ("val_accuracy", "max")
+            metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        return _fit(rotnet, train, val, recal, options, optimizer=optimizer, loss=loss,
+                    metric=metric, monitor=monitor, class_weight=None)
 
 
 def train_classifier(
@@ -245,24 +250,25 @@ def train_classifier(
     val_images=None,
     val_labels=None,
     *,
-    epochs: int = 10,
-    batch_size: int = 64,
-    optimizer=None,
-    learning_rate=None,
-    lr_schedule: str = "constant",
+    epochs: int = FitOptions.epochs,
+    batch_size: int = FitOptions.batch_size,
+    optimizer=FitOptions.optimizer,
+    learning_rate=FitOptions.learning_rate,
+    lr_schedule: str = FitOptions.lr_schedule,
     class_weight: dict | str | None = None,
     label_smoothing: float = 0.0,
     augment=None,
     augment_angles: Sequence[float] | None = None,
     tilt: float = 0.0,
-    fill: str = "constant",
-    patience: int | None = 5,
-    seed: int = 0,
-    recalibrate_bn: bool = True,
-    recalibration_batches: int = 50,
-    jit_compile: bool = False,
-    verbose: int = 1,
-    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    fill: str = FitOptions.fill,
+    patience: int | None = FitOptions.patience,
+    seed: int = FitOptions.seed,
+    deterministic: bool = FitOptions.deterministic,
+    recalibrate_bn: bool = FitOptions.recalibrate_bn,
+    recalibration_batches: int = FitOptions.recalibration_batches,
+    jit_compile: bool = FitOptions.jit_compile,
+    verbose: int = FitOptions.verbose,
+    callbacks: Sequence[keras.callbacks.Callback] | None = FitOptions.callbacks,
 ) -> keras.callbacks.History:
     """Stage 2: train a classifier on upright images with their labels.
 
@@ -284,6 +290,8 @@ def train_classifier(
         Cross-entropy against ``(1 - eps) * one_hot + eps / C``.
     augment : None, "light", callable or keras layer, default None
         Label-preserving, non-rotation augmentation (see :mod:`risc_tf.augment`).
+        With ``deterministic=True``, every random layer of a Keras layer given
+        here needs a ``seed``.
     augment_angles : sequence of float, optional
         Random rotation from this angle set (the rotation-augmented baseline).
         None (default) trains on upright images, as the paper.
@@ -293,9 +301,9 @@ def train_classifier(
         (half the set's gap, the largest residual the RotNet leaves): what
         ``risc-tf reproduce`` does.
     fill : {"constant", "reflect", "circle"}, default "constant"
-    epochs, batch_size, patience, seed, recalibrate_bn, recalibration_batches,
-    jit_compile, verbose, callbacks
-        As in :func:`train_rotnet`.
+    epochs, batch_size, patience, seed, deterministic, recalibrate_bn,
+    recalibration_batches, jit_compile, verbose, callbacks
+        As in :func:`train_rotnet` (one definition: :class:`FitOptions`).
 
     Returns
     -------
@@ -304,8 +312,10 @@ def train_classifier(
     Raises
     ------
     ValueError
-        Any bad option (named in the message), before training starts.
+        Any bad option (named in the message), before training starts; with
+        ``deterministic=True``, a setting that cannot be made deterministic.
     """
+    options = _options(locals())
     size = model_image_size(classifier)
     num_classes = int(classifier.output_shape[-1])
     if (val_images is None) != (val_labels is None):
@@ -318,38 +328,35 @@ def train_classifier(
         val_images = _images(val_images, "val_images")
         yv = check_labels(val_labels, n=len(val_images), num_classes=num_classes,
                           name="val_labels")
-    epochs, batch_size, patience, seed, recal_batches = _check_fit_options(
-        classifier, epochs, batch_size, patience, seed, recalibration_batches, verbose,
-        callbacks)
     smoothing = check_fraction("label_smoothing", label_smoothing)
     weights = resolve_class_weight(class_weight, y, num_classes)
-    fill, tilt = check_fill(fill), check_tilt(tilt)
+    tilt = check_tilt(tilt)
     make_augmenter(augment)  # validates before anything is built
-    optimizer = optimizer_factory(optimizer, learning_rate, lr_schedule,
-                                   epochs * _steps(n, batch_size))
-    keras.utils.set_random_seed(seed)  # before the pipelines: tf.data seeds follow it
+    _check_model_options(classifier, options, augment)
+    optimizer = options.optimizer_factory(options.epochs * _steps(n, options.batch_size))
 
     def pipeline(x, yy, shuffle, s, train_time):
         ds = classification_dataset(
-            x, yy, batch_size=batch_size, image_size=size, shuffle=shuffle,
+            x, yy, batch_size=options.batch_size, image_size=size, shuffle=shuffle,
             augment_angles=augment_angles if train_time else None,
             tilt=tilt if train_time else 0.0, augment=augment if train_time else None,
-            fill=fill, seed=s)
+            fill=options.fill, seed=s)
         if smoothing:
             ds = ds.map(lambda a, b: (a, tf.one_hot(b, num_classes)))
         return ds
 
-    train = pipeline(images, y, True, seed, True)
-    val = None if val_images is None else pipeline(val_images, yv, False, None, False)
-    recal = pipeline(images, y, True, seed + 2, True) if recalibrate_bn else None
     if smoothing:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
         metric = keras.metrics.CategoricalAccuracy(name="accuracy")
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
         metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    return _fit(
-        classifier, train, val, recal, optimizer=optimizer, loss=loss, metric=metric,
-        epochs=epochs, patience=patience, recalibration_batches=recal_batches,
-        class_weight=weights, jit_compile=jit_compile, verbose=verbose, callbacks=callbacks,
-    )
+    with op_determinism(options.deterministic):
+        keras.utils.set_random_seed(options.seed)  # before the pipelines: tf.data seeds follow
+        train = pipeline(images, y, True, options.seed, True)
+        val = None if val_images is None else pipeline(val_images, yv, False, None, False)
+        recal = pipeline(images, y, True, options.seed + 2, True) if recalibrate_bn else None
+        return _fit(
+            classifier, train, val, recal, options, optimizer=optimizer, loss=loss,
+            metric=metric, class_weight=weights,
+        )

@@ -2,22 +2,27 @@
 
 Used by :mod:`risc_tf.training` (and public there): each option is checked
 when the training helpers are called, before anything is compiled.
-:func:`history_record` is the one summary of a ``fit`` that every report uses.
+:class:`FitOptions` is the one definition of the options both training helpers
+take; :func:`history_record` is the one summary of a ``fit`` that every report uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
 
+from risc_tf.angles import check_fill
+from risc_tf.determinism import check_deterministic
 from risc_tf.fast import FusedAdam
-from risc_tf.validation import check_choice, check_int, check_number
+from risc_tf.validation import check_bool, check_choice, check_int, check_number, check_seed
 
 __all__ = [
     "LR_SCHEDULES",
+    "FitOptions",
     "history_record",
     "optimizer_factory",
     "resolve_class_weight",
@@ -125,6 +130,80 @@ def resolve_class_weight(class_weight, labels: np.ndarray, num_classes: int) -> 
         )
     return {int(k): check_number(f"class_weight[{k}]", v, 0.0, include_minimum=False)
             for k, v in class_weight.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """The options :func:`~risc_tf.train_rotnet` and :func:`~risc_tf.train_classifier` share.
+
+    One definition of their names, defaults and checks: both helpers take these
+    as keyword arguments (documented in :func:`~risc_tf.train_rotnet`) and check
+    them once by building this object, which raises on the first bad one.
+    :meth:`as_kwargs` gives them back as keyword arguments, e.g. to train both
+    stages alike::
+
+        options = FitOptions(epochs=5, seed=1, deterministic=True)
+        train_rotnet(rotnet, x, xv, **options.as_kwargs())
+        train_classifier(clf, x, y, xv, yv, **options.as_kwargs())
+
+    Checked values are stored normalised: ``patience=0`` becomes None,
+    ``callbacks`` a tuple, numpy scalars Python ones.
+
+    Raises
+    ------
+    ValueError
+        The first bad option, named, with what it accepts and the value received.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str | keras.optimizers.Optimizer | None = None
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None
+    lr_schedule: str = "constant"
+    fill: str = "constant"
+    patience: int | None = 5
+    seed: int = 0
+    deterministic: bool = False
+    recalibrate_bn: bool = True
+    recalibration_batches: int = 50
+    jit_compile: bool = False
+    verbose: int = 1
+    callbacks: Sequence[keras.callbacks.Callback] | None = None
+
+    def __post_init__(self):
+        def store(name, value):
+            object.__setattr__(self, name, value)
+
+        store("epochs", check_int("epochs", self.epochs))
+        store("batch_size", check_int("batch_size", self.batch_size))
+        resolve_optimizer(self.optimizer, self.learning_rate, self.lr_schedule,
+                          total_steps=1)  # checks the three; the real steps come at training
+        store("fill", check_fill(self.fill))
+        patience = None if self.patience is None else check_int("patience", self.patience, 0)
+        store("patience", patience or None)  # 0: no early stopping, as None
+        store("seed", check_seed(self.seed))
+        store("deterministic", check_deterministic(self.deterministic))
+        store("recalibrate_bn", check_bool("recalibrate_bn", self.recalibrate_bn))
+        store("recalibration_batches", check_int("recalibration_batches",
+                                                 self.recalibration_batches))
+        store("jit_compile", check_bool("jit_compile", self.jit_compile))
+        store("verbose", check_int("verbose", self.verbose, 0, 2))
+        callbacks = self.callbacks
+        if callbacks is not None:
+            if isinstance(callbacks, keras.callbacks.Callback) or not all(
+                    isinstance(c, keras.callbacks.Callback) for c in callbacks):
+                raise ValueError(f"callbacks must be a list of keras.callbacks.Callback; got "
+                                 f"{callbacks!r}")
+            store("callbacks", tuple(callbacks))
+
+    def as_kwargs(self) -> dict:
+        """The options as keyword arguments of the training helpers."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def optimizer_factory(self, total_steps: int):
+        """A function creating the optimizer in the model's strategy scope, later."""
+        return optimizer_factory(self.optimizer, self.learning_rate, self.lr_schedule,
+                                 total_steps)
 
 
 def optimizer_factory(optimizer, learning_rate, lr_schedule, total_steps):

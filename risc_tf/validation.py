@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "MAX_SEED",
     "MIN_SIDE",
+    "check_bool",
     "check_choice",
     "check_fraction",
     "check_int",
@@ -27,6 +29,7 @@ __all__ = [
     "check_number",
     "check_optional_int",
     "check_probability",
+    "check_seed",
 ]
 
 
@@ -70,6 +73,19 @@ def check_int(name: str, value, minimum: int | None = 1, maximum: int | None = N
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be an int{_bounds(minimum, maximum)}; got {value!r}")
     return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as a Python bool: True or False (numpy booleans too), nothing else.
+
+    Examples
+    --------
+    >>> check_bool("deterministic", np.True_)
+    True
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
 
 
 def check_optional_int(name: str, value, minimum: int | None = 1) -> int | None:
@@ -222,3 +238,18 @@ def check_labels(
             f"got values in [{y.min()}, {y.max()}]"
         )
     return y
+
+
+#: The largest seed: Keras seeds numpy's legacy generator, which takes 32-bit seeds.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """A random seed: an int in ``[0, 2**32 - 1]`` (what ``keras.utils.set_random_seed`` takes).
+
+    Examples
+    --------
+    >>> check_seed(np.uint8(7))
+    7
+    """
+    return check_int(name, value, 0, MAX_SEED)

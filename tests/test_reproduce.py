@@ -391,7 +391,10 @@ def test_paper_angle_sets_and_recipes():
         ({"angles": [0, 45, 90, 135, 180, 225, 270, 315], "tilt": 30}, "larger than half"),
         ({"jitter": 50}, "jitter of 50 deg is larger than half"),
         ({"sweep_split": "train"}, "sweep_split must be one of"),
-        ({"seed": -1}, "seed must be an int >= 0"),
+        ({"seed": -1}, r"seed must be an int in \[0, 4294967295\]; got -1"),
+        ({"seed": 2**32}, r"seed must be an int in \[0, 4294967295\]; got 4294967296"),
+        ({"seed": 1.0}, "seed must be an int"),
+        ({"deterministic": "yes"}, "deterministic must be True or False; got 'yes'"),
     ],
 )
 def test_config_errors(change, match):
@@ -400,7 +403,7 @@ def test_config_errors(change, match):
 
 
 def test_bad_seed_lists():
-    for seeds, match in (([0, 0], "distinct"), ([-1], "seed must be an int >= 0"),
+    for seeds, match in (([0, 0], "distinct"), ([-1], r"seed must be an int in \[0, "),
                          ([0.5], "seed must be an int"), ([], "non-empty")):
         with pytest.raises(ValueError, match=match):
             reproduce_seeds(_tiny("x"), seeds)

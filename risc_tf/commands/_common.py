@@ -13,6 +13,7 @@ from pathlib import Path
 from risc_tf.angles import FILLS, angles_every, check_angles
 from risc_tf.backbones import BACKBONES
 from risc_tf.catalog import DATA_ENV, DOWNLOAD_TIMEOUT, SIZES, dataset_info
+from risc_tf.validation import MAX_SEED
 
 __all__ = [
     "add_data_options",
@@ -32,6 +33,7 @@ __all__ = [
     "resolve_angles",
     "save_json",
     "seed_list",
+    "seed_value",
     "training_options",
     "verbosity",
 ]
@@ -66,6 +68,8 @@ non_negative_float = _bounded(float, lambda v: _finite(v) and v >= 0, "a number 
                               "non_negative_float")
 probability = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "probability")
 fraction = _bounded(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)", "fraction")
+seed_value = _bounded(int, lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]",
+                      "seed_value")
 
 
 def dataset_flag(text: str) -> str:
@@ -109,6 +113,8 @@ def seed_list(text: str) -> tuple[int, ...]:
             f"must be comma-separated integers such as 0,1,2; got {text!r}") from None
     if any(s < 0 for s in seeds):
         raise argparse.ArgumentTypeError(f"seeds must be >= 0; got {text!r}")
+    if any(s > MAX_SEED for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be <= {MAX_SEED}; got {text!r}")
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"seeds must be distinct; got {text!r}")
     return seeds
@@ -165,7 +171,13 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: bool = True,
                        help="model input side in pixels (default 32, as the paper)")
     model.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
                        help="global batch size (default 64)")
-    model.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    model.add_argument("--seed", type=seed_value, default=0,
+                       help="random seed: data order, initial weights, every random draw "
+                            "(default 0)")
+    model.add_argument("--deterministic", action="store_true",
+                       help="repeat bit for bit on this machine and these versions: "
+                            "TensorFlow op determinism while training, all randomness from "
+                            "--seed (docs/training.md)")
     model.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50",
                        metavar="NAME",
                        help=f"backbone: {', '.join(sorted(BACKBONES))} (default resnet50; "
@@ -282,8 +294,8 @@ def training_options(args: argparse.Namespace) -> dict:
     """Keyword arguments of risc_tf.train_rotnet / train_classifier from the options."""
     return dict(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                 learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
-                patience=args.patience or None, seed=args.seed, fill=args.fill,
-                verbose=verbosity(args))
+                patience=args.patience or None, seed=args.seed,
+                deterministic=args.deterministic, fill=args.fill, verbose=verbosity(args))
 
 
 @contextlib.contextmanager

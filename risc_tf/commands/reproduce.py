@@ -37,8 +37,8 @@ def config_from_args(args: argparse.Namespace):
         classifier_init=args.classifier_init, batch_size=args.batch_size,
         angles=resolve_angles(args), rotnet_head=args.rotnet_head,
         rotnet_sigma=args.rotnet_sigma, fill=args.fill, jitter=args.jitter, tilt=args.tilt,
-        seed=args.seed, subset=args.subset, sweep_step=args.sweep_step,
-        download=args.download, verify=args.verify,
+        seed=args.seed, deterministic=args.deterministic, subset=args.subset,
+        sweep_step=args.sweep_step, download=args.download, verify=args.verify,
         # test-set options: reproduce only (a search never sees the test split)
         **{k: getattr(args, k) for k in ("test_angles", "protocol", "sweep_split",
                                          "timing_samples") if hasattr(args, k)},

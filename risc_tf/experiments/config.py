@@ -36,11 +36,13 @@ from risc_tf.catalog import SIZES, dataset_info
 from risc_tf.heads import check_head
 from risc_tf.paper import paper_angles
 from risc_tf.validation import (
+    check_bool,
     check_choice,
     check_fraction,
     check_int,
     check_number,
     check_optional_int,
+    check_seed,
 )
 
 __all__ = [
@@ -152,8 +154,12 @@ class ReproduceConfig:
         gap). With the circular head at most 45; "auto" is the residual the trained
         RotNet leaves on the validation split (its 95th percentile,
         :func:`risc_tf.evaluation.residual_tilt`).
-    seed : int, default 0
+    seed : int in [0, 2**32 - 1], default 0
         Seeds training, the subset draw and the rotated test set.
+    deterministic : bool, default False
+        Train with TensorFlow's op determinism, so that the same command repeats
+        its results bit for bit on the same machine and versions (see
+        :mod:`risc_tf.determinism`).
     subset : int, optional
         Use at most this many images of each split (a seeded random draw).
     sweep_step : float, default 10
@@ -198,6 +204,7 @@ class ReproduceConfig:
     jitter: float = 0.0
     tilt: float | str = "auto"
     seed: int = 0
+    deterministic: bool = False
     subset: int | None = None
     sweep_step: float = 10.0
     sweep_split: str = "test"
@@ -244,8 +251,10 @@ class ReproduceConfig:
             raise ValueError(f"optimizer must be a Keras optimizer name; got "
                              f"{values['optimizer']!r}")
         for name, low in {"batch_size": 1, "input_size": 8, "recalibration_batches": 1,
-                          "timing_samples": 1, "seed": 0, "verbose": 0}.items():
+                          "timing_samples": 1, "verbose": 0}.items():
             check_int(name, getattr(self, name), low)
+        seed = check_seed(self.seed)
+        deterministic = check_bool("deterministic", self.deterministic)
         check_optional_int("subset", self.subset, 2)
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("sweep_split", self.sweep_split, ("test", "val"))
@@ -271,12 +280,14 @@ class ReproduceConfig:
         resolve_optimizer(values["optimizer"], values["learning_rate"], values["lr_schedule"],
                           total_steps=1)
         return dataclasses.replace(self, angles=angles, test_angles=test_angles, fill=fill,
-                                   jitter=jitter, tilt=tilt, rotnet_sigma=sigma, **values)
+                                   jitter=jitter, tilt=tilt, rotnet_sigma=sigma, seed=seed,
+                                   deterministic=deterministic, **values)
 
     def _common_options(self) -> dict:
         return dict(batch_size=self.batch_size, optimizer=self.optimizer,
                     learning_rate=self.learning_rate, lr_schedule=self.lr_schedule,
-                    patience=self.patience or None, seed=self.seed, fill=self.fill,
+                    patience=self.patience or None, seed=self.seed,
+                    deterministic=self.deterministic, fill=self.fill,
                     recalibration_batches=self.recalibration_batches,
                     verbose=1 if self.verbose else 0)
 

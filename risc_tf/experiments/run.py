@@ -97,8 +97,8 @@ def _metadata(config: ReproduceConfig, evaluation: dict, sweep: dict) -> dict:
         "training": {k: v for k, v in config.to_json().items() if k in (
             "backbone", "weights", "recipe", "epochs", "rotnet_epochs", "optimizer",
             "learning_rate", "lr_schedule", "class_weight", "label_smoothing", "augment",
-            "classifier_init", "batch_size", "fill", "jitter", "tilt", "seed", "rotnet_head",
-            "rotnet_sigma")},
+            "classifier_init", "batch_size", "fill", "jitter", "tilt", "seed", "deterministic",
+            "rotnet_head", "rotnet_sigma")},
         "test_metrics": {
             "upright_acc (classifier)": evaluation["upright"]["classifier"]["acc"],
             **{f"rotated_acc ({c.label}, protocol {config.protocol})": rotated[c.name]["acc"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from risc_tf.atomic import write_text
 from risc_tf.experiments.config import PER_RUN, ReproduceConfig
 from risc_tf.experiments.rundir import ensure_output_dir, now_iso, read_run
-from risc_tf.validation import check_int
+from risc_tf.validation import check_seed
 
 __all__ = ["EXPERIMENT_FILE", "check_seeds", "reproduce_seeds", "seed_folder"]
 
@@ -30,7 +30,7 @@ def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
     """Distinct non-negative integer seeds (at least one)."""
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a non-empty sequence of ints; got {seeds!r}")
-    out = tuple(check_int("seed", s, 0) for s in seeds)
+    out = tuple(check_seed(s) for s in seeds)
     if len(set(out)) != len(out):
         raise ValueError(f"seeds must be distinct; got {list(out)}")
     return out

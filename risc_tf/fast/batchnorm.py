@@ -7,6 +7,8 @@ import warnings
 import keras
 import tensorflow as tf
 
+from risc_tf.determinism import op_determinism_enabled
+
 __all__ = ["FastBatchNormalization"]
 
 _STATISTICS = ("moving_mean", "moving_variance")
@@ -32,6 +34,13 @@ class FastBatchNormalization(keras.layers.BatchNormalization):
     created with ``aggregation="mean"``, so the replicas' updates are averaged
     and every replica (and worker) keeps the same copy (Keras's default, "none",
     lets the copies drift apart silently).
+
+    Under TensorFlow's op determinism (``deterministic=True`` of the training
+    helpers, :mod:`risc_tf.determinism`), a frozen layer (``trainable=False``)
+    inside a training step runs the stock computation: the fused kernel's
+    gradient with the moving statistics has no deterministic GPU implementation
+    (TensorFlow raises ``UnimplementedError`` there). The fused kernel's other
+    uses are deterministic on CPU and GPU.
     """
 
     def add_weight(self, *args, **kwargs):
@@ -39,9 +48,10 @@ class FastBatchNormalization(keras.layers.BatchNormalization):
             kwargs["aggregation"] = "mean"
         return super().add_weight(*args, **kwargs)
 
-    def _fusable(self, inputs, mask) -> bool:
+    def _fusable(self, inputs, mask, training) -> bool:
         return bool(
             mask is None
+            and not (training and not self.trainable and op_determinism_enabled())
             and not self.renorm
             and not self.synchronized
             and len(inputs.shape) == 4
@@ -51,7 +61,7 @@ class FastBatchNormalization(keras.layers.BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, mask):
+        if not self._fusable(inputs, mask, training):
             dtype = self.compute_dtype
             if dtype != "float32" and dtype not in _warned_dtypes:
                 _warned_dtypes.add(dtype)
