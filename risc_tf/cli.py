@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "risc_tf.commands.tune",
     "risc_tf.commands.explain",
     "risc_tf.commands.predict",
+    "risc_tf.commands.merge",
     "risc_tf.commands.export",
 )
 
@@ -86,6 +87,9 @@ def _load_tensorflow_quietly() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # what an output cannot encode is escaped, never fatal
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -76,7 +76,7 @@ def test_cli_predict_csv_copies_report_and_summary(saved, scans, tmp_path, capsy
     out, fixed, report = tmp_path / "pred.csv", tmp_path / "upright", tmp_path / "review.html"
     argv = ["predict", "--pipeline", str(path), str(folder), "--recursive", "--output", str(out),
             "--fix-orientation", str(fixed), "--report", str(report), "--quiet",
-            "--min-rotation-confidence", "0.9"]
+            "--min-class-probability", "0.9"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "10 files:" in printed and "3 unreadable" in printed and "unreadable: " in printed
@@ -84,27 +84,32 @@ def test_cli_predict_csv_copies_report_and_summary(saved, scans, tmp_path, capsy
     assert set(rows) == {"scan0.png", "scan1.png", "scan2.png", "scan3.png", "scan4.png",
                          "deep16.png", "colour.jpg", "notes.png", "tiny.png", "dot.png"}
     assert rows["notes.png"]["status"] == "unreadable" and rows["notes.png"]["reason"]
+    copies = 0
     for name, row in rows.items():
         if row["status"] == "unreadable":
             continue
         assert row["class_name"] in ("normal", "pneumonia")
-        assert float(row["rotation_confidence"]) < 0.9 and row["status"] == "review"
+        assert float(row["class_probability"]) < 0.9 and row["status"] == "review"
+        assert "low_class_probability" in row["reason_codes"]
         turns = quarter_turns_to_undo(float(row["rotation"]))
-        if turns and name in images:  # a lossless upright copy of the full-size original
+        if row["copy_kind"] == "exact" and name in images:  # lossless, full-size original
             copy = np.asarray(Image.open(row["upright_copy"]))
             np.testing.assert_array_equal(copy, np.rot90(images[name], turns))
             assert copy.dtype == images[name].dtype  # 16-bit stays 16-bit
-        elif turns:  # the JPEG: re-encoded, so compare the geometry
+        elif row["copy_kind"] == "exact":  # the JPEG: re-encoded, so compare the geometry
             assert Image.open(row["upright_copy"]).size == (20, 20)
-        else:
+        else:  # upright, or turned off the pipeline's angle set: no copy
             assert row["upright_copy"] == ""
+            assert row["rotated"] == "False" or "off_angle_set" in row["reason_codes"]
+        copies += row["copy_kind"] == "exact"
+    assert f"{copies} exact upright copies in {fixed}" in printed
     page = report.read_text()
     assert "notes.png" in page and "data:image/png;base64," in page
-    assert not list(tmp_path.glob(".*part")) and not list(tmp_path.glob(".*tmp"))
+    assert not list(tmp_path.glob(".*"))
     # an existing output is refused unless --overwrite
     with pytest.raises(SystemExit) as err:
         main(argv)
-    assert err.value.code == 2 and "exists; pass --overwrite" in capsys.readouterr().err
+    assert err.value.code == 2 and "exists: pass --overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
 
 
@@ -129,8 +134,8 @@ def test_cli_predict_json_and_bad_inputs(saved, scans, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert "empty" in error(str(tmp_path / "empty"), "--output", str(tmp_path / "a.csv"))
     assert "must end in .csv or .json" in error(str(folder), "--output", str(tmp_path / "a.txt"))
-    assert "inside the input folder" in error(str(folder), "--output", str(tmp_path / "b.csv"),
-                                              "--fix-orientation", str(folder / "up"))
+    assert "--fix-orientation" in error(str(folder), "--output", str(tmp_path / "b.csv"),
+                                        "--fix-orientation", str(folder / "up"))
     assert "must be a number in [0, 1]" in error(str(folder), "--output", str(tmp_path / "c.csv"),
                                                   "--min-class-probability", "1.5")
     assert "none of the 1 files could be read" in error(str(folder / "notes.png"), "--output",
