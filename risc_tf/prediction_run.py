@@ -38,6 +38,7 @@ from risc_tf.shards import Shard, pipeline_fingerprint, record_path, shard_recor
 from risc_tf.staging import Staging, recover
 from risc_tf.straighten import straighten_image, write_straightened_copy
 from risc_tf.thumbnails import thumbnail
+from risc_tf.validation import check_int
 
 __all__ = ["PredictionPlan", "RunSummary", "plan_predictions", "run_predictions"]
 
@@ -57,6 +58,7 @@ class PredictionPlan:
     overwrite: bool = False
     shard: Shard | None = None
     all_files: list[str] | None = None  # the whole list, when sharded
+    batch_size: int = 64
 
 
 @dataclasses.dataclass
@@ -111,7 +113,7 @@ def _check_file(name: str, path: Path, overwrite: bool) -> None:
 
 def plan_predictions(inputs, output, *, recursive: bool = False, report=None,
                      fix_orientation=None, overwrite: bool = False,
-                     shard: Shard | None = None) -> PredictionPlan:
+                     shard: Shard | None = None, batch_size: int = 64) -> PredictionPlan:
     """Check the outputs and list the files of a run, before any model or image is loaded.
 
     Parameters
@@ -131,6 +133,9 @@ def plan_predictions(inputs, output, *, recursive: bool = False, report=None,
     shard : Shard, optional
         Run on one block of the file list (:mod:`risc_tf.shards`); a shard
         record is written beside ``output``.
+    batch_size : int, default 64
+        Files read before each pipeline call (the memory bound; shards are
+        made of whole batches).
 
     Raises
     ------
@@ -142,6 +147,7 @@ def plan_predictions(inputs, output, *, recursive: bool = False, report=None,
         A wrong suffix, ``report`` equal to ``output``, ``fix_orientation``
         inside an input folder or a file; empty folders, folders without images.
     """
+    batch_size = check_int("batch_size", batch_size)
     output = Path(output)
     row_format(output)
     _check_file("output", output, overwrite)
@@ -179,9 +185,9 @@ def plan_predictions(inputs, output, *, recursive: bool = False, report=None,
                    for p in paths]
         root = Path(os.path.commonpath(folders))
     files = [os.fspath(p) for p in files]  # str: a third of a Path's memory
-    selected = files if shard is None else shard.select(files)
+    selected = files if shard is None else shard.select(files, unit=batch_size)
     return PredictionPlan(selected, output, report, fix_orientation, root, overwrite, shard,
-                          files if shard is not None else None)
+                          files if shard is not None else None, batch_size)
 
 
 def _thumbnails(result: FileResult):
@@ -220,7 +226,8 @@ def _copy(result: FileResult, plan: PredictionPlan, staging: Staging, copies: Pa
 
 
 def _settings(pipe, plan: PredictionPlan, straighten: bool, max_tilt: float) -> dict:
-    return {"min_rotation_confidence": pipe.min_rotation_confidence,
+    return {"batch_size": plan.batch_size,
+            "min_rotation_confidence": pipe.min_rotation_confidence,
             "min_class_probability": pipe.min_class_probability,
             "max_tilt": max_tilt, "straighten": straighten,
             "fix_orientation": None if plan.fix_orientation is None else
@@ -228,8 +235,7 @@ def _settings(pipe, plan: PredictionPlan, straighten: bool, max_tilt: float) -> 
 
 
 def run_predictions(pipe, plan: PredictionPlan, *, straighten: bool = False,
-                    max_tilt: float | None = None, batch_size: int = 64,
-                    on_file=None) -> RunSummary:
+                    max_tilt: float | None = None, on_file=None) -> RunSummary:
     """Run a pipeline over a plan's files and write its outputs (see the module docstring).
 
     Parameters
@@ -243,8 +249,6 @@ def run_predictions(pipe, plan: PredictionPlan, *, straighten: bool = False,
         undoes (see :mod:`risc_tf.straighten`).
     max_tilt : float, optional
         See :func:`risc_tf.scans.predict_files`.
-    batch_size : int, default 64
-        Images per pipeline call.
     on_file : callable, optional
         Called with each :class:`risc_tf.scans.FileResult` (e.g. a progress bar).
 
@@ -268,7 +272,7 @@ def run_predictions(pipe, plan: PredictionPlan, *, straighten: bool = False,
         plan.fix_orientation.mkdir(parents=True, exist_ok=True)
     home = plan.fix_orientation if plan.fix_orientation is not None else plan.output.parent
     records = (read_record(Path(path)) for path in plan.files)
-    results = predict_records(pipe, records, batch_size=batch_size, max_tilt=max_tilt,
+    results = predict_records(pipe, records, batch_size=plan.batch_size, max_tilt=max_tilt,
                               straighten=straighten)
     title = f"risc_tf predictions: {len(plan.files)} files" + \
         (f" (shard {plan.shard})" if plan.shard is not None else "")
@@ -297,7 +301,8 @@ def run_predictions(pipe, plan: PredictionPlan, *, straighten: bool = False,
         if page is not None:
             page.close()
         if record is not None:
-            info = shard_record(plan.shard, plan.all_files, pipeline=pipeline_fingerprint(pipe),
+            info = shard_record(plan.shard, plan.all_files, unit=plan.batch_size,
+                                pipeline=pipeline_fingerprint(pipe),
                                 settings=_settings(pipe, plan, straighten, max_tilt),
                                 rows=summary.files)
             record.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")

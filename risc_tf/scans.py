@@ -8,7 +8,11 @@ in file order. Each result carries the decisions of :mod:`risc_tf.decisions`:
 the file's orientation (the pipeline's angle and a finer estimate from the
 RotNet's probabilities), its reasons for review, and the upright copy it
 should get. Unreadable files get the status ``"unreadable"`` and the reason.
-Memory is bounded by one batch of images, whatever the number of files.
+Memory is bounded by one batch of images, whatever the number of files. A
+batch is the readable files among ``batch_size`` consecutive files, so the
+same files make the same batches in any run whose list starts at a multiple
+of ``batch_size`` (the shards of :mod:`risc_tf.shards`): the numbers do not
+depend on how a folder was split.
 
 The review decision on the confidences is the pipeline's (its ``review``
 flag, explained by :func:`risc_tf.decisions.confidence_reasons`, the rule it
@@ -166,7 +170,7 @@ def predict_files(pipe, inputs, *, recursive: bool = False, batch_size: int = 64
     recursive : bool, default False
         Also look in subfolders.
     batch_size : int, default 64
-        Images read before each pipeline call (the memory bound).
+        Files read before each pipeline call (the memory bound).
     max_tilt : float, optional
         Degrees between the RotNet's refined estimate and its predicted angle
         beyond which a file is turned off the pipeline's angle set (status
@@ -231,6 +235,6 @@ def _stream(pipe, records, *, batch_size: int, max_tilt: float,
         order.append(record)
         if record.ok:
             pending.append(record)
-        if len(pending) == batch_size:
+        if len(order) == batch_size:  # a batch: the readable files of batch_size files
             yield from flush()
     yield from flush()

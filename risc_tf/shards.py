@@ -5,9 +5,13 @@ of the file list (the sorted list that :func:`risc_tf.io.find_image_files`
 makes; every worker runs the same command, so every worker makes the same
 list). ``K`` counts from 0, like a Kubernetes indexed Job's
 ``JOB_COMPLETION_INDEX`` and a Slurm array declared ``--array=0-(N-1)``.
-Block ``K`` holds the files ``K * T // N`` to ``(K + 1) * T // N - 1`` of
-``T``: blocks differ in size by at most one file, and putting the blocks'
-rows end to end gives the rows of one run over the whole list, in order.
+The list of ``T`` files is cut into ``W = ceil(T / B)`` windows of ``B``
+files (``B`` is the batch size: a batch is the readable files of one
+window, :func:`risc_tf.scans.predict_records`), and block ``K`` holds the
+windows ``K * W // N`` to ``(K + 1) * W // N - 1``: blocks differ in size by at
+most ``B`` files, every block is made of the same batches as one run over the
+whole list, and putting the blocks' rows end to end gives that run's rows,
+value for value, in order.
 
 Each shard writes, beside its predictions file ``PRED``, a record
 ``PRED.shard.json`` (:func:`shard_record`): the shard, its block, a
@@ -65,6 +69,8 @@ class Shard:
     --------
     >>> Shard(1, 3).select(list(range(10)))
     [3, 4, 5]
+    >>> Shard(1, 3).select(list(range(10)), unit=2)  # windows of 2: blocks of whole windows
+    [2, 3, 4, 5]
     """
 
     index: int
@@ -77,13 +83,16 @@ class Shard:
             raise ValueError(f"shard index must be an int in 0..{self.count - 1} (shards count "
                              f"from 0) for {self.count} shard(s); got {self.index!r}")
 
-    def bounds(self, total: int) -> tuple[int, int]:
-        """``(start, stop)`` of this block in a list of ``total`` files."""
-        return self.index * total // self.count, (self.index + 1) * total // self.count
+    def bounds(self, total: int, *, unit: int = 1) -> tuple[int, int]:
+        """``(start, stop)`` of this block in a list of ``total`` files cut into windows of
+        ``unit`` files (blocks start at a multiple of ``unit``)."""
+        windows = -(-total // unit)
+        return (min(total, self.index * windows // self.count * unit),
+                min(total, (self.index + 1) * windows // self.count * unit))
 
-    def select(self, files: Sequence) -> list:
+    def select(self, files: Sequence, *, unit: int = 1) -> list:
         """This shard's block of ``files``."""
-        start, stop = self.bounds(len(files))
+        start, stop = self.bounds(len(files), unit=unit)
         return list(files[start:stop])
 
     def __str__(self) -> str:
@@ -146,14 +155,14 @@ def record_path(predictions: str | os.PathLike) -> Path:
     return predictions.with_name(predictions.name + RECORD_SUFFIX)
 
 
-def shard_record(shard: Shard, files: Sequence, *, pipeline: str, settings: dict,
-                 rows: int) -> dict:
+def shard_record(shard: Shard, files: Sequence, *, unit: int, pipeline: str,
+                 settings: dict, rows: int) -> dict:
     """The record of one shard (written as JSON beside its predictions file)."""
-    start, stop = shard.bounds(len(files))
+    start, stop = shard.bounds(len(files), unit=unit)
     return {
         "format": _FORMAT, "version": _VERSION, "risc_tf": __version__,
         "shard": {"index": shard.index, "count": shard.count},
-        "files": {"total": len(files), "start": start, "stop": stop,
+        "files": {"total": len(files), "start": start, "stop": stop, "window": unit,
                   "list_sha256": list_fingerprint(files)},
         "rows": rows, "pipeline_sha256": pipeline, "settings": settings,
     }
@@ -270,9 +279,10 @@ def merge_predictions(shards: Sequence[str | os.PathLike], output: str | os.Path
         by_index[index] = path
     missing = [i for i in range(count) if i not in by_index]
     if missing:
-        total = records[0][1]["files"]["total"]
-        blocks = ", ".join(f"{i}/{count} (files {Shard(i, count).bounds(total)[0]}-"
-                           f"{Shard(i, count).bounds(total)[1] - 1})" for i in missing[:5])
+        total, unit = records[0][1]["files"]["total"], records[0][1]["files"]["window"]
+        bounds = [Shard(i, count).bounds(total, unit=unit) for i in missing[:5]]
+        blocks = ", ".join(f"{i}/{count} (files {a}-{b - 1})" if b > a else f"{i}/{count} (no "
+                           "files)" for i, (a, b) in zip(missing, bounds))
         raise ValueError(f"shard(s) missing: {blocks}{' ...' if len(missing) > 5 else ''}; "
                          f"give the predictions files of all {count} shards")
     for path, record in records:  # every file complete, before writing anything

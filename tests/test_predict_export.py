@@ -233,3 +233,30 @@ def test_upright_copies_of_several_inputs_keep_their_folders_and_never_collide(s
         copies = [r["upright_copy"] for r in csv.DictReader(f) if r["upright_copy"]]
     assert len(copies) == len(set(copies))  # one file per input: a/scan.png, b/scan.png
     assert all(c.endswith(("a/scan.png", "b/scan.png")) for c in copies)
+
+
+def test_three_local_shards_merged_equal_one_run_with_a_real_pipeline(saved, tmp_path, capsys):
+    """The worked example of docs/deploy.md: three workers, one merge, the same file."""
+    _, path = saved
+    rng = np.random.default_rng(4)
+    (tmp_path / "scans" / "ward").mkdir(parents=True)
+    for i in range(11):
+        folder = tmp_path / "scans" / ("ward" if i % 3 == 0 else "")
+        Image.fromarray(rng.integers(0, 256, (20 + i, 24), dtype=np.uint8)).save(
+            folder / f"scan{i:02d}.png")
+    (tmp_path / "scans" / "broken.png").write_bytes(b"\x89PNG\r\n")
+    common = ["--pipeline", str(path), str(tmp_path / "scans"), "--recursive", "--quiet",
+              "--fix-orientation", str(tmp_path / "up"), "--min-class-probability", "0.6"]
+    assert main(["predict", *common, "--output", str(tmp_path / "one.csv")]) == 0
+    one = (tmp_path / "one.csv").read_text()
+    shards = []  # (--overwrite: the shards write the same copies again)
+    for k in range(3):
+        out = tmp_path / "shards" / f"pred-{k}.csv"
+        out.parent.mkdir(exist_ok=True)
+        assert main(["predict", *common, "--overwrite", "--shard", f"{k}/3",
+                     "--output", str(out)]) == 0
+        shards.append(str(out))
+    capsys.readouterr()
+    assert main(["merge", *shards, "--output", str(tmp_path / "merged.csv")]) == 0
+    assert "3 shards, 12 files" in capsys.readouterr().out
+    assert (tmp_path / "merged.csv").read_text() == one

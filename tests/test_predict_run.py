@@ -292,7 +292,7 @@ def test_progress_writes_no_escape_codes_when_not_a_terminal(stub, tmp_path, cap
     assert lines[-1].startswith("30/30 files (100%)") and len(lines) <= 11
 
 
-def _shard_runs(tmp_path: Path, n: int, fmt: str, extra=()) -> list[Path]:
+def _shard_runs(tmp_path: Path, n: int, fmt: str, extra=("--batch-size", "1")) -> list[Path]:
     outs = []
     for k in range(n):
         out = tmp_path / "shards" / f"pred-{k}.{fmt}"
@@ -310,11 +310,11 @@ def test_three_shards_merged_equal_one_run(stub, tmp_path, capsys, fmt):
     (tmp_path / "scans" / "c_bad.png").write_text("x")
     assert main(["predict", "--pipeline", "P", str(tmp_path / "scans"), "--output",
                  str(tmp_path / f"one.{fmt}"), "--fix-orientation", str(tmp_path / "up1"),
-                 "--quiet"]) == 0
-    shards = _shard_runs(tmp_path, 3, fmt)
+                 "--quiet", "--batch-size", "4"]) == 0
+    shards = _shard_runs(tmp_path, 3, fmt, extra=("--batch-size", "4"))
     records = [json.loads(p.with_name(p.name + ".shard.json").read_text()) for p in shards]
     assert [(r["files"]["start"], r["files"]["stop"], r["rows"]) for r in records] == \
-        [(0, 6, 6), (6, 12, 6), (12, 19, 7)]  # contiguous blocks of 19 files
+        [(0, 4, 4), (4, 12, 8), (12, 19, 7)]  # contiguous blocks of whole batches of 4
     capsys.readouterr()
     merged = tmp_path / f"merged.{fmt}"
     assert main(["merge", *map(str, reversed(shards)), "--output", str(merged)]) == 0
@@ -354,13 +354,18 @@ def test_merge_refuses_mismatched_missing_overlapping_and_edited_shards(stub, tm
     other.parent.mkdir()
     assert main(["predict", "--pipeline", "P7", str(tmp_path / "scans"), "--output",
                  str(other), "--shard", "1/3", "--fix-orientation", str(tmp_path / "up"),
-                 "--quiet", "--overwrite"]) == 0
+                 "--quiet", "--overwrite", "--batch-size", "1"]) == 0
     assert "are shards of different pipelines" in error(shards[0], other, shards[2])
     assert main(["predict", "--pipeline", "P", str(tmp_path / "scans"), "--output",
                  str(other), "--shard", "1/3", "--fix-orientation", str(tmp_path / "up"),
-                 "--quiet", "--overwrite", "--min-class-probability", "0.7"]) == 0
+                 "--quiet", "--overwrite", "--min-class-probability", "0.7",
+                 "--batch-size", "1"]) == 0
     message = error(shards[0], other, shards[2])
     assert "are shards of different settings: min_class_probability 0.0 != 0.7" in message
+    assert main(["predict", "--pipeline", "P", str(tmp_path / "scans"), "--output",
+                 str(other), "--shard", "1/3", "--fix-orientation", str(tmp_path / "up"),
+                 "--quiet", "--overwrite", "--batch-size", "2"]) == 0
+    assert "different settings: batch_size 1 != 2" in error(shards[0], other, shards[2])
     (tmp_path / "loose.csv").write_text(shards[0].read_text())
     assert "has no shard record" in error(tmp_path / "loose.csv", shards[1], shards[2])
     assert "is one of the shards" in error(*shards, output=shards[0])

@@ -81,7 +81,8 @@ def run_predict(args: argparse.Namespace) -> int:
     with cli_errors():  # bad outputs and inputs: exit 2 before any model or image is loaded
         plan = plan_predictions(args.inputs, args.output, recursive=args.recursive,
                                 report=args.report, fix_orientation=args.fix_orientation,
-                                overwrite=args.overwrite, shard=args.shard)
+                                overwrite=args.overwrite, shard=args.shard,
+                                batch_size=args.batch_size)
     from risc_tf.pipeline import RISCPipeline
 
     pipe = RISCPipeline.load(args.pipeline)
@@ -96,7 +97,7 @@ def run_predict(args: argparse.Namespace) -> int:
         bar = Progress(len(plan.files), stream=sys.stderr)
     with cli_errors():
         summary = run_predictions(pipe, plan, straighten=args.straighten,
-                                  max_tilt=args.max_tilt, batch_size=args.batch_size,
+                                  max_tilt=args.max_tilt,
                                   on_file=None if bar is None else (lambda _: bar.add(1)))
     if bar is not None:
         bar.close()
@@ -173,7 +174,8 @@ def add_parser(subparsers) -> None:
                    help="run on block K of N of the sorted file list (K from 0 to N-1, e.g. "
                         "$JOB_COMPLETION_INDEX/N); join the shards with risc-tf merge")
     p.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
-                   help="images read before each model call (default 64)")
+                   help="files read before each model call (default 64); shards are made of "
+                        "whole batches")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files and copies")
     p.add_argument("--quiet", action="store_true", help="no progress line")
