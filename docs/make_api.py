@@ -26,13 +26,19 @@ API = Path(__file__).resolve().parent / "api"
 
 #: Public modules whose names users call directly but that are not top-level.
 MODULES = (
+    "risc_tf.decisions",
     "risc_tf.evaluation",
     "risc_tf.experiments",
     "risc_tf.explain",
     "risc_tf.export",
     "risc_tf.io",
     "risc_tf.metrics",
+    "risc_tf.prediction_run",
+    "risc_tf.review",
+    "risc_tf.scans",
+    "risc_tf.shards",
     "risc_tf.statistics",
+    "risc_tf.straighten",
 )
 
 

@@ -214,8 +214,7 @@ def _copy(result: FileResult, plan: PredictionPlan, staging: Staging, copies: Pa
     except MemoryError:
         raise
     except FileExistsError:
-        target = Path(os.path.abspath(plan.fix_orientation)) / Path(
-            os.path.abspath(src)).relative_to(plan.root)
+        target = plan.fix_orientation / Path(os.path.abspath(src)).relative_to(plan.root)
         result.note(Reason("no_copy", f"no upright copy: {display_path(target)} exists (not "
                                       "replaced)"))
         return

@@ -135,7 +135,7 @@ class Staging:
         with the same relative paths, under ``final_folder`` (:meth:`add`)."""
         staged = self.folder / "copies"
         staged.mkdir(exist_ok=True)
-        self._copies_home = Path(os.path.abspath(final_folder))
+        self._copies_home = Path(final_folder)
         return staged
 
     def add(self, staged: str | os.PathLike) -> Path:
