@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -57,7 +58,9 @@ def _rows(path):
 def test_predict_files_streams_one_row_per_file_in_order(saved, scans):
     pipe, _ = saved
     folder, _ = scans
-    results = list(predict_files(pipe, folder, batch_size=2))
+    with warnings.catch_warnings():  # the documented shapes and dtypes do not warn
+        warnings.simplefilter("error")
+        results = list(predict_files(pipe, folder, batch_size=2))
     names = [os.path.basename(r.row["path"]) for r in results]
     assert names == sorted(names) and len(names) == 9  # 6 images + 3 bad files, subfolder not
     status = {n: r.row["status"] for n, r in zip(names, results)}
