@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         if os.environ.get("RISC_TF_TRACEBACK"):  # for bug reports: the full traceback
             raise
+        from risc_tf.imagefiles import escape_text  # file names that are not UTF-8: \xHH
+
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = escape_text(message)
         parser.exit(2, f"risc-tf {args.command}: error: {message}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"risc-tf {args.command}: interrupted\n")

@@ -31,6 +31,7 @@ from risc_tf.atomic import atomic_output
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
+    "as_paths",
     "atomic_output",
     "display_path",
     "escape_text",
@@ -126,7 +127,8 @@ def _is_image_file(path: Path) -> bool:
     return has_dicom_magic(path)
 
 
-def _as_paths(inputs) -> list[Path]:
+def as_paths(inputs) -> list[Path]:
+    """``inputs`` (a path or a non-empty sequence of paths) as a list of Paths, checked."""
     if isinstance(inputs, (str, os.PathLike)):
         return [Path(inputs)]
     if isinstance(inputs, (bytes, bytearray)) or not isinstance(inputs, Sequence):
@@ -214,7 +216,7 @@ def find_image_files(inputs: PathsLike, *, recursive: bool = False) -> list[Path
         raise ValueError(f"recursive must be True or False; got {recursive!r}")
     found: list[Path] = []
     seen: set[str] = set()
-    paths = _as_paths(inputs)
+    paths = as_paths(inputs)
     for path in paths:
         if path.is_dir():
             with os.scandir(path) as entries:

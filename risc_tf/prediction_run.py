@@ -29,7 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from risc_tf.decisions import Reason, default_max_tilt
-from risc_tf.imagefiles import copy_target, display_path, find_image_files, one_line
+from risc_tf.imagefiles import (
+    as_paths,
+    copy_target,
+    display_path,
+    find_image_files,
+    one_line,
+)
 from risc_tf.io import read_record, write_upright_copy
 from risc_tf.review import ReviewPage
 from risc_tf.rowfiles import RowWriter, row_format
@@ -162,8 +168,7 @@ def plan_predictions(inputs, output, *, recursive: bool = False, report=None,
         if os.path.abspath(report) == os.path.abspath(output):
             raise ValueError("report and output are the same file")
         _check_file("report", report, overwrite)
-    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else \
-        [Path(p) for p in inputs] if isinstance(inputs, (list, tuple)) else inputs
+    paths = as_paths(inputs)
     root = None
     if fix_orientation is not None:
         fix_orientation = Path(fix_orientation)

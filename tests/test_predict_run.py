@@ -233,6 +233,11 @@ def test_every_message_prints_under_a_strict_stdout(tmp_path, encoding):
                            str(tmp_path / "q.txt")], capture_output=True, env=env, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 2 and b"must end in .csv or .json" in done.stderr
+    missing = os.fsdecode(os.fsencode(tmp_path) + b"/gone\xfd.png")
+    done = subprocess.run([*base, missing, "--output", str(tmp_path / "q.csv")],
+                          capture_output=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and b"no such file or folder" in done.stderr
+    assert b"gone\\xfd.png" in done.stderr  # the same escaped form as in the outputs
 
 
 def test_missing_output_folder_is_named_before_anything_is_read(stub, tmp_path, capsys,
