@@ -630,7 +630,9 @@ def test_docstring_examples_hold():
 def test_reading_modules_import_neither_tensorflow_nor_pydicom():
     code = (
         "import sys, types; pkg = types.ModuleType('risc_tf'); pkg.__path__ = ['risc_tf'];"
-        "sys.modules['risc_tf'] = pkg; import risc_tf.io, risc_tf.review;"
+        "sys.modules['risc_tf'] = pkg; import risc_tf.io, risc_tf.review, risc_tf.decisions,"
+        "risc_tf.scans, risc_tf.straighten, risc_tf.shards, risc_tf.prediction_run,"
+        "risc_tf.staging, risc_tf.commands.predict, risc_tf.commands.merge;"
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'tensorflow', 'keras', 'matplotlib', 'pydicom'}))"
     )
