@@ -35,7 +35,7 @@ from risc_tf.decisions import (
     default_max_tilt,
     orientation_reasons,
     orientations,
-    quarter_turns_to_undo,
+    quarter_turns_to_undo,  # noqa: F401 - was importable from here
     status_of,
 )
 from risc_tf.imagefiles import display_path
@@ -43,9 +43,7 @@ from risc_tf.io import ImageRecord, iter_images
 from risc_tf.rowfiles import ROW_FIELDS
 from risc_tf.validation import check_int
 
-__all__ = [
-    "ROW_FIELDS", "FileResult", "predict_files", "predict_records", "quarter_turns_to_undo",
-]
+__all__ = ["FileResult", "predict_files", "predict_records"]
 
 
 @dataclasses.dataclass

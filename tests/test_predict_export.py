@@ -14,7 +14,8 @@ from PIL import Image
 
 from risc_tf import RISCPipeline, build_classifier, build_rotnet, preprocess_images
 from risc_tf.cli import main
-from risc_tf.scans import predict_files, quarter_turns_to_undo
+from risc_tf.decisions import quarter_turns_to_undo
+from risc_tf.scans import predict_files
 
 SIZE = 16
 
