@@ -37,7 +37,7 @@ from pathlib import Path
 from risc_tf._version import __version__
 from risc_tf.imagefiles import display_path
 from risc_tf.rowfiles import RowWriter, read_rows, row_format
-from risc_tf.staging import Staging
+from risc_tf.staging import Staging, recover
 from risc_tf.validation import check_int
 
 __all__ = [
@@ -292,6 +292,7 @@ def merge_predictions(shards: Sequence[str | os.PathLike], output: str | os.Path
                              f"{record['rows']}: the file was changed or is incomplete")
     summary = {"files": 0, "counts": {"ok": 0, "review": 0, "unreadable": 0}, "rotated": 0,
                "copies": {"exact": 0, "straightened": 0}}
+    recover(output.parent)  # what a killed merge (or predict) left there
     with Staging(output.parent) as staging:
         with RowWriter(staging.file(output), format=fmt) as writer:
             for index in range(count):
