@@ -27,6 +27,7 @@ API = Path(__file__).resolve().parent / "api"
 #: Public modules whose names users call directly but that are not top-level.
 MODULES = (
     "risc_tf.calibration",
+    "risc_tf.decisions",
     "risc_tf.evaluation",
     "risc_tf.experiments",
     "risc_tf.explain",
@@ -36,9 +37,15 @@ MODULES = (
     "risc_tf.io",
     "risc_tf.metrics",
     "risc_tf.ood",
+    "risc_tf.prediction_run",
+    "risc_tf.review",
+    "risc_tf.scans",
+    "risc_tf.shards",
     "risc_tf.statistics",
+    "risc_tf.straighten",
     "risc_tf.thresholds",
     "risc_tf.trust",
+    "risc_tf.verdicts",
 )
 
 

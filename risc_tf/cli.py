@@ -12,6 +12,7 @@ options, data or files end with exit code 2 and one line; set
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -25,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "risc_tf.commands.tune",
     "risc_tf.commands.explain",
     "risc_tf.commands.predict",
+    "risc_tf.commands.merge",
     "risc_tf.commands.export",
 )
 
@@ -36,11 +38,14 @@ CLI_WORDS = {"overwrite=True": "--overwrite"}
 
 
 def cli_message(err: BaseException) -> str:
-    """The first line of a library error, with its remedies in the command line's words."""
+    """The first line of a library error, with its remedies in the command line's words and
+    file names that are not UTF-8 escaped (``\\xHH``), so that it always prints."""
+    from risc_tf.imagefiles import escape_text
+
     message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     for library, option in CLI_WORDS.items():
         message = message.replace(library, option)
-    return message
+    return escape_text(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +82,9 @@ def _load_tensorflow_quietly() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # what an output cannot encode is escaped, never fatal
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -48,7 +48,9 @@ import numpy as np
 
 from risc_tf.imagefiles import ImageReadError, one_line
 
-__all__ = ["INSTALL_HINT", "read_dicom", "write_rotated_dicom"]
+__all__ = [
+    "INSTALL_HINT", "format_ds", "open_image", "read_dicom", "save_derived", "write_rotated_dicom",
+]
 
 INSTALL_HINT = 'pip install "risc_tf[dicom]"'
 
@@ -93,7 +95,31 @@ def _open(path: Path):
             pass
     if ds is None or ("SOPClassUID" not in ds and "Rows" not in ds):
         raise ImageReadError(path, "not a DICOM file (no 'DICM' marker at byte 128)")
+    _assume_transfer_syntax(ds)
     return ds
+
+
+def _assume_transfer_syntax(ds) -> None:
+    """Give a dataset read without file meta (ACR-NEMA) the transfer syntax it was read with.
+
+    pydicom parses such a file as it finds it (implicit VR little endian, the
+    ACR-NEMA and DICOM default, or explicit VR) but leaves the file meta empty,
+    and then refuses to decode the pixels. The syntax is the one its encoding
+    was recognised as.
+    """
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    implicit = True if implicit is None else implicit
+    little = True if little is None else little
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                              ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def _check_image(ds, path: Path) -> str:
@@ -232,7 +258,8 @@ def read_dicom(path: Path) -> tuple[np.ndarray, dict]:
     return np.clip(image, 0.0, 1.0).astype(np.float32), info
 
 
-def _ds(value: float) -> str:
+def format_ds(value: float) -> str:
+    """A number as a DICOM decimal string (DS), never ``-0``."""
     from pydicom.valuerep import format_number_as_ds
 
     return format_number_as_ds(float(value) + 0.0)  # + 0.0: no "-0.0"
@@ -254,8 +281,8 @@ def _rotate_geometry(ds, quarter_turns: int, rows: int, cols: int) -> None:
             position = [float(v) for v in ds.get("ImagePositionPatient") or ()]
             if len(position) == 3 and len(spacing) == 2:
                 first = np.array(position) + (cols - 1) * spacing[1] * row
-                ds.ImagePositionPatient = [_ds(v) for v in first]
-            ds.ImageOrientationPatient = [_ds(v) for v in (*col, *(-row))]
+                ds.ImagePositionPatient = [format_ds(v) for v in first]
+            ds.ImageOrientationPatient = [format_ds(v) for v in (*col, *(-row))]
         patient = ds.get("PatientOrientation")
         if patient is not None and not isinstance(patient, str) and len(patient) == 2:
             ds.PatientOrientation = [str(patient[1]), str(patient[0]).translate(_OPPOSITE)]
@@ -280,6 +307,81 @@ def _drop_unrotated(ds) -> list[str]:
     return dropped
 
 
+def open_image(src: Path):
+    """The dataset of a single-frame image file, decompressed, its photometric
+    interpretation and its stored values (for the writers of derived copies).
+
+    Raises
+    ------
+    ImageReadError
+        As :func:`read_dicom`.
+    """
+    ds = _open(src)
+    interpretation = _check_image(ds, src)
+    syntax = _transfer_syntax(ds)
+    if syntax is not None and syntax.is_compressed:
+        try:
+            ds.decompress()  # Explicit VR Little Endian; YBR colour becomes RGB
+        except Exception as exc:  # as _pixels: pydicom's decoders raise many types
+            raise ImageReadError(
+                src, f"cannot decode the compressed pixel data ({syntax.name}): {exc}"
+            ) from None
+    stored = _pixels(ds, src)
+    if stored.ndim == 3:
+        interpretation = "RGB"  # pydicom returns YBR_* data converted to RGB
+    return ds, interpretation, stored
+
+
+def save_derived(ds, src: Path, pixels: np.ndarray, interpretation: str, description: str,
+                 dst: Path, *, image_type_extra: tuple[str, ...] = ()) -> None:
+    """Store ``pixels`` in ``ds`` and write it to ``dst`` as a new, derived instance.
+
+    A new SOP Instance UID; ``ImageType`` DERIVED (value 1; ``["DERIVED",
+    "SECONDARY"]`` when the original has no ImageType), plus
+    ``image_type_extra``; ``DerivationDescription``; a ``SourceImageSequence``
+    pointing at the original; Explicit VR Little Endian. A file without a
+    SOP Class (ACR-NEMA) becomes Secondary Capture, and the description says so.
+    Overlays and the icon image (not transformed with the pixels) are removed.
+
+    Raises
+    ------
+    ValueError
+        The pixels cannot be stored back (e.g. values beyond BitsStored).
+    """
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+    source = (ds.get("SOPClassUID"), ds.get("SOPInstanceUID"))
+    dropped = _drop_unrotated(ds)
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if not source[0]:
+        ds.SOPClassUID = SecondaryCaptureImageStorage
+        description += "; the original has no SOP Class (ACR-NEMA): stored as Secondary Capture"
+    bits = int(ds.get("BitsStored") or pixels.dtype.itemsize * 8)
+    try:  # also sets a new SOPInstanceUID (and MediaStorageSOPInstanceUID)
+        pydicom.pixels.set_pixel_data(ds, np.ascontiguousarray(pixels), interpretation, bits)
+    except (ValueError, NotImplementedError, AttributeError) as exc:
+        raise ValueError(f"{src}: cannot write a DICOM copy ({one_line(exc)})") from None
+    value = ds.get("ImageType")
+    values = [] if value is None else [value] if isinstance(value, str) else list(value)
+    values = ["DERIVED", *(values[1:] or ["SECONDARY"])]
+    ds.ImageType = values + [v for v in image_type_extra if v not in values]
+    if dropped:
+        description += f"; removed the {' and '.join(dropped)} (not transformed)"
+    ds.DerivationDescription = description[:1024]  # ST: at most 1024 characters
+    if source[0] and source[1]:
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = source
+        ds.SourceImageSequence = [item]
+    try:
+        ds.save_as(dst, enforce_file_format=True)
+    except (ValueError, AttributeError) as exc:  # missing or invalid required elements
+        raise ValueError(f"{src}: cannot write a DICOM copy ({one_line(exc)})") from None
+
+
 def write_rotated_dicom(src: Path, quarter_turns_ccw: int, dst: Path) -> None:
     """Write ``src`` rotated by ``quarter_turns_ccw`` counter-clockwise quarter turns to ``dst``.
 
@@ -295,46 +397,8 @@ def write_rotated_dicom(src: Path, quarter_turns_ccw: int, dst: Path) -> None:
     ValueError
         The rotated pixels cannot be stored back (e.g. values beyond BitsStored).
     """
-    ds = _open(src)
-    interpretation = _check_image(ds, src)
+    ds, interpretation, stored = open_image(src)
     turns = int(quarter_turns_ccw) % 4
-    source = (ds.get("SOPClassUID"), ds.get("SOPInstanceUID"))
-    syntax = _transfer_syntax(ds)
-    if syntax is not None and syntax.is_compressed:
-        try:
-            ds.decompress()  # Explicit VR Little Endian; YBR colour becomes RGB
-        except Exception as exc:  # as _pixels: pydicom's decoders raise many types
-            raise ImageReadError(
-                src, f"cannot decode the compressed pixel data ({syntax.name}): {exc}"
-            ) from None
-    stored = _pixels(ds, src)
-    if stored.ndim == 3:
-        interpretation = "RGB"  # pydicom returns YBR_* data converted to RGB
     _rotate_geometry(ds, turns, *stored.shape[:2])
-    dropped = _drop_unrotated(ds)
-
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    if getattr(ds, "file_meta", None) is None:
-        ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    bits = int(ds.get("BitsStored") or stored.dtype.itemsize * 8)
-    try:  # also sets a new SOPInstanceUID (and MediaStorageSOPInstanceUID)
-        pydicom.pixels.set_pixel_data(ds, np.rot90(stored, turns).copy(), interpretation, bits)
-    except (ValueError, NotImplementedError, AttributeError) as exc:
-        raise ValueError(f"{src}: cannot write a rotated DICOM copy ({one_line(exc)})") from None
-    if "ImageType" in ds:
-        value = ds.ImageType
-        values = [value] if isinstance(value, str) else list(value)
-        ds.ImageType = ["DERIVED", *values[1:]]
     description = f"Rotated {90 * turns} degrees counter-clockwise (lossless) by risc_tf"
-    if dropped:
-        description += f"; removed the {' and '.join(dropped)} (not rotated)"
-    ds.DerivationDescription = description
-    if source[0] and source[1]:
-        item = Dataset()
-        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = source
-        ds.SourceImageSequence = [item]
-    ds.save_as(dst, enforce_file_format=True)
+    save_derived(ds, src, np.rot90(stored, turns), interpretation, description, dst)

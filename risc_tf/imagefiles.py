@@ -21,6 +21,7 @@ Only the standard library is imported.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeAlias
@@ -30,7 +31,10 @@ from risc_tf.atomic import atomic_output
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
+    "as_paths",
     "atomic_output",
+    "display_path",
+    "escape_text",
     "find_image_files",
     "has_dicom_magic",
 ]
@@ -61,6 +65,42 @@ class ImageReadError(ValueError):
         super().__init__(f"{self.path}: {self.reason}")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def escape_text(text: str) -> str:
+    """``text`` made writable as UTF-8: the bytes of a file name that are not UTF-8 as ``\\xHH``.
+
+    Python holds such a byte (e.g. 0xff in a Linux file name) as a lone
+    surrogate (U+DCFF, "surrogateescape"), which no UTF-8 file, JSON parser
+    or strict terminal accepts. Each becomes the four characters ``\\xff``
+    (other lone surrogates ``\\udXXX``); any other text is returned as is.
+    ``os.fsencode(path).decode("utf-8", "backslashreplace")`` gives the same
+    form. The form is ambiguous only for a name that itself contains a
+    backslash followed by ``x`` and two hex digits.
+
+    Examples
+    --------
+    >>> escape_text(os.fsdecode(b"scan\\xff.png"))
+    'scan\\\\xff.png'
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(_escape, text)
+    return text
+
+
+def display_path(path: PathLike) -> str:
+    """A path as text that any UTF-8 output accepts (:func:`escape_text` of it)."""
+    return escape_text(os.fspath(path))
+
+
 def one_line(text) -> str:
     """``text`` on one line (library messages are often multi-line)."""
     return " ".join(str(text).split())
@@ -87,7 +127,8 @@ def _is_image_file(path: Path) -> bool:
     return has_dicom_magic(path)
 
 
-def _as_paths(inputs) -> list[Path]:
+def as_paths(inputs) -> list[Path]:
+    """``inputs`` (a path or a non-empty sequence of paths) as a list of Paths, checked."""
     if isinstance(inputs, (str, os.PathLike)):
         return [Path(inputs)]
     if isinstance(inputs, (bytes, bytearray)) or not isinstance(inputs, Sequence):
@@ -134,7 +175,7 @@ def _no_image_message(folder: Path, recursive: bool) -> str:
     return message
 
 
-def find_image_files(inputs: PathsLike, recursive: bool = False) -> list[Path]:
+def find_image_files(inputs: PathsLike, *, recursive: bool = False) -> list[Path]:
     """Expand files and folders into the list of image files to read.
 
     Parameters
@@ -175,7 +216,8 @@ def find_image_files(inputs: PathsLike, recursive: bool = False) -> list[Path]:
         raise ValueError(f"recursive must be True or False; got {recursive!r}")
     found: list[Path] = []
     seen: set[str] = set()
-    for path in _as_paths(inputs):
+    paths = as_paths(inputs)
+    for path in paths:
         if path.is_dir():
             with os.scandir(path) as entries:
                 empty = next(entries, None) is None
@@ -188,9 +230,48 @@ def find_image_files(inputs: PathsLike, recursive: bool = False) -> list[Path]:
             files = [path]
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
+        if len(paths) == 1:  # one folder lists each file once: no set of every name
+            return files
         for file in files:
             key = os.path.normcase(os.path.abspath(file))
             if key not in seen:
                 seen.add(key)
                 found.append(file)
     return found
+
+
+def copy_target(src: Path, outdir: Path, relative_to: PathLike | None, *,
+                overwrite: bool = False) -> Path:
+    """Where the copy of ``src`` goes in ``outdir`` (keeping its subfolders below
+    ``relative_to``), checked: not the original itself, not a folder, not an existing
+    file unless ``overwrite``.
+
+    Raises
+    ------
+    ValueError
+        ``outdir`` is a file; ``src`` is not inside ``relative_to``; the target
+        is ``src`` itself or a folder.
+    FileExistsError
+        The target exists and ``overwrite`` is False.
+    """
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"outdir {outdir} is a file, not a folder")
+    if relative_to is None:
+        target = outdir / src.name
+    else:
+        try:
+            inner = Path(os.path.abspath(src)).relative_to(os.path.abspath(relative_to))
+        except ValueError:
+            raise ValueError(f"{src} is not inside relative_to={str(relative_to)!r}") from None
+        target = outdir / inner
+    if target.exists():
+        if os.path.samefile(target, src):
+            raise ValueError(
+                f"refusing to write the copy of {src} over the file itself: "
+                "choose an outdir that is not the input folder"
+            )
+        if target.is_dir():
+            raise ValueError(f"cannot write the copy of {src}: {target} is a folder")
+        if not overwrite:
+            raise FileExistsError(f"{target} exists: pass overwrite=True to replace it")
+    return target

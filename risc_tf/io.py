@@ -54,6 +54,7 @@ from risc_tf.imagefiles import (
     PathLike,
     PathsLike,
     atomic_output,
+    copy_target,
     find_image_files,
     is_dicom_path,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "ImageReadError",
     "ImageRecord",
     "find_image_files",
+    "is_dicom_file",
     "iter_images",
     "load_images",
     "read_image",
@@ -173,7 +175,7 @@ def read_record(path: PathLike) -> ImageRecord:
     return ImageRecord(path, image, None, info)
 
 
-def iter_images(inputs: PathsLike, recursive: bool = False) -> Iterator[ImageRecord]:
+def iter_images(inputs: PathsLike, *, recursive: bool = False) -> Iterator[ImageRecord]:
     """Stream the images of files and folders, one file in memory at a time.
 
     The file list is built (and checked) when this function is called; each
@@ -207,7 +209,7 @@ def iter_images(inputs: PathsLike, recursive: bool = False) -> Iterator[ImageRec
     return (read_record(path) for path in paths)
 
 
-def load_images(inputs: PathsLike, recursive: bool = False) -> list[ImageRecord]:
+def load_images(inputs: PathsLike, *, recursive: bool = False) -> list[ImageRecord]:
     """Read every image of files and folders into a list (all in memory: small folders only).
 
     Parameters
@@ -238,7 +240,12 @@ def _read(path: Path) -> tuple[np.ndarray, dict]:
 
         image, info = dicom.read_dicom(path)
     else:
-        image, info = read_pil(path)
+        try:
+            image, info = read_pil(path)
+        except ImageReadError as error:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                raise
+            image, info = _read_acr_nema(path, error)
     info["dtype"] = str(image.dtype)
     height, width = image.shape[:2]
     if min(height, width) < MIN_SIDE:
@@ -247,10 +254,37 @@ def _read(path: Path) -> tuple[np.ndarray, dict]:
     return image, info
 
 
+def _read_acr_nema(path: Path, error: ImageReadError) -> tuple[np.ndarray, dict]:
+    """A file without an image suffix that Pillow cannot read: DICOM without the 'DICM'
+    marker (ACR-NEMA style, e.g. ``IM0001``), or the Pillow error."""
+    import risc_tf.dicom as dicom
+
+    try:
+        return dicom.read_dicom(path)
+    except ImageReadError:
+        raise error from None
+
+
+def is_dicom_file(path: PathLike) -> bool:
+    """Whether a file is read as DICOM: a DICOM suffix or marker, or (for a file without an
+    image suffix) DICOM without the marker (ACR-NEMA style) that Pillow cannot open."""
+    path = Path(path)
+    if is_dicom_path(path):
+        return True
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return False
+    try:
+        read_pil(path)
+    except ImageReadError:
+        return True
+    return False
+
+
 def write_upright_copy(
     record_or_path: ImageRecord | PathLike,
     quarter_turns_ccw: int,
     outdir: PathLike,
+    *,
     relative_to: PathLike | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -332,39 +366,15 @@ def write_upright_copy(
     if not src.is_file():
         raise FileNotFoundError(f"no such file: {src}")
     turns = check_int("quarter_turns_ccw", quarter_turns_ccw, minimum=None) % 4
-    target = _copy_target(src, Path(outdir), relative_to)
-    if target.exists():
-        if os.path.samefile(target, src):
-            raise ValueError(
-                f"refusing to write the upright copy of {src} over the file itself: "
-                "choose an outdir that is not the input folder"
-            )
-        if not overwrite:
-            raise FileExistsError(f"{target} exists: pass overwrite=True to replace it")
-        if target.is_dir():
-            raise ValueError(f"cannot write the copy of {src}: {target} is a folder")
+    target = copy_target(src, Path(outdir), relative_to, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(target) as part:
         if turns == 0:
             shutil.copyfile(src, part)
-        elif is_dicom_path(src):
+        elif is_dicom_file(src):
             import risc_tf.dicom as dicom
 
             dicom.write_rotated_dicom(src, turns, part)
         else:
             write_rotated_pil(src, turns, part)
     return target
-
-
-def _copy_target(src: Path, outdir: Path, relative_to: PathLike | None) -> Path:
-    if outdir.exists() and not outdir.is_dir():
-        raise ValueError(f"outdir {outdir} is a file, not a folder")
-    if relative_to is None:
-        return outdir / src.name
-    try:
-        inner = Path(os.path.abspath(src)).relative_to(os.path.abspath(relative_to))
-    except ValueError:
-        raise ValueError(f"{src} is not inside relative_to={str(relative_to)!r}") from None
-    return outdir / inner
-
-

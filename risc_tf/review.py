@@ -1,52 +1,54 @@
 """A static HTML page for a person to check predictions on their own images by eye.
 
-:func:`write_review_page` writes one self-contained file: thumbnails are
-embedded as base64 PNG ``data:`` URIs, the style is inline, there is no
-JavaScript and no external resource, so the page opens offline and can be
-archived or mailed as it is. It shows a summary (files per status, how many
-were found rotated), one card per image to check (status "review", or a
-predicted rotation other than 0) with the original beside the corrected
-image, and the list of unreadable files with their reasons.
+:class:`ReviewPage` writes one self-contained file: thumbnails are embedded as
+base64 PNG ``data:`` URIs, the style is inline, there is no JavaScript and no
+external resource, so the page opens offline and can be archived or mailed as
+it is. It shows a summary (files per status, how many were found rotated, how
+many exact and straightened upright copies were written), a section "To
+check" with every file whose status is ``"review"`` or that was found rotated
+(a card with the original beside the corrected image for the first
+``preview_limit`` of them, a table row for the others), and the list of
+unreadable files with their reasons. Rows are added one at a time and kept on
+disk (anonymous temporary files) until the page is written, so memory does
+not grow with the number of files; :func:`write_review_page` does it for a
+list of rows.
 
 Rows
 ----
-One plain dict per file (JSON-friendly; the command line writes them):
+One plain dict per file (JSON-friendly; ``risc-tf predict`` writes them, the
+columns of :data:`risc_tf.rowfiles.ROW_FIELDS`):
 
-=====================  ========================================================
-key                    value
-=====================  ========================================================
-``path``               str: the file (required)
-``status``             ``"ok"``, ``"review"`` or ``"unreadable"`` (required)
-``reason``             str or None: why "review" or "unreadable", one line
-``class_index``        int or None: predicted class
-``class_name``         str or None: its name
-``class_probability``  float in [0, 1] or None
-``rotation``           float or None: predicted rotation of the file's image,
-                       degrees counter-clockwise as displayed (0 = upright)
+=======================  ======================================================
+key                      value
+=======================  ======================================================
+``path``                 str: the file (required)
+``status``               ``"ok"``, ``"review"`` or ``"unreadable"`` (required)
+``reason``               str or None: why "review" or "unreadable", one line
+``class_index``          int or None: predicted class
+``class_name``           str or None: its name
+``class_probability``    float in [0, 1] or None
+``rotation``             float or None: predicted rotation of the file's image,
+                         degrees counter-clockwise as displayed (0 = upright)
 ``rotation_confidence``  float in [0, 1] or None
-=====================  ========================================================
+``estimated_rotation``   float or None: the finer estimate (shown when it
+                         differs from ``rotation``)
+``rotated``              bool or None: whether the file is rotated; when
+                         missing, :func:`risc_tf.decisions.is_rotated` of
+                         ``rotation``
+``copy_kind``            ``"exact"``, ``"straightened"`` or None: the upright
+                         copy written
+=======================  ======================================================
 
 Missing optional keys mean None; other keys are ignored.
 
-Thumbnails
-----------
-:func:`thumbnail` makes the small 8-bit images: at most ``size`` pixels on
-the longer side (Lanczos; never enlarged: the browser scales small images up
-without smoothing). Values become 0..255 as follows: uint8 as is; bool as
-0/255; other integer types (uint16 scans...) min-max per image, because 16-bit
-X-rays rarely fill 0..65535 and would look black when scaled by the dtype
-range; floats in [0, 1] (the library's convention, DICOM included) times 255,
-other floats min-max; NaN and infinities as 0. To keep memory low when
-streaming many files, pass ``thumbnail(image)`` rather than the full image.
+Thumbnails are made by :func:`risc_tf.thumbnails.thumbnail`.
 
 Only numpy and Pillow are imported (no TensorFlow), so the command line starts fast.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 import numbers
 import os
@@ -54,21 +56,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from risc_tf.angles import ANGLE_TOLERANCE, angle_difference
 from risc_tf.atomic import atomic_output
+from risc_tf.decisions import STATUSES, is_rotated
+from risc_tf.imagefiles import escape_text
+from risc_tf.thumbnails import data_uri
 from risc_tf.validation import check_int, check_probability
 
-__all__ = ["ROW_KEYS", "STATUSES", "thumbnail", "write_review_page"]
+__all__ = ["ROW_KEYS", "STATUSES", "ReviewPage", "write_review_page"]
 
-#: Values of ``row["status"]``, in the order of the summary.
-STATUSES = ("ok", "review", "unreadable")
 #: The keys of a row (see the module docstring).
 ROW_KEYS = (
     "path", "status", "reason", "class_index", "class_name", "class_probability",
-    "rotation", "rotation_confidence",
+    "rotation", "rotation_confidence", "estimated_rotation", "rotated", "copy_kind",
+    "reason_codes",
 )
+#: Most cards with previews on a page (the other files to check are listed in a table).
+PREVIEW_LIMIT = 500
 
 Thumbnails = Mapping[str, "tuple[np.ndarray, np.ndarray | None] | np.ndarray"]
 
@@ -94,7 +98,7 @@ dt { color: #5b6472; } dd { margin: 0; }
          font-size: 12px; font-weight: 600; background: var(--accent); margin-right: 4px; }
 .reason { color: #5b6472; margin: 6px 0 0; }
 .ok { --accent: #2e7d32; } .review { --accent: #b35c00; } .unreadable { --accent: #c62828; }
-.rotated { --accent: #1f5fbf; }
+.rotated { --accent: #1f5fbf; } .exact { --accent: #2e7d32; } .straightened { --accent: #6a3fb5; }
 table { border-collapse: collapse; background: #fff; border: 1px solid #dde1e7; }
 td, th { padding: 6px 12px; border-bottom: 1px solid #eceff3; text-align: left; }
 th { background: #eceff3; font-weight: 600; }
@@ -103,111 +107,50 @@ td.path { margin: 0; }
 """
 
 
-def thumbnail(image, size: int = 160) -> np.ndarray:
-    """A small uint8 copy of an image for display (scaling rules in the module docstring).
-
-    Parameters
-    ----------
-    image : array_like
-        ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``; any real dtype.
-    size : int, default 160
-        Longest side of the result; smaller images keep their size.
-
-    Returns
-    -------
-    np.ndarray
-        uint8 ``(h, w)`` or ``(h, w, 3)``.
-
-    Raises
-    ------
-    ValueError
-        Another shape, an empty image, or a non-numeric dtype.
-
-    Examples
-    --------
-    >>> thumbnail(np.full((800, 400), 4095, np.uint16)).shape
-    (160, 80)
-    """
-    size = check_int("size", size, minimum=1)
-    x = np.asarray(image)
-    if x.ndim == 3 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[-1] != 3) or x.size == 0:
-        raise ValueError(f"image must have shape (H, W), (H, W, 1) or (H, W, 3); got {x.shape}")
-    if not (x.dtype == bool or np.issubdtype(x.dtype, np.number)) or np.iscomplexobj(x):
-        raise ValueError(f"image must hold real numbers; got dtype {x.dtype}")
-    if x.dtype != np.uint8:
-        x = _to_uint8(x)
-    picture = Image.fromarray(np.ascontiguousarray(x))
-    picture.thumbnail((size, size), Image.Resampling.LANCZOS)
-    return np.asarray(picture)
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    if x.dtype == bool:
-        return x.astype(np.uint8) * 255
-    values = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = float(values.min()), float(values.max())
-    if np.issubdtype(x.dtype, np.floating) and lo >= 0.0 and hi <= 1.0:
-        lo, hi = 0.0, 1.0
-    if hi == lo:
-        return np.zeros(x.shape, np.uint8)
-    return np.round((values - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-
-
-def _data_uri(image) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(thumbnail(image)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _check_rows(rows) -> list[dict]:
-    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
-        raise ValueError(f"rows must be a sequence of dicts (one per file); got {type(rows)}")
-    checked = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise ValueError(f"rows[{i}] must be a dict; got {row!r}")
-        if not isinstance(row.get("path"), (str, os.PathLike)):
-            raise ValueError(f"rows[{i}] needs a 'path' (str); got {row.get('path')!r}")
-        out = {key: row.get(key) for key in ROW_KEYS}
-        out["path"] = str(out["path"])
-        where = f"rows[{i}] ({out['path']})"
-        if out["status"] not in STATUSES:
-            raise ValueError(f"{where}: status must be one of {STATUSES}; got {out['status']!r}")
-        for key in ("class_probability", "rotation_confidence"):
-            if out[key] is not None:
-                out[key] = check_probability(f"{where} {key}", out[key])
-        if out["class_index"] is not None:
-            out["class_index"] = check_int(f"{where} class_index", out["class_index"], minimum=0)
-        rotation = out["rotation"]
-        if rotation is not None and (
-            not isinstance(rotation, numbers.Real) or not math.isfinite(rotation)
-        ):
-            raise ValueError(f"{where}: rotation must be a finite number of degrees or None")
-        checked.append(out)
-    return checked
-
-
-def _is_rotated(row: dict) -> bool:
-    rotation = row["rotation"]
-    return (
-        row["status"] != "unreadable" and rotation is not None
-        and abs(float(angle_difference(rotation, 0.0))) > ANGLE_TOLERANCE
-    )
+def _check_row(row, i: int) -> dict:
+    if not isinstance(row, Mapping):
+        raise ValueError(f"rows[{i}] must be a dict; got {row!r}")
+    if not isinstance(row.get("path"), (str, os.PathLike)):
+        raise ValueError(f"rows[{i}] needs a 'path' (str); got {row.get('path')!r}")
+    out = {key: row.get(key) for key in ROW_KEYS}
+    out["path"] = escape_text(os.fspath(out["path"]))
+    where = f"rows[{i}] ({out['path']})"
+    if out["status"] not in STATUSES:
+        raise ValueError(f"{where}: status must be one of {STATUSES}; got {out['status']!r}")
+    for key in ("class_probability", "rotation_confidence"):
+        if out[key] is not None:
+            out[key] = check_probability(f"{where} {key}", out[key])
+    if out["class_index"] is not None:
+        out["class_index"] = check_int(f"{where} class_index", out["class_index"], minimum=0)
+    for key in ("rotation", "estimated_rotation"):
+        value = out[key]
+        if value is not None and (not isinstance(value, numbers.Real) or not math.isfinite(value)):
+            raise ValueError(f"{where}: {key} must be a finite number of degrees or None")
+    if out["rotated"] is None:
+        out["rotated"] = out["status"] != "unreadable" and is_rotated(out["rotation"])
+    if out["copy_kind"] not in (None, "exact", "straightened"):
+        raise ValueError(f"{where}: copy_kind must be 'exact', 'straightened' or None; "
+                         f"got {out['copy_kind']!r}")
+    for key in ("reason", "class_name"):
+        if out[key] is not None:
+            out[key] = escape_text(str(out[key]))
+    return out
 
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _figure(image, caption: str) -> str:
-    if image is None:
-        inner = "no preview"
-    else:
-        inner = f'<img src="{_data_uri(image)}" alt="{_e(caption)}">'
+def _figure(image, caption: str, missing: str = "no preview") -> str:
+    inner = missing if image is None else f'<img src="{data_uri(image)}" alt="{_e(caption)}">'
     caption = f"<figcaption>{_e(caption)}</figcaption>"
     return f'<figure><div class="thumb">{inner}</div>{caption}</figure>'
+
+
+def _turn(row: dict) -> str:
+    angle = row["estimated_rotation"] if row["estimated_rotation"] is not None and \
+        "off_angle_set" in str(row.get("reason_codes") or row["reason"] or "") else row["rotation"]
+    return f"{angle:g}°"
 
 
 def _card(row: dict, images) -> str:
@@ -215,10 +158,11 @@ def _card(row: dict, images) -> str:
         original, corrected = images, None
     else:
         original, corrected = images
-    rotated = _is_rotated(row)
+    rotated = row["rotated"]
     figures = _figure(original, "original")
     if rotated:
-        figures += _figure(corrected, "corrected")
+        caption = {"straightened": "straightened (resampled)"}.get(row["copy_kind"], "corrected")
+        figures += _figure(corrected, caption)
     facts = []
     if row["class_name"] is not None or row["class_index"] is not None:
         name = row["class_name"] if row["class_name"] is not None else "class"
@@ -229,14 +173,20 @@ def _card(row: dict, images) -> str:
     if row["rotation"] is not None:
         how = f"{row['rotation']:g}° counter-clockwise" if rotated else "0° (upright)"
         facts.append(("rotation", how))
+    estimate = row["estimated_rotation"]
+    if estimate is not None and row["rotation"] is not None and \
+            abs((estimate - row["rotation"] + 180) % 360 - 180) >= 0.5:
+        facts.append(("estimated", f"about {estimate:.0f}°"))
     if row["rotation_confidence"] is not None:
         facts.append(("confidence", f"{row['rotation_confidence']:.2f}"))
+    if rotated:
+        facts.append(("upright copy", row["copy_kind"] or "none"))
     details = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     reason = f'<p class="reason">{_e(row["reason"])}</p>' if row["reason"] else ""
     accent = row["status"] if row["status"] != "ok" else ("rotated" if rotated else "ok")
     badge = f'<span class="badge {row["status"]}">{_e(row["status"])}</span>'
-    if rotated:
-        badge += f'<span class="badge rotated">rotated {row["rotation"]:g}°</span>'
+    if rotated and row["rotation"] is not None:
+        badge += f'<span class="badge rotated">rotated {_e(_turn(row))}</span>'
     return (
         f'<article class="card {accent}"><div class="pair">{figures}</div>'
         f'<p class="path">{_e(row["path"])}</p><div>{badge}</div>{reason}'
@@ -244,13 +194,151 @@ def _card(row: dict, images) -> str:
     )
 
 
+def _table_row(row: dict) -> str:
+    turn = _turn(row) if row["rotated"] and row["rotation"] is not None else ""
+    return (f'<tr><td class="path">{_e(row["path"])}</td><td>{_e(row["status"])}</td>'
+            f'<td>{_e(turn)}</td><td>{_e(row["reason"] or "")}</td></tr>')
+
+
+class ReviewPage:
+    """Build the review page one row at a time; :meth:`close` writes it.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The HTML file; its folder is created if needed. Written under a
+        temporary name and renamed into place (never half-written).
+    title : str
+        Page title and heading.
+    preview_limit : int, default 500
+        Most cards with thumbnails; further files to check are listed in a table.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with ReviewPage(Path(tempfile.mkdtemp()) / "review.html") as page:
+    ...     page.add({"path": "a.png", "status": "review", "rotation": 0.0})
+    >>> "To check (1)" in page.path.read_text(encoding="utf-8")
+    True
+    """
+
+    def __init__(self, path: str | os.PathLike, *, title: str = "risc_tf: images to review",
+                 preview_limit: int = PREVIEW_LIMIT):
+        import tempfile
+
+        self.path, self.title = Path(path), str(title)
+        self.preview_limit = check_int("preview_limit", preview_limit, minimum=0)
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.rotated = self.checked = self.files = 0
+        self.copies = {"exact": 0, "straightened": 0}
+        # Anonymous files: removed by the system even if the process is killed.
+        self._cards, self._more, self._unreadable = (
+            tempfile.TemporaryFile("w+", encoding="utf-8") for _ in range(3))
+
+    def to_check(self, row: Mapping) -> bool:
+        """Whether ``row`` goes to "To check" (status review, or rotated)."""
+        row = _check_row(row, self.files)
+        return row["status"] == "review" or bool(row["rotated"])
+
+    def wants_preview(self, row: Mapping) -> bool:
+        """Whether :meth:`add` would show thumbnails for ``row`` (compute them only then)."""
+        return self.to_check(row) and self.checked < self.preview_limit
+
+    def add(self, row: Mapping, thumbnails=None) -> None:
+        """Add one file's row; ``thumbnails`` is ``(original, corrected)`` or the original
+        alone (any size and dtype, see :func:`risc_tf.thumbnails.thumbnail`), for cards."""
+        row = _check_row(row, self.files)
+        self.files += 1
+        self.counts[row["status"]] += 1
+        self.rotated += bool(row["rotated"])
+        if row["copy_kind"] in self.copies:
+            self.copies[row["copy_kind"]] += 1
+        if row["status"] == "unreadable":
+            self._unreadable.write(f'<tr><td class="path">{_e(row["path"])}</td>'
+                                   f'<td>{_e(row["reason"] or "")}</td></tr>')
+        elif row["status"] == "review" or row["rotated"]:
+            if self.checked < self.preview_limit:
+                self._cards.write(_card(row, thumbnails))
+            else:
+                self._more.write(_table_row(row))
+            self.checked += 1
+
+    def close(self) -> Path:
+        """Write the page (once) and return its path."""
+        if self._cards.closed:
+            return self.path
+        try:
+            self._write()
+        finally:
+            for spool in (self._cards, self._more, self._unreadable):
+                spool.close()
+        return self.path
+
+    def __enter__(self) -> ReviewPage:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            for spool in (self._cards, self._more, self._unreadable):
+                spool.close()
+
+    def _write(self) -> None:
+        badges = "".join(f'<span class="badge {status}">{status} {self.counts[status]}</span>'
+                         for status in STATUSES)
+        badges += f'<span class="badge rotated">rotated {self.rotated}</span>'
+        badges += "".join(f'<span class="badge {kind}">{kind} copies {n}</span>'
+                          for kind, n in self.copies.items() if n)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(self.path) as part, open(part, "w", encoding="utf-8") as out:
+            out.write(
+                '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f"<title>{_e(self.title)}</title><style>{_CSS}</style></head>\n<body>"
+                f"<header><h1>{_e(self.title)}</h1><p class=\"summary\"><strong>{self.files} "
+                f"file(s)</strong>{badges}</p></header>\n"
+                f"<section><h2>To check ({self.checked})</h2>")
+            if not self.checked:
+                out.write('<p class="none">Nothing to check: every readable image is upright '
+                          "and sure.</p>")
+            if self.checked and self.preview_limit:
+                out.write('<div class="grid">')
+                _copy(self._cards, out)
+                out.write("</div>")
+            if self.checked > self.preview_limit:
+                shown = min(self.checked, self.preview_limit)
+                out.write(f'<p class="none">Previews of the first {shown} of {self.checked}; '
+                          "the others:</p><table><tr><th>file</th><th>status</th>"
+                          "<th>rotation</th><th>reason</th></tr>")
+                _copy(self._more, out)
+                out.write("</table>")
+            out.write(f"</section>\n<section><h2>Unreadable files "
+                      f"({self.counts['unreadable']})</h2>")
+            if self.counts["unreadable"]:
+                out.write("<table><tr><th>file</th><th>reason</th></tr>")
+                _copy(self._unreadable, out)
+                out.write("</table>")
+            else:
+                out.write('<p class="none">None.</p>')
+            out.write("</section>\n</body></html>\n")
+
+
+def _copy(spool, out) -> None:
+    spool.seek(0)
+    while chunk := spool.read(1 << 16):
+        out.write(chunk)
+
+
 def write_review_page(
     rows: Sequence[Mapping],
-    path: str | os.PathLike[str],
+    path: str | os.PathLike,
+    *,
     title: str = "risc_tf: images to review",
     thumbnails: Thumbnails | None = None,
+    preview_limit: int = PREVIEW_LIMIT,
 ) -> Path:
-    """Write the review page (a self-contained HTML file) and return its path.
+    """Write the review page (a self-contained HTML file) for a list of rows; return its path.
 
     Parameters
     ----------
@@ -265,8 +353,10 @@ def write_review_page(
     thumbnails : mapping, optional
         ``row["path"]`` (as str) -> ``(original, corrected)`` images, or just
         the original; ``corrected`` may be None. Any size, dtype uint8,
-        uint16, float...: they are shrunk with :func:`thumbnail`. Cards of
+        uint16, float...: they are shrunk with :func:`risc_tf.thumbnails.thumbnail`. Cards of
         rows without an entry say "no preview".
+    preview_limit : int, default 500
+        See :class:`ReviewPage`.
 
     Returns
     -------
@@ -278,7 +368,7 @@ def write_review_page(
         A row that is not a dict, without a path, with an unknown status, a
         probability outside [0, 1], a negative class index or a non-finite
         rotation (the message names the row and its path); a thumbnail of
-        the wrong shape.
+        the wrong shape. Nothing is written then.
 
     Examples
     --------
@@ -293,44 +383,12 @@ def write_review_page(
     >>> page.read_text(encoding="utf-8").count('class="card ')
     1
     """
-    checked = _check_rows(rows)
-    thumbnails = {} if thumbnails is None else {str(k): v for k, v in thumbnails.items()}
-    counts = {status: sum(row["status"] == status for row in checked) for status in STATUSES}
-    rotated = sum(_is_rotated(row) for row in checked)
-    to_check = [row for row in checked if row["status"] == "review" or _is_rotated(row)]
-    unreadable = [row for row in checked if row["status"] == "unreadable"]
-
-    badges = "".join(
-        f'<span class="badge {status}">{status} {counts[status]}</span>' for status in STATUSES
-    )
-    summary = (
-        f'<p class="summary"><strong>{len(checked)} file(s)</strong>{badges}'
-        f'<span class="badge rotated">rotated {rotated}</span></p>'
-    )
-    cards = "".join(_card(row, thumbnails.get(row["path"])) for row in to_check)
-    if not cards:
-        cards = '<p class="none">Nothing to check: every readable image is upright and sure.</p>'
-    else:
-        cards = f'<div class="grid">{cards}</div>'
-    failures = "".join(
-        f'<tr><td class="path">{_e(row["path"])}</td><td>{_e(row["reason"] or "")}</td></tr>'
-        for row in unreadable
-    )
-    failures = (
-        f"<table><tr><th>file</th><th>reason</th></tr>{failures}</table>"
-        if failures else '<p class="none">None.</p>'
-    )
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>"
-        f"<header><h1>{_e(title)}</h1>{summary}</header>\n"
-        f"<section><h2>To check ({len(to_check)})</h2>{cards}</section>\n"
-        f"<section><h2>Unreadable files ({len(unreadable)})</h2>{failures}</section>\n"
-        "</body></html>\n"
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as part:
-        part.write_text(page, encoding="utf-8")
-    return path
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+        raise ValueError(f"rows must be a sequence of dicts (one per file); got {type(rows)}")
+    checked = [_check_row(row, i) for i, row in enumerate(rows)]  # all, before writing
+    thumbnails = {} if thumbnails is None else {escape_text(os.fspath(k)): v
+                                                for k, v in thumbnails.items()}
+    with ReviewPage(path, title=title, preview_limit=preview_limit) as page:
+        for row in checked:
+            page.add(row, thumbnails.get(row["path"]))
+    return page.path

@@ -4,125 +4,235 @@
 in memory at a time), gathers readable images into batches of ``batch_size``,
 runs :meth:`risc_tf.RISCPipeline.predict_details` on each batch (images of any
 size; the pipeline resizes each) and yields one :class:`FileResult` per file,
-in file order: readable files with the pipeline's answer and a status ``"ok"``
-or ``"review"``, unreadable ones with status ``"unreadable"`` and the reason.
-Memory is bounded by one batch of images, whatever the number of files.
+in file order. Each result carries the decisions of :mod:`risc_tf.decisions`:
+the file's orientation (the pipeline's angle and a finer estimate from the
+RotNet's probabilities), its reasons for review, and the upright copy it
+should get. Unreadable files get the status ``"unreadable"`` and the reason.
+Memory is bounded by one batch of images, whatever the number of files. A
+batch is the readable files among ``batch_size`` consecutive files, so the
+same files make the same batches in any run whose list starts at a multiple
+of ``batch_size`` (the shards of :mod:`risc_tf.shards`): the numbers do not
+depend on how a folder was split.
 
-The rows follow the schema of :mod:`risc_tf.review` (plus ``upright_copy``,
-filled by the command line when it writes corrected copies).
+The review decision on the confidences is the pipeline's (its ``review``
+flag, explained by :func:`risc_tf.decisions.confidence_reasons`, the rule it
+applies); the decisions about the rotation and the copy are added here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from risc_tf.angles import match_angles
+from risc_tf.decisions import (
+    CopyPlan,
+    Orientation,
+    Reason,
+    confidence_reasons,
+    copy_plan,
+    default_max_tilt,
+    orientation_reasons,
+    orientations,
+    quarter_turns_to_undo,  # noqa: F401 - was importable from here
+    status_of,
+)
+from risc_tf.imagefiles import display_path
 from risc_tf.io import ImageRecord, iter_images
+from risc_tf.rowfiles import ROW_FIELDS
 from risc_tf.validation import check_int
 
-__all__ = ["ROW_FIELDS", "FileResult", "predict_files", "quarter_turns_to_undo"]
-
-#: Columns of the predictions file, in order.
-ROW_FIELDS = ("path", "status", "reason", "class_index", "class_name", "class_probability",
-              "rotation", "rotation_confidence", "upright_copy")
+__all__ = ["FileResult", "predict_files", "predict_records"]
 
 
 @dataclasses.dataclass
 class FileResult:
-    """One file's outcome: its row, and the image read (None when unreadable)."""
+    """One file's outcome: the pipeline's answer and the decisions about it.
 
-    row: dict
+    Attributes
+    ----------
+    record : ImageRecord
+        The file and its image (``record.image`` is None when unreadable).
+    answer : dict
+        ``class_index``, ``class_name``, ``class_probability``,
+        ``rotation_confidence`` (empty when unreadable).
+    orientation : Orientation or None
+        How the file is turned (None when unreadable).
+    reasons : list of Reason
+        Why it is not simply ``ok`` (review reasons and notes).
+    copy : CopyPlan or None
+        The upright copy it should get.
+    upright_copy : str or None
+        The copy's path once written (:meth:`copied`).
+    copy_kind : str or None
+        ``"exact"`` or ``"straightened"`` once written.
+    """
+
     record: ImageRecord
+    answer: dict = dataclasses.field(default_factory=dict)
+    orientation: Orientation | None = None
+    reasons: list[Reason] = dataclasses.field(default_factory=list)
+    copy: CopyPlan | None = None
+    upright_copy: str | None = None
+    copy_kind: str | None = None
 
     @property
     def image(self) -> np.ndarray | None:
         return self.record.image
 
+    @property
+    def status(self) -> str:
+        return status_of(self.reasons)
 
-def quarter_turns_to_undo(rotation: float) -> int | None:
-    """Counter-clockwise quarter turns that undo a predicted rotation (0-3), or None when
-    the rotation is not a multiple of 90 degrees (no lossless correction exists)."""
-    k = int(match_angles(rotation, (0.0, 90.0, 180.0, 270.0)))
-    return None if k < 0 else (4 - k) % 4
+    @property
+    def rotated(self) -> bool | None:
+        return None if self.orientation is None else self.orientation.rotated
+
+    def copied(self, path, kind: str) -> None:
+        """Record the upright copy written for this file."""
+        self.upright_copy, self.copy_kind = display_path(path), kind
+
+    def note(self, reason: Reason) -> None:
+        """Add a reason (e.g. ``no_copy``: why no upright copy was written)."""
+        self.reasons.append(reason)
+
+    @property
+    def row(self) -> dict:
+        """The file's row: the keys of :data:`ROW_FIELDS` (JSON-ready values)."""
+        o = self.orientation
+        row = dict.fromkeys(ROW_FIELDS)
+        row.update(self.answer)
+        row.update(
+            path=display_path(self.record.path),
+            status=self.status,
+            reason="; ".join(r.text for r in self.reasons) or None,
+            reason_codes=";".join(r.code for r in self.reasons) or None,
+            rotation=None if o is None else o.rotation,
+            estimated_rotation=None if o is None else round(o.estimate, 2),
+            rotated=self.rotated,
+            upright_copy=self.upright_copy,
+            copy_kind=self.copy_kind,
+        )
+        return row
 
 
-def _reason(pipe, rotation_confidence: float, class_probability: float) -> str | None:
-    parts = []
-    if rotation_confidence < pipe.min_rotation_confidence:
-        parts.append(f"rotation confidence {rotation_confidence:.3f} < "
-                     f"{pipe.min_rotation_confidence:g}")
-    if class_probability < pipe.min_class_probability:
-        parts.append(f"class probability {class_probability:.3f} < "
-                     f"{pipe.min_class_probability:g}")
-    return "; ".join(parts) or None
+def _rotation_proba(pipe, details, images) -> np.ndarray:
+    """The RotNet's probabilities: from ``details`` when the pipeline gives them, else one
+    more RotNet pass."""
+    proba = getattr(details, "rotation_proba", None)
+    if proba is None:
+        _, proba = pipe.predict_rotation(images, return_proba=True)
+    return np.asarray(proba, np.float64).reshape(len(images), len(pipe.angles))
 
 
-def _rows(pipe, records: Sequence[ImageRecord]) -> list[dict]:
-    details = pipe.predict_details([r.image for r in records])
-    rows = []
+def _results(pipe, records: Sequence[ImageRecord], *, max_tilt: float,
+             straighten: bool) -> list[FileResult]:
+    images = [r.image for r in records]
+    details = pipe.predict_details(images)
+    found = orientations(details.rotation, angles=pipe.angles, max_tilt=max_tilt,
+                         proba=_rotation_proba(pipe, details, images))
+    given = getattr(details, "reasons", None)  # a pipeline that explains its review flags
+    results = []
     for i, record in enumerate(records):
         rot_conf, class_p = float(details.rotation_confidence[i]), \
             float(details.class_probability[i])
-        rows.append({
-            "path": str(record.path),
-            "status": "review" if details.review[i] else "ok",
-            "reason": _reason(pipe, rot_conf, class_p),
-            "class_index": int(details.class_index[i]),
-            "class_name": str(details.class_name[i]),
-            "class_probability": class_p,
-            "rotation": float(details.rotation[i]),
-            "rotation_confidence": rot_conf,
-            "upright_copy": None,
-        })
-    return rows
+        if given is not None:
+            reasons = list(given[i])
+        else:
+            reasons = confidence_reasons(
+                rot_conf, class_p, min_rotation_confidence=pipe.min_rotation_confidence,
+                min_class_probability=pipe.min_class_probability)
+        if bool(details.review[i]) and not any(r.review for r in reasons):
+            reasons.append(Reason("pipeline_review", "marked for review by the pipeline"))
+        reasons += orientation_reasons(found[i], straighten=straighten)
+        answer = {"class_index": int(details.class_index[i]),
+                  "class_name": str(details.class_name[i]),
+                  "class_probability": class_p, "rotation_confidence": rot_conf}
+        results.append(FileResult(record, answer, found[i], reasons,
+                                  copy_plan(found[i], reasons, straighten=straighten)))
+    return results
 
 
-def _unreadable(record: ImageRecord) -> dict:
-    return {**dict.fromkeys(ROW_FIELDS), "path": str(record.path), "status": "unreadable",
-            "reason": record.error}
-
-
-def predict_files(pipe, inputs, recursive: bool = False,
-                  batch_size: int = 64) -> Iterator[FileResult]:
+def predict_files(pipe, inputs, *, recursive: bool = False, batch_size: int = 64,
+                  max_tilt: float | None = None,
+                  straighten: bool = False) -> Iterator[FileResult]:
     """Stream image files through a pipeline; one :class:`FileResult` per file, in order.
 
     Parameters
     ----------
     pipe : RISCPipeline
-        Its ``min_rotation_confidence`` / ``min_class_probability`` decide the
-        ``"review"`` status.
+        Its review thresholds decide the confidence reasons.
     inputs : path or sequence of paths
         Files and folders (see :func:`risc_tf.io.find_image_files`).
     recursive : bool, default False
         Also look in subfolders.
     batch_size : int, default 64
-        Images read before each pipeline call (the memory bound).
+        Files read before each pipeline call (the memory bound).
+    max_tilt : float, optional
+        Degrees between the RotNet's refined estimate and its predicted angle
+        beyond which a file is turned off the pipeline's angle set (status
+        ``"review"``, no exact copy); see :func:`risc_tf.decisions.orientations`.
+    straighten : bool, default False
+        Plan resampled ("straightened") copies for rotations that no quarter
+        turn undoes, and do not send in-set non-quarter-turn rotations to review.
 
     Raises
     ------
     FileNotFoundError, ValueError
         A path that does not exist, an empty folder or one without image files
-        (raised before anything is read). Problems of single files never
-        raise: they become ``"unreadable"`` rows.
+        (raised before anything is read); bad ``batch_size`` or ``max_tilt``.
+        Problems of single files never raise: they become ``"unreadable"`` rows.
+
+    Examples
+    --------
+    >>> for result in predict_files(pipe, "scans/"):  # doctest: +SKIP
+    ...     print(result.row["path"], result.status, result.reasons)
+    """
+    records = iter_images(inputs, recursive=recursive)  # checks the inputs now
+    return predict_records(pipe, records, batch_size=batch_size, max_tilt=max_tilt,
+                           straighten=straighten)
+
+
+def predict_records(pipe, records: Iterable[ImageRecord], *, batch_size: int = 64,
+                    max_tilt: float | None = None,
+                    straighten: bool = False) -> Iterator[FileResult]:
+    """:func:`predict_files` on records already being read (e.g. one shard's files).
+
+    Parameters
+    ----------
+    records : iterable of ImageRecord
+        E.g. ``(risc_tf.io.read_record(p) for p in paths)``; consumed lazily.
+
+    Other parameters and errors as :func:`predict_files` (the options are
+    checked when this function is called).
     """
     batch_size = check_int("batch_size", batch_size)
+    if max_tilt is None:
+        max_tilt = default_max_tilt(pipe.angles)
+    orientations([0.0], angles=pipe.angles, max_tilt=max_tilt)  # checks max_tilt now
+    return _stream(pipe, iter(records), batch_size=batch_size, max_tilt=max_tilt,
+                   straighten=straighten)
+
+
+def _stream(pipe, records, *, batch_size: int, max_tilt: float,
+            straighten: bool) -> Iterator[FileResult]:
     pending: list[ImageRecord] = []
     order: list[ImageRecord] = []
 
     def flush():
-        rows = iter(_rows(pipe, pending)) if pending else iter(())
+        done = iter(_results(pipe, pending, max_tilt=max_tilt, straighten=straighten)
+                    if pending else ())
         for record in order:
-            yield FileResult(next(rows) if record.ok else _unreadable(record), record)
+            yield next(done) if record.ok else \
+                FileResult(record, reasons=[Reason("unreadable", record.error)])
         pending.clear()
         order.clear()
 
-    for record in iter_images(inputs, recursive=recursive):
+    for record in records:
         order.append(record)
         if record.ok:
             pending.append(record)
-        if len(pending) == batch_size:
+        if len(order) == batch_size:  # a batch: the readable files of batch_size files
             yield from flush()
     yield from flush()

@@ -22,14 +22,15 @@ SUBPACKAGES = ("fast", "explain", "experiments", "commands")
 FLOORS: dict[str, int] = {
     # foundations: validation, writing files, the version, lazy exports, saving figures
     "_version": 0, "lazy": 0, "validation": 0, "atomic": 0, "figures": 0, "tf_logs": 0,
+    "staging": 0, "progress": 0, "determinism": 0,
     # data: MedMNIST and a user's own image files
     "catalog": 1, "download": 1, "data": 1, "imagefiles": 1, "pillow_io": 1, "dicom": 1,
-    "io": 1,
+    "io": 1, "thumbnails": 1, "straighten": 1,
     # rotation, RotNet heads and input normalisation
     "angles": 2, "paper": 2, "rotation": 2, "resample": 2, "heads": 2, "preprocessing": 2,
     "augment": 2,
     # measures: metrics and statistics of arrays (no model)
-    "metrics": 3, "statistics": 3,
+    "metrics": 3, "statistics": 3, "verdicts": 3,
     # tf.data pipelines and batching
     "datasets": 4, "inputs": 4,
     # models
@@ -38,9 +39,10 @@ FLOORS: dict[str, int] = {
     "distribute": 6, "recalibration": 6, "training_options": 6, "training": 6, "stages": 6,
     # the pipeline, its corrections, what it is trusted with, its files and its exports
     "corrections": 7, "calibration": 7, "thresholds": 7, "ood": 7, "pipeline_files": 7,
-    "export_onnx": 7, "export": 7, "pipeline": 7,
+    "export_onnx": 7, "export": 7, "fused": 7, "pipeline": 7,
     # evaluation and what is made of a pipeline's answers
-    "evaluation": 8, "trust": 8, "scans": 8, "review": 8,
+    "evaluation": 8, "trust": 8, "scans": 8, "review": 8, "decisions": 8, "rowfiles": 8,
+    "shards": 8, "prediction_run": 8,
     # experiments and explanations
     "experiments": 9, "explain": 9,
     # the command line

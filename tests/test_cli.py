@@ -15,7 +15,7 @@ from tests.conftest import requires_data as needs_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ("train-rotnet", "train-classifier", "evaluate", "reproduce")
-ALL_COMMANDS = (*SUBCOMMANDS, "aggregate", "explain", "predict", "export", "tune")
+ALL_COMMANDS = (*SUBCOMMANDS, "aggregate", "explain", "predict", "merge", "export", "tune")
 TINY = ["--backbone", "small", "--epochs", "1", "--batch-size", "32", "--quiet"]
 
 
@@ -92,7 +92,10 @@ def test_help_version_and_argument_errors_do_not_load_tensorflow():
         "from risc_tf.cli import main\n"
         "for argv in (['--help'], ['--version'], ['reproduce', '--help'],\n"
         "             ['reproduce', '--dataset', 'pneumoniamnist', '--epochs', '0',\n"
-        "              '--output', 'x'], ['predict', '--help'], ['explain', '--help']):\n"
+        "              '--output', 'x'], ['predict', '--help'], ['explain', '--help'],\n"
+        "             ['merge', '--help'], ['merge', 'nowhere.csv', '--output', 'm.csv'],\n"
+        "             ['predict', '--pipeline', 'p', '.', '--output', 'p.csv',\n"
+        "              '--shard', '3/2']):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"

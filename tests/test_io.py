@@ -396,6 +396,73 @@ def test_dicom_without_pydicom_says_how_to_install(tmp_path, monkeypatch):
     assert read_record(_save(tmp_path / "b.png", STORED)).ok  # other formats unaffected
 
 
+def _acr_nema(path: Path, pixels: np.ndarray, **elements) -> Path:
+    """A DICOM file as archives hold them from before Part 10: no preamble, no 'DICM', no file
+    meta, implicit VR little endian, no SOP Class."""
+    from pydicom.dataset import Dataset
+    from pydicom.filewriter import dcmwrite
+
+    ds = Dataset()
+    ds.Modality = "CR"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelData = pixels.astype("<u2").tobytes()
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    dcmwrite(path, ds, implicit_vr=True, little_endian=True)
+    assert path.read_bytes()[128:132] != b"DICM"
+    return path
+
+
+@needs_pydicom
+def test_acr_nema_dicom_without_preamble_or_file_meta_is_read_and_copied(tmp_path):
+    import pydicom
+
+    for name in ("old.dcm", "IM0001"):  # a DICOM suffix, or none (named explicitly)
+        path = _acr_nema(tmp_path / name, STORED)
+        record = read_record(path)
+        assert record.ok, record.error
+        assert record.info["transfer_syntax"] == "Implicit VR Little Endian"
+        np.testing.assert_allclose(record.image, (STORED - 100.0) / (STORED.max() - 100.0),
+                                   atol=1e-6)
+        copy = pydicom.dcmread(write_upright_copy(path, 1, tmp_path / f"up_{name}"))
+        assert np.array_equal(copy.pixel_array, np.rot90(STORED, 1))
+        assert copy.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+        assert list(copy.ImageType) == ["DERIVED", "SECONDARY"]  # no ImageType before
+        assert "no SOP Class (ACR-NEMA)" in copy.DerivationDescription
+    (tmp_path / "notes").write_text("no image, no DICOM")  # no suffix, not DICOM either
+    assert _error(tmp_path / "notes") == "not an image file (cannot identify image)"
+
+
+@needs_pydicom
+def test_dicom_copy_is_derived_even_without_image_type(tmp_path):
+    import pydicom
+
+    _dicom(tmp_path / "a.dcm", STORED)  # no ImageType
+    copy = pydicom.dcmread(write_upright_copy(tmp_path / "a.dcm", 2, tmp_path / "out"))
+    assert list(copy.ImageType) == ["DERIVED", "SECONDARY"]
+
+
+def test_names_that_are_not_utf8_have_one_escaped_form():
+    from risc_tf.imagefiles import display_path, escape_text
+
+    name = os.fsdecode(b"ward\xff/scan\xe9.png")
+    assert escape_text(name) == "ward\\xff/scan\\xe9.png"
+    assert escape_text(name) == os.fsencode(name).decode("utf-8", "backslashreplace")
+    assert display_path(Path("caf\u00e9.png")) == "caf\u00e9.png"  # valid UTF-8: unchanged
+    assert escape_text("\ud800") == "\\ud800"  # any other lone surrogate
+
+
+def test_options_are_keyword_only(tmp_path):
+    _save(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    for call in (lambda: find_image_files(tmp_path, True), lambda: iter_images(tmp_path, True),
+                 lambda: load_images(tmp_path, True),
+                 lambda: write_upright_copy(tmp_path / "a.png", 1, tmp_path / "o", tmp_path)):
+        with pytest.raises(TypeError, match="positional argument"):
+            call()
+
+
 # -- writing upright copies -----------------------------------------------------------
 
 
@@ -563,7 +630,9 @@ def test_docstring_examples_hold():
 def test_reading_modules_import_neither_tensorflow_nor_pydicom():
     code = (
         "import sys, types; pkg = types.ModuleType('risc_tf'); pkg.__path__ = ['risc_tf'];"
-        "sys.modules['risc_tf'] = pkg; import risc_tf.io, risc_tf.review;"
+        "sys.modules['risc_tf'] = pkg; import risc_tf.io, risc_tf.review, risc_tf.decisions,"
+        "risc_tf.scans, risc_tf.straighten, risc_tf.shards, risc_tf.prediction_run,"
+        "risc_tf.staging, risc_tf.commands.predict, risc_tf.commands.merge;"
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'tensorflow', 'keras', 'matplotlib', 'pydicom'}))"
     )

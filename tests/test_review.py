@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 import risc_tf.review as review
-from risc_tf.review import thumbnail, write_review_page
+from risc_tf.review import write_review_page
+from risc_tf.thumbnails import thumbnail
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -163,3 +164,28 @@ def test_page_renders_in_headless_chromium(tmp_path):
     background = np.all(np.abs(pixels - [244, 245, 247]) <= 2, axis=1).mean()
     thumb_boxes = np.all(pixels <= 40, axis=1).mean()  # the dark thumbnail frames and images
     assert background > 0.3 and thumb_boxes > 0.01  # the style sheet was applied
+
+
+def test_to_check_lists_every_review_row_copies_apart_and_a_table_past_the_previews(tmp_path):
+    from risc_tf.review import ReviewPage
+
+    rows = [{"path": f"r{i}.png", "status": "review", "reason": "class probability 0.5 < 0.8",
+             "rotation": 0.0, "rotated": False} for i in range(5)]
+    rows += [{"path": "tilt.png", "status": "review", "reason": "turned about 45 degrees",
+              "reason_codes": "off_angle_set", "rotation": 0.0, "estimated_rotation": 45.0,
+              "rotated": True, "copy_kind": "straightened"},
+             {"path": "q.png", "status": "ok", "rotation": 90.0, "rotated": True,
+              "copy_kind": "exact"},
+             {"path": "fine.png", "status": "ok", "rotation": 0.0, "rotated": False}]
+    with ReviewPage(tmp_path / "p.html", preview_limit=3) as page:
+        for row in rows:
+            page.add(row, np.zeros((8, 8), np.uint8) if page.wants_preview(row) else None)
+    text = page.path.read_text(encoding="utf-8")
+    assert "To check (7)" in text and text.count('<article class="card ') == 3
+    assert "Previews of the first 3 of 7" in text
+    assert all(f"r{i}.png" in text for i in range(5)) and "fine.png" not in text
+    assert '<td>45°</td><td>turned about 45 degrees</td>' in text  # in the table
+    assert ">exact copies 1</span>" in text and ">straightened copies 1</span>" in text
+    assert ">rotated 2</span>" in text and ">review 6</span>" in text
+    with pytest.raises(ValueError, match="copy_kind"):
+        write_review_page([{"path": "a", "status": "ok", "copy_kind": "fuzzy"}], tmp_path / "x")

@@ -1,80 +1,88 @@
 """``risc-tf predict``: a saved pipeline on a user's own image files, to a CSV or JSON file.
 
-One row per file (path, class index and name, class probability, predicted
-rotation, rotation confidence, status ok / review / unreadable with the
-reason); optional upright copies of the rotated files and a review page.
-Files are streamed (bounded memory); a file that cannot be read becomes a row,
-never a traceback, and is counted in the closing summary. Every output is
-written under a temporary name and moved into place at the end.
+Parses the options, calls :func:`risc_tf.prediction_run.plan_predictions`
+(every output checked, no model loaded) and
+:func:`risc_tf.prediction_run.run_predictions`, and prints the summary. The
+decisions (status, reasons, rotation, copies) are the library's
+(:mod:`risc_tf.decisions`); every path printed is escaped as in the
+predictions file (:func:`risc_tf.imagefiles.escape_text`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import os
-from pathlib import Path
+import contextlib
+import sys
 
-from risc_tf.commands._common import output_file, positive_int, probability
+from risc_tf.commands._common import positive_int, probability
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "cli_errors", "echo"]
 
-#: Most cards on the review page (the page says how many more were flagged).
-REPORT_LIMIT = 500
-
-
-def _check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
-    """Everything about the outputs that can be refused before any model is loaded."""
-    output_file(args.output, args.overwrite, (".csv", ".json"))
-    if args.report:
-        output_file(args.report, args.overwrite, (".html",))
-    if args.fix_orientation:
-        outdir = Path(args.fix_orientation).resolve()
-        for source in inputs:
-            folder = source.resolve() if source.is_dir() else source.resolve().parent
-            if outdir == folder or folder in outdir.parents:
-                raise ValueError(f"--fix-orientation {args.fix_orientation} is inside the input "
-                                 f"folder {source}: choose a folder outside the inputs")
-        if outdir.exists() and not outdir.is_dir():
-            raise FileExistsError(f"--fix-orientation {args.fix_orientation} is a file")
+#: Library argument names -> the flags that set them, for error messages.
+FLAGS = {"output": "--output", "report": "--report", "fix_orientation": "--fix-orientation",
+         "shard record": "--output (shard record)", "max_tilt": "--max-tilt",
+         "batch_size": "--batch-size"}
 
 
-class _Rows:
-    """Rows to a CSV file (streamed) or a JSON file (written at the end)."""
+@contextlib.contextmanager
+def cli_errors():
+    """Say the command-line flag where a library error names its argument."""
+    try:
+        yield
+    except (ValueError, OSError) as err:
+        text = str(err).replace("pass overwrite=True", "pass --overwrite")
+        for name, flag in FLAGS.items():
+            if text.startswith(name + " "):
+                text = flag + text[len(name):]
+                break
+        if text == str(err):
+            raise
+        if isinstance(err, OSError):
+            raise type(err)(text) from None
+        raise ValueError(text) from None
 
-    def __init__(self, part: Path, csv_format: bool, fields: tuple[str, ...]):
-        self.part, self.fields, self.rows = part, fields, []
-        self.file = open(part, "w", newline="", encoding="utf-8") if csv_format else None  # noqa: SIM115
-        if self.file is not None:
-            self.csv = csv.DictWriter(self.file, fieldnames=fields)
-            self.csv.writeheader()
 
-    def add(self, row: dict) -> None:
-        if self.file is not None:
-            self.csv.writerow({k: "" if row.get(k) is None else row[k] for k in self.fields})
-        else:
-            self.rows.append({k: row.get(k) for k in self.fields})
+def echo(text: str = "") -> None:
+    """Print one line: file-name bytes that are not UTF-8 as ``\\xHH``, and anything the
+    output's encoding cannot hold backslash-escaped (never an encoding error)."""
+    from risc_tf.imagefiles import escape_text
 
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        else:
-            self.part.write_text(json.dumps(self.rows, indent=1), encoding="utf-8")
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    text = escape_text(text).encode(encoding, "backslashreplace").decode(encoding)
+    print(text, file=stream)
+
+
+def shard_arg(text: str):
+    """argparse type: ``K/N`` (K from 0)."""
+    from risc_tf.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).replace("shard K/N", "K/N")) from None
+
+
+def tilt_arg(text: str) -> float:
+    """argparse type: degrees > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 180:
+        raise argparse.ArgumentTypeError(f"must be degrees in (0, 180); got {text!r}")
+    return value
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import numpy as np
+    from risc_tf.imagefiles import display_path
+    from risc_tf.prediction_run import plan_predictions, run_predictions
 
-    from risc_tf.angles import match_angles
-    from risc_tf.atomic import atomic_output
-    from risc_tf.io import find_image_files
-    from risc_tf.review import thumbnail, write_review_page
-    from risc_tf.scans import ROW_FIELDS, predict_files, quarter_turns_to_undo
-
-    inputs = [Path(p) for p in args.inputs]
-    files = find_image_files(inputs, recursive=args.recursive)  # bad paths: exit 2 now
-    _check_outputs(args, inputs)
+    with cli_errors():  # bad outputs and inputs: exit 2 before any model or image is loaded
+        plan = plan_predictions(args.inputs, args.output, recursive=args.recursive,
+                                report=args.report, fix_orientation=args.fix_orientation,
+                                overwrite=args.overwrite, shard=args.shard,
+                                batch_size=args.batch_size)
     from risc_tf.pipeline import RISCPipeline
 
     pipe = RISCPipeline.load(args.pipeline)
@@ -84,120 +92,91 @@ def run_predict(args: argparse.Namespace) -> int:
         pipe.min_class_probability = args.min_class_probability
     bar = None
     if not args.quiet:
-        import keras
+        from risc_tf.progress import Progress
 
-        bar = keras.utils.Progbar(len(files), unit_name="file")
-    counts = {"ok": 0, "review": 0, "unreadable": 0}
-    rotated, flagged, copies, report_rows, thumbs, reasons = 0, 0, 0, [], {}, []
-    written: set[Path] = set()  # upright copies of this run: never overwritten by a later one
-    root = _common_root(inputs)
-    with atomic_output(args.output) as part:  # nothing half-written, whatever happens
-        rows = _Rows(part, Path(args.output).suffix.lower() == ".csv", ROW_FIELDS)
-        try:
-            for result in predict_files(pipe, inputs, args.recursive, args.batch_size):
-                row = result.row
-                counts[row["status"]] += 1
-                turns = None if row["status"] == "unreadable" else \
-                    quarter_turns_to_undo(row["rotation"])
-                is_rotated = row["status"] != "unreadable" and \
-                    match_angles(row["rotation"], (0.0,)) < 0
-                if row["status"] == "unreadable":
-                    reasons.append(f"{row['path']}: {row['reason']}")
-                elif is_rotated:
-                    rotated += 1
-                    if args.fix_orientation and turns:
-                        copies += _upright_copy(result, turns, args, root, written, row)
-                rows.add(row)
-                if args.report:
-                    report_rows.append(row)
-                    to_show = row["status"] == "review" or is_rotated
-                    flagged += to_show
-                    if to_show and len(thumbs) < REPORT_LIMIT:
-                        upright = None if turns is None else np.rot90(result.image, turns)
-                        thumbs[row["path"]] = (thumbnail(result.image),
-                                               None if upright is None else thumbnail(upright))
-                if bar is not None:
-                    bar.add(1)
-        finally:
-            rows.close()
-        if counts["ok"] + counts["review"] == 0:
-            raise ValueError(f"none of the {len(files)} files could be read (first: "
-                             f"{reasons[0] if reasons else 'none'}); nothing was written")
-    if args.report:
-        title = f"risc_tf predictions: {len(report_rows)} files"
-        if flagged > len(thumbs):
-            title += f" (previews of the first {len(thumbs)} of {flagged} flagged)"
-        write_review_page(report_rows, args.report, title=title, thumbnails=thumbs)
-    print(f"{len(files)} files: {counts['ok']} ok, {counts['review']} to review, "
-          f"{counts['unreadable']} unreadable; {rotated} found rotated"
-          + (f", {copies} upright copies in {args.fix_orientation}" if args.fix_orientation
-             else ""))
-    for line in reasons[:10]:
-        print(f"  unreadable: {line}")
-    if len(reasons) > 10:
-        print(f"  ... and {len(reasons) - 10} more (see {args.output})")
-    print(f"written: {args.output}" + (f", {args.report}" if args.report else ""))
+        bar = Progress(len(plan.files), stream=sys.stderr)
+    with cli_errors():
+        summary = run_predictions(pipe, plan, straighten=args.straighten,
+                                  max_tilt=args.max_tilt,
+                                  on_file=None if bar is None else (lambda _: bar.add(1)))
+    if bar is not None:
+        bar.close()
+    recovered = summary.recovered
+    if recovered["removed"] or recovered["finished"]:
+        echo(f"cleaned up after interrupted runs: removed the temporary files of "
+             f"{recovered['removed']}, finished putting in place the outputs of "
+             f"{recovered['finished']}")
+    counts, copies = summary.counts, summary.copies
+    line = (f"{summary.files} files" + (f" (shard {plan.shard})" if plan.shard else "") +
+            f": {counts['ok']} ok, {counts['review']} to review, {counts['unreadable']} "
+            f"unreadable; {summary.rotated} found rotated")
+    if plan.fix_orientation is not None:
+        line += (f", {copies['exact']} exact upright copies" +
+                 (f" and {copies['straightened']} straightened (resampled) copies"
+                  if args.straighten else "") + f" in {display_path(plan.fix_orientation)}")
+        if summary.no_copy:
+            line += f" ({summary.no_copy} could not be written: see the reason column)"
+    echo(line)
+    for path, reason in summary.unreadable:
+        echo(f"  unreadable: {path}: {reason}")
+    if counts["unreadable"] > len(summary.unreadable):
+        echo(f"  ... and {counts['unreadable'] - len(summary.unreadable)} more (see "
+             f"{display_path(plan.output)})")
+    echo("written: " + ", ".join(display_path(p) for p in summary.written))
     return 0
-
-
-def _common_root(inputs: list[Path]) -> Path:
-    """The folder the upright copies keep their paths relative to: the inputs' common folder."""
-    folders = [p.resolve() if p.is_dir() else p.resolve().parent for p in inputs]
-    return Path(os.path.commonpath(folders))
-
-
-def _upright_copy(result, turns: int, args, root: Path, written: set, row: dict) -> int:
-    """Write one upright copy; a problem becomes part of the row's reason, never an error."""
-    from risc_tf.io import write_upright_copy
-
-    target = Path(args.fix_orientation).resolve() / Path(result.record.path).resolve() \
-        .relative_to(root)
-    try:
-        if target in written:
-            raise FileExistsError(f"{target} was written for another file of this run")
-        copy = write_upright_copy(result.record, turns, args.fix_orientation, relative_to=root,
-                                  overwrite=args.overwrite)
-    except (OSError, ValueError) as err:
-        row["reason"] = "; ".join(filter(None, [row["reason"], f"no upright copy: {err}"]))
-        return 0
-    written.add(Path(copy).resolve())
-    row["upright_copy"] = str(copy)
-    return 1
 
 
 def add_parser(subparsers) -> None:
     """Register ``predict``."""
+    from risc_tf.decisions import DEFAULT_MAX_TILT
+
     p = subparsers.add_parser(
         "predict", help="run a saved pipeline on your own image files (PNG, JPEG, TIFF, DICOM)",
         description="Run a saved pipeline on your own image files (PNG, JPEG, BMP, GIF, TIFF, "
-                    "DICOM): one row per file in a CSV or JSON file (path, class, class "
-                    "probability, predicted rotation, rotation confidence, status ok / review "
-                    "/ unreadable), optional upright copies and a review page. Files are "
-                    "streamed; an unreadable file becomes a row. Exit code 0 when at least one "
-                    "file was read, otherwise 2 with the reason.",
+                    "DICOM): one row per file in a CSV or JSON file (path, status ok / review "
+                    "/ unreadable with the reasons, class, class probability, predicted and "
+                    "estimated rotation, rotation confidence, upright copy), optional upright "
+                    "copies and a review page. Files are streamed; an unreadable file becomes "
+                    "a row. Outputs appear together at the end (a killed run leaves none; the "
+                    "next run cleans up). Exit code 0 when at least one file was read, "
+                    "otherwise 2 with the reason.",
         epilog="example: risc-tf predict --pipeline runs/pneumonia scans/ --output "
                "predictions.csv --fix-orientation upright/ --report review.html")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
     p.add_argument("--pipeline", required=True, metavar="DIR",
                    help="a saved RISCPipeline folder, or a risc-tf reproduce run folder")
     p.add_argument("--output", required=True, metavar="FILE",
-                   help="predictions file: .csv or .json")
+                   help="predictions file: .csv or .json (its folder must exist)")
     p.add_argument("--recursive", action="store_true", help="also read subfolders")
     p.add_argument("--fix-orientation", metavar="OUTDIR",
-                   help="write upright copies of the rotated files here (lossless quarter "
-                        "turns, same format; JPEG re-encoded with its own tables; never "
-                        "inside the inputs)")
+                   help="write upright copies of the files found rotated here: exact "
+                        "(lossless) quarter turns when the rotation is a confident quarter "
+                        "turn, same format; never inside the inputs")
+    p.add_argument("--straighten", action="store_true",
+                   help="also write resampled copies (interpolated, on an expanded canvas) of "
+                        "files turned by other angles; without it such files get status "
+                        "review and no copy")
+    p.add_argument("--max-tilt", type=tilt_arg, metavar="DEG",
+                   help="degrees between the RotNet's refined angle estimate and its predicted "
+                        "angle beyond which a file is turned off the pipeline's angle set "
+                        f"(status review; default {DEFAULT_MAX_TILT:g}, or a third of the "
+                        "set's smallest gap if less)")
     p.add_argument("--report", metavar="FILE.html",
                    help="a static review page: original beside corrected for every image "
-                        "flagged for review or found rotated")
+                        "to review or found rotated")
     p.add_argument("--min-rotation-confidence", type=probability, metavar="P",
                    help="mark images whose rotation confidence is below P for review "
                         "(default: the pipeline's)")
     p.add_argument("--min-class-probability", type=probability, metavar="P",
-                   help="mark images whose class probability is below P for review")
+                   help="mark images whose class probability is below P for review "
+                        "(default: the pipeline's)")
+    p.add_argument("--shard", type=shard_arg, metavar="K/N",
+                   help="run on block K of N of the sorted file list (K from 0 to N-1, e.g. "
+                        "$JOB_COMPLETION_INDEX/N); join the shards with risc-tf merge")
     p.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
-                   help="images read before each model call (default 64)")
+                   help="files read before each model call (default 64); shards are made of "
+                        "whole batches")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files and copies")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run_predict)

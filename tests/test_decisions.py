@@ -1,0 +1,145 @@
+"""risc_tf.decisions and risc_tf.scans: status, reasons, rotation and copy policy of each file."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+import risc_tf.decisions as decisions
+from risc_tf.decisions import (
+    Orientation,
+    Reason,
+    confidence_reasons,
+    copy_plan,
+    default_max_tilt,
+    orientation_reasons,
+    orientations,
+    status_of,
+)
+from risc_tf.io import ImageRecord
+from risc_tf.scans import predict_records
+from tests.predict_stub import StubPipeline, code_image
+
+QUARTERS = (0, 90, 180, 270)
+EIGHTHS = tuple(range(0, 360, 45))
+
+
+def test_docstring_examples_hold():
+    result = doctest.testmod(decisions)
+    assert result.attempted >= 6 and result.failed == 0
+
+
+def test_an_exact_confident_quarter_turn_gets_an_exact_copy_and_no_reason():
+    [o] = orientations([270.0], angles=QUARTERS, proba=[[0.01, 0.0, 0.01, 0.98]])
+    assert (o.rotated, o.off_set, o.quarter_turns) == (True, False, 1)
+    assert orientation_reasons(o) == []
+    plan = copy_plan(o, [])
+    assert (plan.kind, plan.quarter_turns, plan.angle) == ("exact", 1, 90.0)
+    assert copy_plan(o, confidence_reasons(0.5, 0.9, min_rotation_confidence=0.9)) is None
+
+
+def test_off_the_angle_set_is_review_with_the_estimate_and_never_an_exact_copy():
+    [o] = orientations([90.0], angles=QUARTERS, proba=[[0.0, 0.6, 0.4, 0.0]])
+    assert o.off_set and round(o.estimate) == 126 and o.neighbours == (90.0, 180.0)
+    [reason] = orientation_reasons(o)
+    assert reason.code == "off_angle_set" and "about 126 degrees" in reason.text
+    assert status_of([reason]) == "review"
+    assert copy_plan(o, [reason]) is None
+    plan = copy_plan(o, [reason], straighten=True)  # resampled by the estimate
+    assert plan.kind == "straightened" and plan.angle == pytest.approx(-126.0)
+    assert orientation_reasons(o, straighten=True)[0].code == "off_angle_set"  # still review
+
+
+def test_a_set_angle_that_is_not_a_quarter_turn_is_review_unless_straightened():
+    [o] = orientations([45.0], angles=EIGHTHS, proba=[[0, 1.0, 0, 0, 0, 0, 0, 0]])
+    assert o.rotated and not o.off_set and o.quarter_turns is None
+    assert [r.code for r in orientation_reasons(o)] == ["not_quarter_turn"]
+    assert copy_plan(o, []) is None
+    assert orientation_reasons(o, straighten=True) == []
+    assert copy_plan(o, [], straighten=True).kind == "straightened"
+
+
+def test_upright_and_the_tolerance():
+    [upright, slight] = orientations([0.0, 0.0], angles=QUARTERS,
+                                     proba=[[1, 0, 0, 0], [0.92, 0.08, 0, 0]])
+    assert not upright.rotated and copy_plan(upright, []) is None
+    assert not slight.off_set and round(slight.estimate, 1) == 7.2  # within 10 degrees
+    assert default_max_tilt(QUARTERS) == 10 and default_max_tilt(range(0, 360, 15)) == 5
+    assert orientations([0.0], angles=QUARTERS, proba=[[0.92, 0.08, 0, 0]],
+                        max_tilt=5)[0].off_set
+    for bad in (0, -1, 46, float("nan")):
+        with pytest.raises(ValueError, match="max_tilt"):
+            orientations([0.0], angles=QUARTERS, max_tilt=bad)
+    with pytest.raises(ValueError, match="proba must have shape"):
+        orientations([0.0], angles=QUARTERS, proba=[[1, 0, 0]])
+    assert orientations([90.0], angles=QUARTERS)[0] == Orientation(90.0, 90.0)  # no proba
+
+
+def test_status_from_reasons():
+    assert status_of([]) == "ok"
+    assert status_of([Reason("no_copy", "no upright copy: disk full")]) == "ok"  # a note
+    assert status_of([Reason("low_class_probability", "x")]) == "review"
+    assert status_of([Reason("unreadable", "x"), Reason("low_class_probability", "x")]) == \
+        "unreadable"
+    assert [r.code for r in confidence_reasons(0.5, 0.5, min_rotation_confidence=0.6,
+                                               min_class_probability=0.6)] == \
+        ["low_rotation_confidence", "low_class_probability"]
+
+
+def _records(codes):
+    return [ImageRecord(f"f{i}.png", code_image(c, seed=i)) for i, c in enumerate(codes)]
+
+
+def test_scans_use_the_pipelines_review_flag_and_its_reasons_when_given():
+    class Flagging(StubPipeline):  # a pipeline that flags for a reason this module may not know
+        def predict_details(self, images):
+            details = super().predict_details(images)
+            details.review = np.ones(len(images), bool)
+            return details
+
+    [result] = predict_records(Flagging(), _records([0]))
+    assert result.status == "review" and [r.code for r in result.reasons] == ["pipeline_review"]
+
+    class Explaining(StubPipeline):  # one that gives its reasons: used as they are
+        def predict_details(self, images):
+            details = super().predict_details(images)
+            details.review = np.ones(len(images), bool)
+            details.reasons = [[Reason("unlike_training", "unlike the training images")]] * \
+                len(images)
+            return details
+
+    decisions.REVIEW_CODES |= {"unlike_training"}  # a new reason: one code more
+    try:
+        [result] = predict_records(Explaining(), _records([1]))
+        assert result.status == "review" and result.row["reason"] == "unlike the training images"
+        assert result.copy.kind == "exact"  # the rotation itself is sure: the copy stays
+    finally:
+        decisions.REVIEW_CODES -= {"unlike_training"}
+
+
+def test_scans_take_the_rotnet_probabilities_from_the_details_when_given():
+    class Giving(StubPipeline):
+        def predict_rotation(self, images, return_proba=False):
+            raise AssertionError("a second RotNet pass")
+
+        def predict_details(self, images):
+            details = super().predict_details(images)
+            details.rotation_proba = StubPipeline.predict_rotation(self, images, True)[1]
+            return details
+
+    [a, b] = predict_records(Giving(), _records([1, 4]))
+    assert a.row["estimated_rotation"] == 90.0 and b.row["estimated_rotation"] == 45.0
+    assert b.row["reason_codes"] == "off_angle_set"
+
+
+def test_predict_records_checks_its_options_when_called():
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_records(StubPipeline(), [], batch_size=0)
+    with pytest.raises(ValueError, match="max_tilt"):
+        predict_records(StubPipeline(), [], max_tilt=50)
+    assert list(predict_records(StubPipeline(), [])) == []
+    unreadable = ImageRecord("x.png", None, "not a PNG file")
+    [row] = [r.row for r in predict_records(StubPipeline(), [unreadable])]
+    assert (row["status"], row["reason"], row["rotated"]) == ("unreadable", "not a PNG file", None)
