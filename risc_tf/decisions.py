@@ -10,7 +10,7 @@ review page (:mod:`risc_tf.review`) and ``risc-tf predict`` share:
   reasons and one more code in :data:`REVIEW_CODES`.
 * **Orientation** (:class:`Orientation`, :func:`orientations`): the pipeline's
   predicted angle (one of its angle set), a finer estimate from the RotNet's
-  probabilities (:func:`risc_tf.angles.refine_angle`), whether that estimate
+  probabilities (:func:`risc_tf.heads.refine_angle`), whether that estimate
   lies *between* the set's angles (more than ``max_tilt`` degrees from the
   predicted one: the pipeline cannot undo it exactly), whether the file is
   rotated at all (:func:`is_rotated`, decided here and nowhere else) and the
@@ -36,12 +36,13 @@ import numpy as np
 
 from risc_tf.angles import (
     ANGLE_TOLERANCE,
+    QUARTER_TURNS,
     angle_difference,
     check_angles,
     match_angles,
-    refine_angle,
     smallest_gap,
 )
+from risc_tf.heads import refine_angle
 from risc_tf.validation import check_number
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "Orientation",
     "Reason",
     "confidence_reasons",
+    "continuous_orientations",
     "copy_plan",
     "default_max_tilt",
     "is_rotated",
@@ -70,6 +72,7 @@ REVIEW_CODES = frozenset({
     "low_class_probability",  # the class probability is below the threshold
     "off_angle_set",  # the estimated rotation lies between the pipeline's angles
     "not_quarter_turn",  # a rotation no exact upright copy undoes (without straighten)
+    "unlike_training",  # the out-of-distribution score is above the detector's threshold
     "pipeline_review",  # the pipeline's review flag, without a reason this module knows
 })
 #: Codes of reasons that inform without changing the status.
@@ -120,12 +123,14 @@ def status_of(reasons: Iterable[Reason]) -> str:
 
 def confidence_reasons(rotation_confidence: float, class_probability: float, *,
                        min_rotation_confidence: float = 0.0,
-                       min_class_probability: float = 0.0) -> list[Reason]:
+                       min_class_probability: float = 0.0, ood_score: float | None = None,
+                       ood_threshold: float | None = None) -> list[Reason]:
     """The review rule of :meth:`risc_tf.RISCPipeline.predict_details`, with its reasons.
 
-    An image goes to review when the RotNet's probability of its predicted
-    rotation is below ``min_rotation_confidence`` or the predicted class's
-    probability is below ``min_class_probability``.
+    An image goes to review when the RotNet's confidence in its predicted rotation
+    is below ``min_rotation_confidence``, the predicted class's probability is
+    below ``min_class_probability``, or its out-of-distribution score is above the
+    detector's ``ood_threshold`` (unlike the training images).
 
     Examples
     --------
@@ -141,6 +146,10 @@ def confidence_reasons(rotation_confidence: float, class_probability: float, *,
         reasons.append(Reason("low_class_probability",
                               f"class probability {class_probability:.3f} < "
                               f"{min_class_probability:g}"))
+    if ood_score is not None and ood_threshold is not None and ood_score > ood_threshold:
+        reasons.append(Reason("unlike_training",
+                              f"unlike the training images (score {ood_score:.4g} > "
+                              f"{ood_threshold:.4g})"))
     return reasons
 
 
@@ -173,7 +182,7 @@ class Orientation:
         counter-clockwise as displayed; the pipeline counter-rotated by it.
     estimate : float
         A finer estimate in [0, 360) from the RotNet's probabilities
-        (:func:`risc_tf.angles.refine_angle`); ``rotation`` when they are unknown.
+        (:func:`risc_tf.heads.refine_angle`); ``rotation`` when they are unknown.
     off_set : bool
         The estimate is more than ``max_tilt`` degrees from ``rotation``: the
         file is turned by an angle between the pipeline's angles.
@@ -248,6 +257,30 @@ def orientations(rotation, *, angles: Sequence[float], proba=None,
     for r, e in zip(rotation, estimate):
         off = bool(abs(float(angle_difference(e, r))) > max_tilt + ANGLE_TOLERANCE)
         out.append(Orientation(float(r), float(e), off, _neighbours(e, table) if off else ()))
+    return out
+
+
+def continuous_orientations(estimate, *, max_tilt: float = DEFAULT_MAX_TILT
+                            ) -> list[Orientation]:
+    """One :class:`Orientation` per image from a continuous angle (a circular RotNet head).
+
+    The pipeline corrected each image by its own estimated angle; an exact upright
+    copy exists only for a quarter turn. An estimate within ``max_tilt`` degrees of
+    a quarter turn counts as that quarter turn; any other is off the quarter turns
+    (review with the estimated tilt, or a straightened copy).
+
+    Examples
+    --------
+    >>> [(o.rotation, o.off_set, o.quarter_turns) for o in continuous_orientations([91.5, 40.0])]
+    [(90.0, False, 3), (0.0, True, None)]
+    """
+    max_tilt = check_number("max_tilt", max_tilt, 0.0, 45.0, include_minimum=False)
+    out = []
+    for e in np.atleast_1d(np.asarray(estimate, np.float64)) % 360.0:
+        nearest = float(np.round(e / 90.0) * 90.0 % 360.0)
+        off = bool(abs(float(angle_difference(e, nearest))) > max_tilt + ANGLE_TOLERANCE)
+        out.append(Orientation(nearest, float(e), off,
+                               _neighbours(e, QUARTER_TURNS) if off else ()))
     return out
 
 

@@ -85,6 +85,8 @@ class Predictions:
         pipeline without a detector.
     unlike_training : np.ndarray of bool
         ``ood_score`` above the detector's threshold (all False without one).
+    rotation_proba : np.ndarray or None
+        ``(N, R)`` the RotNet's (calibrated) probabilities over its angles.
     """
 
     class_index: np.ndarray
@@ -95,6 +97,7 @@ class Predictions:
     review: np.ndarray
     ood_score: np.ndarray | None = None
     unlike_training: np.ndarray | None = None
+    rotation_proba: np.ndarray | None = None
 
     def __post_init__(self):
         if self.unlike_training is None:

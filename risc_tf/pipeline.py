@@ -214,14 +214,15 @@ class RISCPipeline(FusedChain):
             Arrays of length N (N = 1 for a single image).
         """
         out, _ = self._run(images, "details")
-        proba = out[:, : len(self.classes_)]
+        c = len(self.classes_)
+        proba, p_rot = out[:, :c], out[:, c:c + len(self.angles)]
         angle, rot_p, score = out[:, -len(DETAILS):].T
         index, class_p = proba.argmax(axis=1), proba.max(axis=1)
         unlike = np.zeros(len(out), bool) if self.ood is None else score > self.ood.threshold
         review = (rot_p < self.min_rotation_confidence) | \
             (class_p < self.min_class_probability) | unlike
         return Predictions(index, self.classes_[index], class_p, angle, rot_p, review,
-                           None if self.ood is None else score, unlike)
+                           None if self.ood is None else score, unlike, p_rot)
 
     def score(self, images, labels) -> float:
         """Accuracy of :meth:`predict` against integer labels (one per image)."""

@@ -31,6 +31,7 @@ from risc_tf.decisions import (
     Orientation,
     Reason,
     confidence_reasons,
+    continuous_orientations,
     copy_plan,
     default_max_tilt,
     orientation_reasons,
@@ -130,8 +131,14 @@ def _results(pipe, records: Sequence[ImageRecord], *, max_tilt: float,
              straighten: bool) -> list[FileResult]:
     images = [r.image for r in records]
     details = pipe.predict_details(images)
-    found = orientations(details.rotation, angles=pipe.angles, max_tilt=max_tilt,
-                         proba=_rotation_proba(pipe, details, images))
+    if getattr(pipe, "head", "bins") == "circular":  # a continuous angle, read per image
+        found = continuous_orientations(details.rotation,
+                                        **({} if max_tilt is None else {"max_tilt": max_tilt}))
+    else:
+        found = orientations(details.rotation, angles=pipe.angles, max_tilt=max_tilt,
+                             proba=_rotation_proba(pipe, details, images))
+    ood = getattr(pipe, "ood", None)
+    scores = getattr(details, "ood_score", None)
     given = getattr(details, "reasons", None)  # a pipeline that explains its review flags
     results = []
     for i, record in enumerate(records):
@@ -142,7 +149,9 @@ def _results(pipe, records: Sequence[ImageRecord], *, max_tilt: float,
         else:
             reasons = confidence_reasons(
                 rot_conf, class_p, min_rotation_confidence=pipe.min_rotation_confidence,
-                min_class_probability=pipe.min_class_probability)
+                min_class_probability=pipe.min_class_probability,
+                ood_score=None if scores is None else float(scores[i]),
+                ood_threshold=None if ood is None else ood.threshold)
         if bool(details.review[i]) and not any(r.review for r in reasons):
             reasons.append(Reason("pipeline_review", "marked for review by the pipeline"))
         reasons += orientation_reasons(found[i], straighten=straighten)

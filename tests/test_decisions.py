@@ -143,3 +143,26 @@ def test_predict_records_checks_its_options_when_called():
     unreadable = ImageRecord("x.png", None, "not a PNG file")
     [row] = [r.row for r in predict_records(StubPipeline(), [unreadable])]
     assert (row["status"], row["reason"], row["rotated"]) == ("unreadable", "not a PNG file", None)
+
+
+def test_an_image_unlike_the_training_data_goes_to_review():
+    from risc_tf.decisions import confidence_reasons, status_of
+
+    reasons = confidence_reasons(0.99, 0.95, ood_score=80.0, ood_threshold=41.5)
+    assert [r.code for r in reasons] == ["unlike_training"] and status_of(reasons) == "review"
+    assert "unlike the training images" in reasons[0].text
+    assert confidence_reasons(0.99, 0.95, ood_score=12.0, ood_threshold=41.5) == []
+
+
+def test_a_continuous_angle_gets_an_exact_copy_only_near_a_quarter_turn():
+    from risc_tf.decisions import continuous_orientations, copy_plan, orientation_reasons
+
+    near, tilted, upright = continuous_orientations([268.0, 135.0, 359.0], max_tilt=5.0)
+    assert (near.rotation, near.quarter_turns, near.off_set) == (270.0, 1, False)
+    assert copy_plan(near, []).kind == "exact"
+    assert tilted.off_set and tilted.quarter_turns is None and copy_plan(tilted, []) is None
+    assert orientation_reasons(tilted)[0].code == "off_angle_set"
+    assert copy_plan(tilted, [], straighten=True).kind == "straightened"
+    assert not upright.rotated and copy_plan(upright, []) is None
+    with pytest.raises(ValueError, match="max_tilt must be"):
+        continuous_orientations([10.0], max_tilt=50.0)
