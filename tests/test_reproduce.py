@@ -22,7 +22,8 @@ from tests.conftest import DATA_ROOT, requires_data
 
 METHODS = {"classifier", "rotation_augmented", "tta", "risc_hard", "risc_soft"}
 PLOTS = {"training_curves.png", "confusion_matrices.png", "per_angle_accuracy.png",
-         "angle_sweep.png", "rotnet_angle_error.png", "selective_classification.png"}
+         "angle_sweep.png", "rotnet_angle_error.png", "selective_classification.png",
+         "reliability.png"}
 
 
 def _tiny(output, **kw) -> ReproduceConfig:

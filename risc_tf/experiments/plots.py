@@ -25,6 +25,7 @@ PLOTS = {
     "angle_sweep": "angle_sweep.png",
     "rotnet_angle_error": "rotnet_angle_error.png",
     "selective": "selective_classification.png",
+    "reliability": "reliability.png",
 }
 
 _TRAINED = {"rotnet": "RotNet (stage 1)", "classifier": "Upright classifier (stage 2)",
@@ -168,11 +169,22 @@ def selective(results: RunResults, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def reliability(results: RunResults, path: Path) -> Path | None:
+    """Reliability diagrams of both models on the rotated test set, before and after their
+    temperatures (runs that measured them)."""
+    if not results.trust:
+        return None
+    from risc_tf.trust import plot_trust_report
+
+    return plot_trust_report(results.trust["test"], path)
+
+
 def plot_all(results: RunResults, folder: Path) -> dict[str, str]:
-    """Write every figure of :data:`PLOTS` into ``folder``; return name -> file name."""
+    """Write every figure of :data:`PLOTS` that the results allow into ``folder``; return
+    name -> file name."""
     makers = {"training_curves": training_curves, "confusion_matrices": confusion_matrices,
               "per_angle_accuracy": per_angle_accuracy, "angle_sweep": angle_sweep,
-              "rotnet_angle_error": rotnet_angle_error, "selective": selective}
-    for name, make in makers.items():
-        make(results, Path(folder) / PLOTS[name])
-    return dict(PLOTS)
+              "rotnet_angle_error": rotnet_angle_error, "selective": selective,
+              "reliability": reliability}
+    return {name: PLOTS[name] for name, make in makers.items()
+            if make(results, Path(folder) / PLOTS[name]) is not None}

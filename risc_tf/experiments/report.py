@@ -132,6 +132,42 @@ def _selective_lines(results: RunResults) -> list[str]:
                                   rows) + [""]
 
 
+def _trust_lines(results: RunResults) -> list[str]:
+    """Calibration, the review thresholds chosen on validation, and images unlike the
+    training data."""
+    if not results.trust:
+        return []
+    fit, test = results.trust["fit"], results.trust["test"]
+    lines = ["## Calibration, review thresholds and images unlike the training data", "",
+             "Temperatures, thresholds and the detector were fitted on the validation split "
+             "(the saved pipeline applies them); measured here on the rotated test set "
+             f"({test['bins']} equal-width confidence bins).", ""]
+    lines += markdown_table(
+        ["model", "temperature", "ECE before", "ECE after", "NLL before", "NLL after"],
+        [[name, f"{test[key]['temperature']:.3g}", test[key]["ece_before"],
+          test[key]["ece_after"], test[key]["nll_before"], test[key]["nll_after"]]
+         for key, name in (("rotnet", "RotNet"), ("classifier", "classifier"))])
+    lines.append("")
+    for key, what in (("rotation_threshold", "Rotation confidence"),
+                      ("class_threshold", "Class probability")):
+        t = fit[key]
+        goal = (f"answered accuracy >= {t['target_value']:.3f}" if t["target"] == "min_accuracy"
+                else f"coverage >= {t['target_value']:.3f}")
+        lines.append(f"- {what} threshold {t['threshold']:.4g}, chosen for {goal} "
+                     f"({t['description']}): on validation accuracy {fmt(t['accuracy'])} at "
+                     f"coverage {t['coverage']:.3f}" + ("" if t["met"] else " (not reached)")
+                     + ".")
+    ood = test.get("ood")
+    if ood:
+        lines.append(f"- Images unlike the training images: Mahalanobis score above "
+                     f"{ood['threshold']:.4g} (the {ood['percentile']:g}th percentile on "
+                     f"validation); it flags {ood['in_distribution']['flagged']:.3f} of the "
+                     "rotated test images" + "".join(
+                         f"; {name} test images: AUROC {o['auroc']:.3f}, flagged "
+                         f"{o['flagged']:.3f}" for name, o in ood["other"].items()) + ".")
+    return lines + [""]
+
+
 def render_markdown(results: RunResults) -> str:
     """``results.md``: Tables 1 and 2, per-angle accuracy, sweep, selective, settings."""
     s, d, cfg = results.summary, results.dataset, results.config
@@ -183,7 +219,7 @@ def render_markdown(results: RunResults) -> str:
     rows += [[k, *[r.per_angle_acc.get(a) for a in per_angle]]
              for k, r in ev.rotated.items()]
     out += markdown_table(["method", *[f"{a} deg" for a in per_angle]], rows)
-    out += [""] + _sweep_lines(results) + _selective_lines(results)
+    out += [""] + _sweep_lines(results) + _selective_lines(results) + _trust_lines(results)
     out += ["## Table 2: time", ""]
     out += markdown_table(["model / method", "training (s)", "inference, batched (ms/sample)",
                            "inference, one at a time (ms/sample)"],

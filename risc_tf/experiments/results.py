@@ -290,7 +290,7 @@ class RunResults(Record):
     by :func:`risc_tf.experiments.report.write_results`.
     """
 
-    OPTIONAL = ("summary", "plots", "tilt")
+    OPTIONAL = ("summary", "plots", "tilt", "trust")
     run: RunInfo
     config: dict[str, Any]
     machine: dict[str, Any]
@@ -310,6 +310,10 @@ class RunResults(Record):
     rotated_test_angles: list[float] | None = None
     #: the classifier tilt measured on validation (a circular head with tilt "auto")
     tilt: ResidualTilt | None = None
+    #: calibration, review thresholds and detector fitted on validation (``"fit"``,
+    #: :func:`risc_tf.trust.fit_trust`) and measured on the rotated test set (``"test"``,
+    #: :func:`risc_tf.trust.trust_report`)
+    trust: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
     summary: dict[str, Any] | None = None
     plots: dict[str, str] | None = None

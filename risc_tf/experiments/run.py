@@ -44,8 +44,13 @@ from risc_tf.paper import PAPER_RESULTS
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.saving import save_model
 from risc_tf.stages import build_and_train_classifier, build_and_train_rotnet
+from risc_tf.trust import fit_trust, trust_report
 
-__all__ = ["reproduce"]
+__all__ = ["OTHER_SETS", "reproduce"]
+
+#: MedMNIST sets whose test images, when in the data folder, measure how well the
+#: pipeline tells images unlike its training data (another dataset) from its own.
+OTHER_SETS = ("pneumoniamnist", "retinamnist", "organamnist", "dermamnist", "bloodmnist")
 
 
 def _say(config: ReproduceConfig, message: str) -> None:
@@ -76,6 +81,21 @@ def _train(config: ReproduceConfig, splits, num_classes: int):
             x, y, xv, yv, num_classes=num_classes, input_size=config.input_size,
             backbone=config.backbone, weights=init, augment_angles=augment_angles, **options)
     return models, training, tilt
+
+
+def _other_images(config: ReproduceConfig) -> dict:
+    """Test images of the other MedMNIST sets in the data folder: images unlike the training
+    data, what the out-of-distribution score is measured against."""
+    others = {}
+    for flag in OTHER_SETS:
+        if flag == config.dataset:
+            continue
+        try:
+            others[flag] = load_splits(flag, config.data_root, config.size, splits=("test",),
+                                       verify=config.verify)["test"][0]
+        except (FileNotFoundError, ValueError):  # not in the folder: not measured
+            continue
+    return others
 
 
 def _timing(methods, rotnet_fn, images, samples: int) -> dict:
@@ -164,9 +184,14 @@ def reproduce(config: ReproduceConfig) -> RunResults:
     evaluation = evaluate_models(methods, rotnet, sets, protocol=config.protocol)
     val_sets = evaluation_sets(*splits["val"], config.test_angles, image_size=config.input_size,
                                seed=config.seed, protocol=config.protocol, fill=config.fill)
-    pipe = RISCPipeline(rotnet, classifier, mode=CORRECTIONS[DEPLOYED[config.rotnet_head]].mode,
-                        fill=config.fill,
-                        class_names=names)
+    _say(config, "calibration, review thresholds and the detector of unlike images, fitted "
+                 "on the validation split")
+    pipe, trust_fit = fit_trust(
+        RISCPipeline(rotnet, classifier, mode=CORRECTIONS[DEPLOYED[config.rotnet_head]].mode,
+                     fill=config.fill, class_names=names),
+        *splits["val"], *splits["train"], seed=config.seed)
+    trust = {"fit": trust_fit, "test": trust_report(
+        pipe, *sets["rotated"], other_images=_other_images(config))}
     selective = {split: selective_evaluation(pipe, s["rotated"][0], s["rotated"][1])
                  for split, s in (("val", val_sets), ("test", sets))}
 
@@ -213,6 +238,7 @@ def reproduce(config: ReproduceConfig) -> RunResults:
         "timing": timing,
         "paper": PAPER_RESULTS.get(config.dataset),
         "tilt": tilt,
+        "trust": trust,
         "test_labels": sets["rotated"][1].tolist(),
         "rotated_test_angles": sets["rotated"][2].tolist(),
     })))
