@@ -27,6 +27,7 @@ API = Path(__file__).resolve().parent / "api"
 #: Public modules whose names users call directly but that are not top-level.
 MODULES = (
     "risc_tf.calibration",
+    "risc_tf.corrections",
     "risc_tf.decisions",
     "risc_tf.evaluation",
     "risc_tf.experiments",
@@ -34,6 +35,7 @@ MODULES = (
     "risc_tf.export",
     "risc_tf.features",
     "risc_tf.figures",
+    "risc_tf.heads",
     "risc_tf.io",
     "risc_tf.metrics",
     "risc_tf.ood",
