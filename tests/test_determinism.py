@@ -197,30 +197,40 @@ def test_fit_options_are_checked_once_and_named(tiny, kwargs, message):
 
 # --- seeding before the model is built (the command line and tune) ----------------------------
 
-def test_the_command_lines_scope_seeds_keras_before_the_model_is_built():
-    from risc_tf.commands._common import strategy_scope
+def test_the_stages_seed_keras_before_the_model_is_built(monkeypatch):
+    """train-rotnet, train-classifier, reproduce and tune build through risc_tf.stages: the
+    initial weights follow the run's seed, whatever ran before."""
+    import risc_tf.stages
 
-    built = []
-    for noise in (1, 2):
-        keras.utils.set_random_seed(noise)  # what ran before must not matter
-        with strategy_scope("none", 7):
-            built.append(_weights(build_classifier(2, (8, 8, 3), backbone="small")))
-    assert _same(*built)
-
-
-def test_tune_seeds_each_point_before_building(monkeypatch, tmp_path):
-    import risc_tf.models
-    from risc_tf.experiments.config import ReproduceConfig
-    from risc_tf.experiments.tune import _evaluate_point
-
-    initial, build = [], risc_tf.models.build_classifier
+    initial, build = [], risc_tf.stages.build_classifier
 
     def recording(*args, **kwargs):
         model = build(*args, **kwargs)
         initial.append(_weights(model))
         return model
 
-    monkeypatch.setattr(risc_tf.models, "build_classifier", recording)
+    monkeypatch.setattr(risc_tf.stages, "build_classifier", recording)
+    for noise in (1, 2):
+        keras.utils.set_random_seed(noise)  # what ran before must not matter
+        risc_tf.stages.build_and_train_classifier(
+            X8, Y8, X8[:16], Y8[:16], num_classes=2, input_size=8, backbone="small",
+            epochs=1, batch_size=16, recalibration_batches=1, seed=7, verbose=0)
+    assert _same(*initial)
+
+
+def test_tune_seeds_each_point_before_building(monkeypatch, tmp_path):
+    import risc_tf.stages
+    from risc_tf.experiments.config import ReproduceConfig
+    from risc_tf.experiments.tune import _evaluate_point
+
+    initial, build = [], risc_tf.stages.build_classifier
+
+    def recording(*args, **kwargs):
+        model = build(*args, **kwargs)
+        initial.append(_weights(model))
+        return model
+
+    monkeypatch.setattr(risc_tf.stages, "build_classifier", recording)
     config = ReproduceConfig("pneumoniamnist", tmp_path, backbone="small", input_size=8,
                              epochs=1, batch_size=16, recalibration_batches=1, seed=5,
                              verbose=0).validate()

@@ -142,7 +142,7 @@ def test_details_class_names_and_review_thresholds(models):
     records = d.to_records()
     assert records[0]["class_name"] in ("a", "b", "c") and set(records[0]) == {
         "class_index", "class_name", "class_probability", "rotation", "rotation_confidence",
-        "review"}
+        "review", "ood_score", "unlike_training"}
 
 
 def test_angles_are_the_rotnets_own(models):
