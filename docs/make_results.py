@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from risc_tf.experiments.results import AggregateResults, Spread, load_results
 
@@ -24,6 +25,10 @@ RESULTS = ROOT / "docs" / "results"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 SWEEP_NOTE = ("Over the whole circle (the test set turned by 0, 10, ..., 350 deg; mean +- std over "
               "the seeds; \"other angles\" are the 32 that are not quarter turns):")
+RUNS_NOTE = ("Each run was made in a clean worktree of the commit in the table. The commands are "
+             "shown with an output folder relative to the checkout (`runs/final/<aggregate>`); "
+             "the command recorded in each run's `results.json` names that machine's absolute "
+             "folder.")
 NAMES = {"pneumoniamnist": "PneumoniaMNIST", "retinamnist": "RetinaMNIST",
          "organamnist": "OrganAMNIST"}
 
@@ -106,13 +111,30 @@ def sweep_table(found: list[tuple[str, AggregateResults]]) -> list[str]:
     return _table(head, rows)
 
 
+def published_command(command: str, name: str) -> str:
+    """``command`` as published: an absolute ``--output`` folder becomes ``runs/final/<name>``.
+
+    The recorded command names the folder of the machine that ran it; a reader runs it
+    from a checkout. A relative folder is kept as recorded.
+    """
+    words = shlex.split(command)
+    for i, word in enumerate(words):
+        if word == "--output" and i + 1 < len(words):
+            if PurePosixPath(words[i + 1]).is_absolute():
+                words[i + 1] = f"runs/final/{name}"
+        elif word.startswith("--output=") and PurePosixPath(word[9:]).is_absolute():
+            words[i] = f"--output=runs/final/{name}"
+    return shlex.join(words)
+
+
 def runs_table(found: list[tuple[str, AggregateResults]]) -> list[str]:
-    """Command, commits and wall time behind each aggregate."""
+    """Command (with a relative output folder), commits and wall time behind each aggregate."""
     rows = []
     for name, agg in found:
         commits = ", ".join(sorted({(c or "unknown")[:7] for c in agg.commit}))
         times = ", ".join(f"{t / 60:.0f}" for t in agg.wall_time_s)
-        commands = "<br>".join(f"`{c}`" for c in dict.fromkeys(agg.command))
+        commands = "<br>".join(f"`{published_command(c, name)}`"
+                               for c in dict.fromkeys(agg.command))
         rows.append([f"[{name}](results/{name}/results.md)", commands, commits, times])
     return _table(["aggregate", "command", "commit", "wall time per seed (min)"], rows)
 
@@ -126,7 +148,8 @@ def block(found: list[tuple[str, AggregateResults]], for_readme: bool) -> str:
     lines = summary_table(found)
     if not for_readme:
         lines = [line.replace("](docs/results/", "](results/") for line in lines]
-        lines += ["", SWEEP_NOTE, "", *sweep_table(found), "", *runs_table(found)]
+        lines += ["", SWEEP_NOTE, "", *sweep_table(found), "", *runs_table(found), "",
+                  RUNS_NOTE]
     return "\n".join([BEGIN, *lines, END])
 
 

@@ -62,11 +62,30 @@ def test_readme_development_section_names_the_quick_tier_and_the_marker_exists()
     assert "slow:" in (ROOT / "setup.cfg").read_text()  # the marker the quick tier leaves out
 
 
-def test_readme_results_tables_are_rebuilt_from_the_committed_aggregates():
+def _make_results():
     spec = importlib.util.spec_from_file_location("make_results", ROOT / "docs" / "make_results.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["--check"]) == 0, "run python docs/make_results.py"
+    return module
+
+
+def test_readme_results_tables_are_rebuilt_from_the_committed_aggregates():
+    assert _make_results().main(["--check"]) == 0, "run python docs/make_results.py"
+
+
+def test_published_commands_name_a_relative_output_folder():
+    published = _make_results().published_command
+    recorded = ("python -m risc_tf reproduce --data-root ../shared/data/medmnist --seeds 0,1,2 "
+                "--dataset retinamnist --output /work/runs/final/retinamnist-tuned")
+    assert published(recorded, "retinamnist-tuned").endswith(
+        "--dataset retinamnist --output runs/final/retinamnist-tuned")
+    assert published("risc-tf reproduce --output=/tmp/x", "a") == (
+        "risc-tf reproduce --output=runs/final/a")
+    assert published("risc-tf reproduce --output runs/b", "a") == (
+        "risc-tf reproduce --output runs/b")
+    for page in (ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "docs" / "recipe.md"):
+        text = page.read_text()
+        assert "--output /" not in text and "/work/" not in text, f"{page.name}: a machine's folder"
 
 
 @pytest.mark.slow
