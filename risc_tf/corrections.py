@@ -86,10 +86,10 @@ class Correction:
     name: str
     label: str
     mode: str | None = None
-    weights: Callable | None = None
+    weights: Callable | None = dataclasses.field(default=None, repr=False)
     picks_one: bool = False
     uses_rotnet: bool = True
-    angle: Callable | None = None
+    angle: Callable | None = dataclasses.field(default=None, repr=False)
     heads: tuple[str, ...] = ("bins", "circular")
     short: str = ""
 
