@@ -45,6 +45,7 @@ MODULES = (
     "risc_tf.shards",
     "risc_tf.statistics",
     "risc_tf.straighten",
+    "risc_tf.sweep",
     "risc_tf.thresholds",
     "risc_tf.trust",
     "risc_tf.verdicts",

@@ -6,7 +6,7 @@ a 10-deg sweep). :func:`risc_tf.heads.refine_angle` reads a finer angle from the
 probabilities. For each finished ``risc-tf reproduce`` seed folder given, this loads the
 saved pipeline's RotNet (``models/risc_pipeline``), the run's sweep split and fill, and
 measures the RotNet's mean absolute angular error over the run's sweep both ways, through
-:func:`risc_tf.evaluation.angle_sweep` (the run's own code; nothing is trained). The
+:func:`risc_tf.sweep.angle_sweep` (the run's own code; nothing is trained). The
 argmax figure must equal the one in the run's ``results.json``; the script says if not.
 
 Run from the repository root (about 30 s per seed here)::
@@ -32,8 +32,9 @@ import numpy as np  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 from probes._saved import check_saved_run, load_saved_run  # noqa: E402
 from risc_tf.angles import angles_every  # noqa: E402
-from risc_tf.evaluation import angle_sweep, evaluation_sets  # noqa: E402
+from risc_tf.evaluation import evaluation_sets  # noqa: E402
 from risc_tf.statistics import mean_std  # noqa: E402
+from risc_tf.sweep import angle_sweep  # noqa: E402
 
 
 def measure(run: Path, data_root: str | None) -> dict:

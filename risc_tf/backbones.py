@@ -1,9 +1,9 @@
 """The backbones a RotNet or classifier can be built on: names and input conventions.
 
-A table and numpy only (no TensorFlow), so that the command line can list the
-choices without loading TensorFlow; :mod:`risc_tf.models` turns a name into
-layers, and each input normalisation into the affine map of
-:func:`normalization_weights`.
+A table and numpy at import (no TensorFlow), so that the command line can list the
+choices without loading TensorFlow (:func:`small_backbone` imports Keras when called);
+:mod:`risc_tf.models` turns a name into layers, and each input normalisation into the
+affine map of :func:`normalization_weights`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,13 @@ import numpy as np
 
 from risc_tf.validation import check_choice
 
-__all__ = ["BACKBONES", "NORMALIZATION_MODES", "check_backbone", "normalization_weights"]
+__all__ = [
+    "BACKBONES",
+    "NORMALIZATION_MODES",
+    "check_backbone",
+    "normalization_weights",
+    "small_backbone",
+]
 
 #: backbone name -> (``keras.applications`` constructor, or None for risc_tf's own
 #: ``"small"`` CNN; the input normalisation its ImageNet weights expect).
@@ -73,3 +79,25 @@ def normalization_weights(mode: str) -> tuple[np.ndarray, np.ndarray]:
     else:  # torch
         w, b = np.diag(1.0 / _IMAGENET_STD), -_IMAGENET_MEAN / _IMAGENET_STD
     return w.astype(np.float32), b.astype(np.float32)
+
+
+def small_backbone(include_top=False, weights=None, input_tensor=None, input_shape=None):
+    """A small VGG-style CNN (about 0.3 M parameters) for tests and quick CPU runs.
+
+    The ``"small"`` backbone, with ``keras.applications``' constructor signature.
+    """
+    import keras
+
+    inputs = input_tensor if input_tensor is not None else keras.Input(input_shape)
+    x = inputs
+    for block, filters in enumerate((32, 64, 128), start=1):
+        for i in (1, 2):
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{i}"
+            )(x)
+            x = keras.layers.BatchNormalization(name=f"block{block}_bn{i}")(x)
+            x = keras.layers.Activation("relu", name=f"block{block}_relu{i}")(x)
+        if block < 3:
+            x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
+    return keras.Model(source, x, name="small")

@@ -25,32 +25,25 @@ from risc_tf.corrections import CORRECTIONS, Correction, combine, for_head
 from risc_tf.datasets import rotated_test_arrays
 from risc_tf.inputs import run_in_batches
 from risc_tf.metrics import (
-    accuracy,
-    angle_errors,
-    auc,
     classification_metrics,
     coverage_curve,
     rotation_metrics,
-    sweep_summary,
 )
 from risc_tf.models import model_image_size, rotnet_angles, rotnet_head
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.preprocessing import preprocess_images
-from risc_tf.rotation import apply_fill, rotate
-from risc_tf.validation import check_labels, check_number
+from risc_tf.rotation import apply_fill
+from risc_tf.validation import check_labels
 
 __all__ = [
     "BASELINE_MODELS",
-    "MAX_TILT",
     "METHOD_LABELS",
     "ProbaFn",
-    "angle_sweep",
     "build_methods",
     "evaluate_methods",
     "evaluate_models",
     "evaluation_sets",
     "model_proba",
-    "residual_tilt",
     "rotnet_evaluation",
     "selective_evaluation",
     "time_inference",
@@ -262,117 +255,6 @@ def evaluate_models(methods: Mapping[str, ProbaFn], rotnet: keras.Model,
                                     predictions=True),
         "rotnet": rotnet_evaluation(rotnet, sets, bins=bins),
     }
-
-
-def angle_sweep(
-    methods: Mapping[str, ProbaFn],
-    images,
-    labels,
-    angles: Sequence[float] = tuple(range(0, 360, 10)),
-    *,
-    fill: str = "constant",
-    rotnet: keras.Model | None = None,
-    verbose: int = 1,
-) -> dict:
-    """Accuracy and AUC of every method with the whole set rotated by each angle.
-
-    Parameters
-    ----------
-    methods : mapping of name -> method
-    images : np.ndarray
-        Upright model-input images ``(N, S, S, 3)`` in [0, 1].
-    labels : array_like, (N,)
-    angles : sequence of float, default 0, 10, ..., 350
-    fill : str, default "constant"
-    rotnet : keras.Model, optional
-        Also measure the RotNet's angular error at each angle (the angle its head
-        reads, :func:`risc_tf.metrics.angle_errors`).
-    verbose : int, default 1
-        Show a progress bar.
-
-    Returns
-    -------
-    dict
-        ``{"angles", "acc": {method: [...]}, "auc": {method: [...]},
-        "correct_counts": {method: [...]}, "summary": {method: sweep_summary}}``
-        (``correct_counts``: at how many of the angles each image is classified
-        correctly, what the image-level test over the sweep compares), and with ``rotnet``
-        ``"rotnet_mae_deg": [...]`` per angle and ``"rotnet_mae_deg_mean"`` over the
-        sweep, ``"rotnet_median_deg"`` and ``"rotnet_p95_deg"`` over every image at
-        every angle, ``"rotnet_worst_mae_deg"`` at ``"rotnet_worst_angle"``, and
-        ``"rotnet_refined_mae_deg"`` / ``"rotnet_refined_mae_deg_mean"``
-        (:func:`~risc_tf.heads.refine_angle`'s estimate).
-    """
-    angles = [float(a) for a in angles]
-    out: dict = {"angles": angles, "acc": {m: [] for m in methods}, "auc": {m: [] for m in methods}}
-    counts = {m: np.zeros(len(labels), np.int64) for m in methods}
-    rot_proba = None if rotnet is None else model_proba(rotnet)
-    errors = []
-    if rotnet is not None:
-        out["rotnet_mae_deg"], out["rotnet_refined_mae_deg"] = [], []
-        head, sigma = rotnet_head(rotnet)
-    bar = keras.utils.Progbar(len(angles), unit_name="angle") if verbose else None
-    x0 = np.asarray(images, np.float32)
-    for a in angles:
-        x = rotate(x0, a, fill).numpy()
-        for name, fn in methods.items():
-            p = fn(x)
-            counts[name] += p.argmax(axis=1) == np.asarray(labels)
-            out["acc"][name].append(accuracy(labels, p.argmax(axis=1)))
-            out["auc"][name].append(auc(labels, p))
-        if rot_proba is not None:
-            p_rot, true = rot_proba(x), np.full(len(x), a)
-            errors.append(angle_errors(true, p_rot, rotnet_angles(rotnet), head=head,
-                                       sigma=sigma))
-            out["rotnet_mae_deg"].append(float(np.mean(errors[-1])))
-            out["rotnet_refined_mae_deg"].append(
-                rotation_metrics(true, p_rot, rotnet_angles(rotnet))["refined_mae_deg"])
-        if bar is not None:
-            bar.add(1)
-    out["correct_counts"] = {m: c.tolist() for m, c in counts.items()}
-    out["summary"] = sweep_summary(out)
-    if rotnet is not None:
-        pooled, worst = np.concatenate(errors), int(np.argmax(out["rotnet_mae_deg"]))
-        out.update(rotnet_mae_deg_mean=float(np.mean(out["rotnet_mae_deg"])),
-                   rotnet_median_deg=float(np.median(pooled)),
-                   rotnet_p95_deg=float(np.percentile(pooled, 95)),
-                   rotnet_worst_mae_deg=out["rotnet_mae_deg"][worst],
-                   rotnet_worst_angle=angles[worst],
-                   rotnet_refined_mae_deg_mean=float(np.mean(out["rotnet_refined_mae_deg"])))
-    return out
-
-
-#: The largest classifier tilt: beyond it a rotation is nearer another quarter turn.
-MAX_TILT = 45.0
-
-
-def residual_tilt(rotnet: keras.Model, images, *, fill: str = "constant", seed: int = 0,
-                  percentile: float = 95.0) -> dict:
-    """The classifier training tilt a RotNet asks for: the residual it leaves.
-
-    Each image (validation data: the choice must not see the test split) is turned
-    by a seeded uniform random angle; the RotNet's answer
-    (:func:`risc_tf.metrics.angle_errors`) misses the true angle by some degrees;
-    the given percentile of those errors is the tilt the classifier should absorb
-    after the counter-rotation (at most :data:`MAX_TILT`).
-
-    Returns
-    -------
-    dict
-        ``{"tilt_deg", "percentile", "mae_deg", "median_deg", "p95_deg", "capped", "n"}``.
-    """
-    check_number("percentile", percentile, 0.0, 100.0)
-    angles, (head, sigma) = rotnet_angles(rotnet), rotnet_head(rotnet)
-    x = np.asarray(images)
-    rotated, _, true = evaluation_sets(x, np.zeros(len(x), np.int64), angles,
-                                       image_size=model_image_size(rotnet), seed=seed,
-                                       protocol="uniform", fill=fill)["rotated"]
-    errors = angle_errors(true, model_proba(rotnet)(rotated), angles, head=head, sigma=sigma)
-    wanted = float(np.percentile(errors, percentile))
-    return {"tilt_deg": min(wanted, MAX_TILT), "percentile": float(percentile),
-            "mae_deg": float(np.mean(errors)), "median_deg": float(np.median(errors)),
-            "p95_deg": float(np.percentile(errors, 95)), "capped": wanted > MAX_TILT,
-            "n": int(len(errors))}
 
 
 def selective_evaluation(pipe: RISCPipeline, images, labels, *,

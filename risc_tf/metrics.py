@@ -265,7 +265,7 @@ def sweep_summary(sweep: dict) -> dict:
     ----------
     sweep : dict
         ``{"angles": [...], "acc": {method: [...]}}`` (see
-        :func:`risc_tf.evaluation.angle_sweep`).
+        :func:`risc_tf.sweep.angle_sweep`).
 
     Returns
     -------

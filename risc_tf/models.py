@@ -31,6 +31,7 @@ from risc_tf.backbones import (
     NORMALIZATION_MODES,
     check_backbone,
     normalization_weights,
+    small_backbone,
 )
 from risc_tf.fast import use_fast_conv
 from risc_tf.heads import check_head
@@ -48,26 +49,9 @@ __all__ = [
     "rotnet_head",
 ]
 
-def _small_backbone(include_top=False, weights=None, input_tensor=None, input_shape=None):
-    """A small VGG-style CNN (about 0.3 M parameters) for tests and quick CPU runs."""
-    inputs = input_tensor if input_tensor is not None else keras.Input(input_shape)
-    x = inputs
-    for block, filters in enumerate((32, 64, 128), start=1):
-        for i in (1, 2):
-            x = keras.layers.Conv2D(
-                filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{i}"
-            )(x)
-            x = keras.layers.BatchNormalization(name=f"block{block}_bn{i}")(x)
-            x = keras.layers.Activation("relu", name=f"block{block}_relu{i}")(x)
-        if block < 3:
-            x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
-    return keras.Model(source, x, name="small")
-
-
 def _constructor(backbone: str) -> Callable:
     name = BACKBONES[backbone][0]
-    return _small_backbone if name is None else getattr(keras.applications, name)
+    return small_backbone if name is None else getattr(keras.applications, name)
 
 
 @keras.saving.register_keras_serializable(package="risc_tf")

@@ -41,7 +41,7 @@ FLOORS: dict[str, int] = {
     "corrections": 7, "calibration": 7, "thresholds": 7, "ood": 7, "pipeline_files": 7,
     "export_onnx": 7, "export": 7, "fused": 7, "pipeline": 7,
     # evaluation and what is made of a pipeline's answers
-    "evaluation": 8, "trust": 8, "scans": 8, "review": 8, "decisions": 8, "rowfiles": 8,
+    "evaluation": 8, "sweep": 8, "trust": 8, "scans": 8, "review": 8, "decisions": 8, "rowfiles": 8,
     "shards": 8, "prediction_run": 8,
     # experiments and explanations
     "experiments": 9, "explain": 9,

@@ -6,7 +6,6 @@ import pytest
 
 from risc_tf import RISCPipeline, build_classifier, build_rotnet, rotate
 from risc_tf.evaluation import (
-    angle_sweep,
     build_methods,
     evaluate_models,
     evaluation_sets,
@@ -14,6 +13,7 @@ from risc_tf.evaluation import (
     time_inference,
 )
 from risc_tf.metrics import accuracy
+from risc_tf.sweep import angle_sweep
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from risc_tf import (
     model_image_size,
     rotnet_angles,
 )
-from risc_tf.models import _small_backbone, normalization_weights
+from risc_tf.backbones import small_backbone
+from risc_tf.models import normalization_weights
 
 
 def test_small_rotnet_is_flat_with_three_fc_layers(tmp_path):
@@ -155,6 +156,6 @@ def test_resnet50_classifier_loads_a_local_weights_file(tmp_path):
         assert all(np.array_equal(g, w) for g, w in zip(got, want))
     # a file of another architecture is a clear error
     other = tmp_path / "small.weights.h5"
-    _small_backbone(input_shape=(32, 32, 3)).save_weights(other)
+    small_backbone(input_shape=(32, 32, 3)).save_weights(other)
     with pytest.raises(ValueError, match="could not load weights file"):
         build_rotnet(weights=other)

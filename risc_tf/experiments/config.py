@@ -153,7 +153,7 @@ class ReproduceConfig:
         :func:`risc_tf.angles.default_tilt` (0 for quarter-turn sets, else half the
         gap). With the circular head at most 45; "auto" is the residual the trained
         RotNet leaves on the validation split (its 95th percentile,
-        :func:`risc_tf.evaluation.residual_tilt`).
+        :func:`risc_tf.sweep.residual_tilt`).
     seed : int in [0, 2**32 - 1], default 0
         Seeds training, the subset draw and the rotated test set.
     deterministic : bool, default False

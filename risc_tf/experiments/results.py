@@ -23,13 +23,12 @@ clear ``ValueError`` naming the file, the field and the version.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import types
-import typing
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any
+
+from risc_tf.experiments.records import SCHEMA_VERSION, Record, record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -53,82 +52,9 @@ __all__ = [
     "load_results",
 ]
 
-#: The schema version this risc_tf writes.
-SCHEMA_VERSION = 2
-
-R = TypeVar("R", bound="Record")
-
-
-def _convert(hint, value, where: str):
-    """``value`` (parsed JSON) as the type ``hint`` describes."""
-    if value is None:
-        return None
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, where) if len(inner) == 1 else value
-    if isinstance(hint, type) and issubclass(hint, Record):
-        return hint.from_json(value, where)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{where} must be a JSON object; got {type(value).__name__}")
-        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if origin is list:
-        if not isinstance(value, list):
-            raise ValueError(f"{where} must be a JSON array; got {type(value).__name__}")
-        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
-def _plain(value):
-    if isinstance(value, Record):
-        return value.to_json()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-class Record:
-    """A dataclass read from and written to JSON, with nested records typed."""
-
-    #: Fields left out of the JSON when they are None (added after schema version 1).
-    OPTIONAL: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def from_json(cls: type[R], data: dict, where: str = "") -> R:
-        """The record of a parsed JSON object; unknown keys are an error naming them."""
-        where = where or cls.__name__
-        if not isinstance(data, dict):
-            raise ValueError(f"{where} must be a JSON object; got {type(data).__name__}")
-        hints = typing.get_type_hints(cls)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ValueError(f"{where} has fields this risc_tf does not know: {unknown} "
-                             f"(results schema version {SCHEMA_VERSION}; written by a newer "
-                             "risc_tf?)")
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data
-                   and f.default is dataclasses.MISSING
-                   and f.default_factory is dataclasses.MISSING]
-        if missing:
-            raise ValueError(f"{where} lacks the fields {missing}")
-        return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()})
-
-    def to_json(self) -> dict:
-        """A JSON-ready dict (nested records too); optional fields that are None left out."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
-                if not (f.name in self.OPTIONAL and getattr(self, f.name) is None)}
-
-
-def _record(cls):
-    return dataclasses.dataclass(cls)
-
-
 # -- one run ---------------------------------------------------------------------------------
 
-@_record
+@record
 class RunInfo(Record):
     """Who ran what, when: ``run.json`` and ``results.json``'s ``run``."""
 
@@ -143,7 +69,7 @@ class RunInfo(Record):
     wall_time_s: float | None = None
 
 
-@_record
+@record
 class DatasetRecord(Record):
     name: str
     task: str
@@ -154,7 +80,7 @@ class DatasetRecord(Record):
     full_split_sizes: dict[str, int]
 
 
-@_record
+@record
 class AngleRecord(Record):
     """The RotNet's angle set, the rotated test set's, its protocol and the sweep's angles."""
 
@@ -164,7 +90,7 @@ class AngleRecord(Record):
     sweep: list[float]
 
 
-@_record
+@record
 class TrainingRecord(Record):
     """One trained model (:func:`risc_tf.training.history_record`)."""
 
@@ -176,7 +102,7 @@ class TrainingRecord(Record):
     parameters: int
 
 
-@_record
+@record
 class RotNetMetrics(Record):
     """:func:`risc_tf.metrics.rotation_metrics` on the rotated test set, and upright."""
 
@@ -193,7 +119,7 @@ class RotNetMetrics(Record):
     p95_deg: float | None = None
 
 
-@_record
+@record
 class MethodMetrics(Record):
     """:func:`risc_tf.metrics.classification_metrics` of one method on one test set."""
 
@@ -206,7 +132,7 @@ class MethodMetrics(Record):
     predicted: list[int] | None = None
 
 
-@_record
+@record
 class Evaluation(Record):
     """Every method on the upright and on the rotated test set."""
 
@@ -214,7 +140,7 @@ class Evaluation(Record):
     rotated: dict[str, MethodMetrics]
 
 
-@_record
+@record
 class CoverageCurve(Record):
     """:func:`risc_tf.metrics.coverage_curve`."""
 
@@ -224,7 +150,7 @@ class CoverageCurve(Record):
     area: float | None
 
 
-@_record
+@record
 class SweepSummary(Record):
     """:func:`risc_tf.metrics.sweep_summary` of one method."""
 
@@ -235,7 +161,7 @@ class SweepSummary(Record):
     worst_angle: float
 
 
-@_record
+@record
 class Sweep(Record):
     """Accuracy of every method with the whole split rotated by each angle of the circle."""
 
@@ -259,7 +185,7 @@ class Sweep(Record):
     correct_counts: dict[str, list[int]] | None = None
 
 
-@_record
+@record
 class Timing(Record):
     """:func:`risc_tf.evaluation.time_inference` of one method."""
 
@@ -269,9 +195,9 @@ class Timing(Record):
     n_single: int
 
 
-@_record
+@record
 class ResidualTilt(Record):
-    """:func:`risc_tf.evaluation.residual_tilt`: the classifier tilt a RotNet's residual asks."""
+    """:func:`risc_tf.sweep.residual_tilt`: the classifier tilt a RotNet's residual asks."""
 
     tilt_deg: float
     percentile: float
@@ -282,7 +208,7 @@ class ResidualTilt(Record):
     n: int
 
 
-@_record
+@record
 class RunResults(Record):
     """Everything one :func:`risc_tf.reproduce` run measured: its ``results.json``.
 
@@ -330,7 +256,7 @@ class RunResults(Record):
 
 # -- an aggregate over seeds -----------------------------------------------------------------
 
-@_record
+@record
 class Spread(Record):
     """:func:`risc_tf.statistics.mean_std` over seeds."""
 
@@ -340,7 +266,7 @@ class Spread(Record):
     values: list[float]
 
 
-@_record
+@record
 class Interval(Record):
     """:func:`risc_tf.statistics.bootstrap_accuracy_ci`."""
 
@@ -350,7 +276,7 @@ class Interval(Record):
     resamples: int
 
 
-@_record
+@record
 class MethodSpread(Record):
     rotated_acc: Spread
     rotated_acc_ci95: Interval
@@ -359,7 +285,7 @@ class MethodSpread(Record):
     upright_auc: Spread
 
 
-@_record
+@record
 class SweepSpread(Record):
     mean: Spread
     quarter_turn_mean: Spread
@@ -367,7 +293,7 @@ class SweepSpread(Record):
     worst_acc: Spread
 
 
-@_record
+@record
 class RotNetSpread(Record):
     OPTIONAL = ("sweep_refined_mae_deg", "sweep_median_deg", "sweep_p95_deg",
                 "sweep_worst_mae_deg")
@@ -382,7 +308,7 @@ class RotNetSpread(Record):
     sweep_worst_mae_deg: Spread | None = None
 
 
-@_record
+@record
 class Comparison(Record):
     """:func:`risc_tf.verdicts.compare_paired` (or ``compare_scores``, without ``per_seed``)
     of one method against one baseline."""
@@ -397,7 +323,7 @@ class Comparison(Record):
     seeds_p_holm: float | None = None
 
 
-@_record
+@record
 class AggregateSummary(Record):
     OPTIONAL = ("sweep_tests",)
     methods: dict[str, MethodSpread]
@@ -408,7 +334,7 @@ class AggregateSummary(Record):
     sweep_tests: dict[str, dict[str, Comparison]] | None = None
 
 
-@_record
+@record
 class AggregateResults(Record):
     """An aggregate of several seeds of one experiment (:func:`risc_tf.experiments.aggregate`)."""
 

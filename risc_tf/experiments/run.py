@@ -28,11 +28,9 @@ from risc_tf.corrections import CORRECTIONS, DEPLOYED
 from risc_tf.data import load_splits
 from risc_tf.evaluation import (
     METHOD_LABELS,
-    angle_sweep,
     build_methods,
     evaluate_models,
     evaluation_sets,
-    residual_tilt,
     selective_evaluation,
     time_inference,
 )
@@ -44,6 +42,7 @@ from risc_tf.paper import PAPER_RESULTS
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.saving import save_model
 from risc_tf.stages import build_and_train_classifier, build_and_train_rotnet
+from risc_tf.sweep import angle_sweep, residual_tilt
 from risc_tf.trust import fit_trust, trust_report
 
 __all__ = ["OTHER_SETS", "reproduce"]

@@ -105,8 +105,9 @@ def _rotnet(config: ReproduceConfig, splits, cache: Path):
 def _evaluate_point(config: ReproduceConfig, splits, objective: str, cache: Path) -> dict:
     from risc_tf.angles import angles_every
     from risc_tf.catalog import label_names
-    from risc_tf.evaluation import angle_sweep, build_methods, evaluation_sets, residual_tilt
+    from risc_tf.evaluation import build_methods, evaluation_sets
     from risc_tf.stages import build_and_train_classifier
+    from risc_tf.sweep import angle_sweep, residual_tilt
 
     out: dict = {}
     rotnet = None
