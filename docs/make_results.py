@@ -18,6 +18,7 @@ import shlex
 import sys
 from pathlib import Path, PurePosixPath
 
+from risc_tf.experiments.config import describe_setting
 from risc_tf.experiments.results import AggregateResults, Spread, load_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,15 +44,8 @@ def aggregates() -> list[tuple[str, AggregateResults]]:
 
 
 def setting(cfg: dict) -> str:
-    """A short description of a run's recipe, angle set and fill."""
-    n = len(cfg["angles"])
-    gap = 360 / n
-    text = f"`{cfg['recipe']}`, {n} angles ({gap:g} deg)"
-    if cfg.get("fill", "constant") != "constant":
-        text += f", {cfg['fill']} fill"
-    if cfg.get("tilt"):
-        text += f", tilt +-{cfg['tilt']:g}"
-    return text
+    """A short description of a run's recipe, angle set, head and fill."""
+    return describe_setting(cfg)
 
 
 def pm(stat: Spread, digits: int = 3) -> str:

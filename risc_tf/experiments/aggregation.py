@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from risc_tf.atomic import write_text
 from risc_tf.corrections import CORRECTIONS, DEPLOYED
-from risc_tf.experiments.config import PER_RUN
+from risc_tf.experiments.config import PER_RUN, describe_setting
 from risc_tf.experiments.report import fmt, json_text, markdown_table
 from risc_tf.experiments.results import (
     AggregateResults,
@@ -179,8 +179,8 @@ def _plot(summary: AggregateSummary, runs: list[RunResults], path: Path) -> Path
                 label="one seed" if i == 0 else None)
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("accuracy, rotated test set")
-    ax.set_title(f"{runs[0].dataset.name}: {len(runs)} seeds, recipe "
-                 f"{runs[0].config['recipe']}")
+    ax.set_title(f"{runs[0].dataset.name}, {describe_setting(runs[0].config, code=False)}: "
+                 f"{len(runs)} seeds", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
@@ -207,7 +207,7 @@ def _refined(rotnet: RotNetSpread) -> str:
 
 def _markdown(agg: AggregateResults) -> str:
     s, cfg = agg.summary, agg.config
-    lines = [f"# RISC aggregate: {cfg['dataset']}, recipe {cfg['recipe']}, "
+    lines = [f"# RISC aggregate: {cfg['dataset']}, {describe_setting(cfg)}, "
              f"{len(agg.seeds)} seeds", "",
              f"Seeds {', '.join(map(str, agg.seeds))}; runs: "
              + ", ".join(f"`{f}`" for f in agg.runs) + f". Made {agg.made}.", "",

@@ -52,6 +52,7 @@ __all__ = [
     "RECIPES",
     "RECIPE_FIELDS",
     "ReproduceConfig",
+    "describe_setting",
     "recipe_settings",
 ]
 
@@ -318,3 +319,32 @@ class ReproduceConfig:
             return str(v) if isinstance(v, os.PathLike) else v
 
         return {k: convert(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def describe_setting(config: dict, *, code: bool = True) -> str:
+    """A short description of an experiment's recipe, angle set, RotNet head, fill and tilt.
+
+    ``config`` is a run's recorded settings (``results.json``'s ``config``); ``code``
+    quotes the recipe name in Markdown code.
+
+    Examples
+    --------
+    >>> describe_setting({"recipe": "tuned", "angles": [0, 90, 180, 270]})
+    '`tuned`, 4 angles (90 deg)'
+    """
+    n = len(config["angles"])
+    recipe = f"`{config['recipe']}`" if code else config["recipe"]
+    if config.get("rotnet_head", "bins") == "circular":
+        sigma = config.get("rotnet_sigma")
+        text = (f"{recipe}, circular head ({n} bins of {360 / n:g} deg"
+                + (f", sigma {sigma:g}" if sigma else "") + ")")
+    else:
+        text = f"{recipe}, {n} angles ({360 / n:g} deg)"
+    if config.get("fill", "constant") != "constant":
+        text += f", {config['fill']} fill"
+    tilt = config.get("tilt")
+    if tilt == "auto":
+        text += ", tilt from the RotNet's validation residual"
+    elif tilt:
+        text += f", tilt +-{tilt:g}"
+    return text
