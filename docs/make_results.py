@@ -18,6 +18,7 @@ import shlex
 import sys
 from pathlib import Path, PurePosixPath
 
+from risc_tf.experiments.aggregation import verdict_method
 from risc_tf.experiments.config import describe_setting
 from risc_tf.experiments.results import AggregateResults, Spread, load_results
 
@@ -52,17 +53,26 @@ def pm(stat: Spread, digits: int = 3) -> str:
     return f"{stat.mean:.{digits}f} +- {stat.std:.{digits}f}"
 
 
-def verdict(agg: AggregateResults, baseline: str = "rotation_augmented") -> str:
+def risc(agg: AggregateResults) -> str:
+    """The RISC correction an aggregate's verdict is about (hard for bins, angle for circular)."""
+    return verdict_method(agg.config)
+
+
+def verdict(agg: AggregateResults, tests=None, baseline: str = "rotation_augmented") -> str:
     """The verdict and what it rests on: the test over the images and the one over the seeds."""
-    test = agg.summary.tests["risc_hard"][baseline]
+    tests = agg.summary.tests if tests is None else tests
+    if not tests:
+        return "-"
+    test = tests[risc(agg)][baseline]
     return f"{test.verdict} (p = {test.p_holm:.2g} images, {test.seeds_p_holm:.2g} seeds)"
 
 
 def summary_table(found: list[tuple[str, AggregateResults]]) -> list[str]:
     """One row per aggregate, the paper's numbers in their own rows below."""
     head = ["dataset, setting (seeds)", "RotNet ACC", "upright ACC", "rotated: no correction",
-            "rotated: rot.-augmented", "rotated: RISC hard", "rotated: RISC soft",
-            "sweep mean: RISC hard / rot.-aug.", "RISC hard vs rot.-aug."]
+            "rotated: rot.-augmented", "rotated: RISC", "rotated: RISC soft",
+            "sweep mean: RISC / rot.-aug.", "RISC vs rot.-aug.: rotated",
+            "RISC vs rot.-aug.: sweep"]
     rows = []
     for name, agg in found:
         s, cfg = agg.summary, agg.config
@@ -72,36 +82,43 @@ def summary_table(found: list[tuple[str, AggregateResults]]) -> list[str]:
             f"([{len(agg.seeds)}](docs/results/{name}/results.md))",
             pm(s.rotnet.acc), pm(m["classifier"].upright_acc),
             pm(m["classifier"].rotated_acc), pm(m["rotation_augmented"].rotated_acc),
-            pm(m["risc_hard"].rotated_acc), pm(m["risc_soft"].rotated_acc),
-            f"{sw['risc_hard'].mean.mean:.3f} / "
-            f"{sw['rotation_augmented'].mean.mean:.3f}",
-            verdict(agg)])
+            pm(m[risc(agg)].rotated_acc),
+            pm(m["risc_soft"].rotated_acc) if "risc_soft" in m else "-",
+            f"{sw[risc(agg)].mean.mean:.3f} / {sw['rotation_augmented'].mean.mean:.3f}",
+            verdict(agg), verdict(agg, s.sweep_tests)])
     papers = {agg.config["dataset"]: agg.paper for _, agg in found}
     for dataset, paper in papers.items():
         if paper:
             rows.append([f"{NAMES.get(dataset, dataset)}, **the paper** (ImageNet weights; "
                          "not measured here)", f"{paper['rotnet_acc']}",
                          f"{paper['upright_acc']}", "-", "-", f"{paper['risc_rotated_acc']}",
-                         "-", "-", "-"])
+                         "-", "-", "-", "-"])
     return _table(head, rows)
 
 
+def _error(rotnet, key: str) -> str:
+    value = getattr(rotnet, key)
+    return "-" if value is None or value.mean is None else pm(value, 1)
+
+
 def sweep_table(found: list[tuple[str, AggregateResults]]) -> list[str]:
-    """The 0-350 deg sweep of each aggregate: RISC hard, rotation-augmented classifier, RotNet."""
+    """The 0-350 deg sweep of each aggregate: RISC, rotation-augmented classifier, RotNet."""
     head = ["dataset, setting", "upright ACC (classifier)",
-            "RISC hard: sweep mean", "quarter turns", "other angles", "worst angle",
-            "rot.-augmented: sweep mean", "worst angle", "RotNet sweep error (deg)"]
+            "RISC: sweep mean", "quarter turns", "other angles", "worst angle",
+            "rot.-augmented: sweep mean", "worst angle",
+            "RotNet sweep error (deg): mean", "median", "95th percentile"]
     rows = []
     for name, agg in found:
         s, cfg = agg.summary, agg.config
-        hard, aug = s.sweep["risc_hard"], s.sweep["rotation_augmented"]
+        hard, aug = s.sweep[risc(agg)], s.sweep["rotation_augmented"]
         rows.append([
             f"[{NAMES.get(cfg['dataset'], cfg['dataset'])}, {setting(cfg)}]"
             f"(results/{name}/results.md)",
             pm(s.methods["classifier"].upright_acc),
             pm(hard.mean), pm(hard.quarter_turn_mean), pm(hard.off_grid_mean),
             pm(hard.worst_acc), pm(aug.mean), pm(aug.worst_acc),
-            pm(s.rotnet.sweep_mae_deg, 1)])
+            pm(s.rotnet.sweep_mae_deg, 1), _error(s.rotnet, "sweep_median_deg"),
+            _error(s.rotnet, "sweep_p95_deg")])
     return _table(head, rows)
 
 
