@@ -142,7 +142,7 @@ class RISCPipeline(FusedChain):
         self.metadata = dict(metadata or {})
 
     # -- public API -------------------------------------------------------------
-    def predict_rotation(self, images, return_proba: bool = False):
+    def predict_rotation(self, images, *, return_proba: bool = False):
         """Predicted rotation of each image, in degrees (never given the true one).
 
         Parameters
