@@ -61,7 +61,7 @@ class StubPipeline:
         return [int(np.asarray(im).flat[0]) if int(np.asarray(im).flat[0]) in CODES else 0
                 for im in images]
 
-    def predict_rotation(self, images, return_proba=False):
+    def predict_rotation(self, images, *, return_proba=False):
         proba = np.array([CODES[c][0] for c in self._codes(images)], np.float32)
         angles = np.asarray(ANGLES, np.float32)[proba.argmax(1)]
         return (angles, proba) if return_proba else angles

@@ -123,7 +123,8 @@ def test_scans_take_the_rotnet_probabilities_from_the_details_when_given():
 
         def predict_details(self, images):
             details = super().predict_details(images)
-            details.rotation_proba = StubPipeline.predict_rotation(self, images, return_proba=True)[1]
+            _, details.rotation_proba = StubPipeline.predict_rotation(self, images,
+                                                                      return_proba=True)
             return details
 
     [a, b] = predict_records(Giving(), _records([1, 4]))
