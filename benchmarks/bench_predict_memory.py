@@ -15,8 +15,8 @@ Files live in a temporary folder that is removed at the end.
 
 Run from the repository root (about 10 minutes for the three counts on 2 cores)::
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_predict_memory.py
-    PYTHONPATH=$PWD python benchmarks/bench_predict_memory.py --counts 200 2000  # a quick check
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_predict_memory
+    python -m benchmarks.bench_predict_memory --counts 200 2000  # a quick check
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA_ROOT
 from PIL import Image
+
+from devdata import DATA_ROOT
 
 
 def write_folder(folder: Path, count: int, images: np.ndarray) -> None:

@@ -22,7 +22,7 @@ usual and once with TensorFlow's op determinism on while its model is traced, it
 pipeline built and every ``fit`` runs (:func:`risc_tf.determinism.op_determinism`,
 what the training helpers do); the input pipelines alone are timed both ways too::
 
-    PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_training.py --deterministic
+    TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_training --deterministic
 
 ``--backbone small --steps 3 --repeats 1`` checks the script in seconds.
 """

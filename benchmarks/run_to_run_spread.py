@@ -12,14 +12,14 @@ between the seeds (their first runs); how many test images change their predicti
 between two runs of one seed; and whether the repeats are identical (every metric,
 prediction and training-history value). Run from the repository root::
 
-    PYTHONPATH=$PWD python benchmarks/run_to_run_spread.py run --output runs/spread \\
+    python -m benchmarks.run_to_run_spread run --output runs/spread \\
         --data-root ../shared/data/medmnist
 
 Options the script does not know go to ``risc-tf reproduce`` as they are; unless given,
 it adds ``--backbone small --recipe tuned --epochs 5 --rotnet-epochs 5 --timing-samples 5``
 (the README's main job with the small backbone and fewer epochs). For the ResNet50 pair::
 
-    PYTHONPATH=$PWD python benchmarks/run_to_run_spread.py summarize runs/r50-a runs/r50-b \\
+    python -m benchmarks.run_to_run_spread summarize runs/r50-a runs/r50-b \\
         --output runs/r50-spread
 """
 
