@@ -108,11 +108,12 @@ def main() -> None:
                     "--report", str(out / "review.html"), "--quiet"]
             peak, seconds = peak_rss_mb(argv)
             results.append({"files": count, "peak_rss_mb": round(peak, 1),
-                            "seconds": round(seconds, 1)})
+                            "seconds": round(seconds, 1),
+                            "files_per_s": round(count / seconds, 1)})
             growth = "" if len(results) == 1 else \
                 f"  (+{peak - results[-2]['peak_rss_mb']:.1f} MB from {results[-2]['files']})"
-            print(f"{count:7d} files: peak RSS {peak:7.1f} MB, {seconds:6.1f} s{growth}",
-                  flush=True)
+            print(f"{count:7d} files: peak RSS {peak:7.1f} MB, {seconds:6.1f} s "
+                  f"({count / seconds:.0f} files/s, start-up included){growth}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "time": time.ctime()},
                                               indent=1))
