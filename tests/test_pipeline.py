@@ -342,3 +342,15 @@ def test_streams_keep_their_order_and_settings_changes_take_effect(models):
     np.testing.assert_allclose(pipe.predict_proba(X),
                                RISCPipeline(*models, mode="soft").predict_proba(X), atol=1e-6)
     assert not np.allclose(pipe.predict_proba(X), hard)
+
+
+def test_save_under_a_file_names_the_part_of_the_path_that_is_a_file(tmp_path):
+    """It used to raise pathlib's bare FileExistsError."""
+    keras.utils.set_random_seed(0)
+    pipe = RISCPipeline(build_rotnet(backbone="small"), build_classifier(2, backbone="small"))
+    blocker = tmp_path / "models"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(NotADirectoryError, match=r"models is a file, not a folder"):
+        pipe.save(blocker / "run" / "pipeline")
+    assert blocker.read_text() == "a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # nothing half-written
