@@ -34,10 +34,10 @@ def main() -> None:
         backbone=args.backbone, recipe=args.recipe, epochs=args.epochs,
         rotnet_epochs=args.epochs, subset=args.subset, seed=0, overwrite=args.overwrite,
     ))
-    for row in results["summary"]["table1"]["rows"]:
+    for row in results.summary["table1"]["rows"]:  # a RunResults (risc_tf.experiments.results)
         paper = "-" if row["paper_acc"] is None else f"{row['paper_acc']:.2f}"
         print(f"{row['row']:<45} this run {row['acc']:.3f}   paper {paper}")
-    print(results["summary"]["verdict"])
+    print(results.summary["verdict"])
 
 
 if __name__ == "__main__":
