@@ -1,4 +1,5 @@
-"""RISCPipeline prediction speed by angle set: hard and soft mode with 4 to 36 bins.
+"""RISCPipeline prediction speed by angle set: hard and soft mode with 4 to 36 bins, and a
+circular head (72 bins) in hard and angle mode.
 
 The same ResNet50 RotNet + classifier pair (32x32, fast layers, untrained
 weights: speed does not depend on them; one RotNet head per angle set) on
@@ -6,7 +7,9 @@ rotated PneumoniaMNIST test images, batch 256, alternating rounds, medians.
 Hard mode classifies one counter-rotation per image whatever the number of
 bins (quarter turns as reversals, other angles as a precomputed gather); soft
 mode classifies every counter-rotation, so it costs about one classifier pass
-per bin.
+per bin. Angle mode (a circular head) counter-rotates each image by its own
+continuous estimate: a quarter turn and one bilinear resample with taps computed
+in the graph (:func:`risc_tf.resample.resample_rotate`).
 
     TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_angle_sets
 """
@@ -28,6 +31,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--images", type=int, default=624)
     p.add_argument("--bins", default="4,8,12,24,36")
+    p.add_argument("--circular", default="72", help="bins of circular heads ('' for none)")
     args = p.parse_args()
     header("RISCPipeline speed by angle set (ResNet50 pair, 32x32, batch 256)")
     x, y = risc_tf.load_medmnist("pneumoniamnist", "test", root=DATA_ROOT)
@@ -43,6 +47,16 @@ def main() -> None:
             pipe = risc_tf.RISCPipeline(rotnet, classifier, mode=mode)
             pipe.predict_proba(rotated[:8])  # trace and build the tables before timing
             sides[f"{bins:2d} bins, {mode}"] = (lambda p=pipe, r=rotated: p.predict_proba(r))
+    for bins in (int(b) for b in args.circular.split(",") if b):
+        angles = angles_every(360 / bins)
+        rotnet = risc_tf.build_rotnet(angles=angles, head="circular")
+        rotated, _, _ = risc_tf.rotated_test_arrays(x, y, image_size=32, seed=0,
+                                                    protocol="uniform")
+        for mode in ("hard", "angle"):
+            pipe = risc_tf.RISCPipeline(rotnet, classifier, mode=mode)
+            pipe.predict_proba(rotated[:8])
+            sides[f"{bins:2d} bins circular, {mode}"] = (
+                lambda p=pipe, r=rotated: p.predict_proba(r))
     times = interleaved(sides, args.repeats)
     report(times, len(x), "img/s", next(iter(sides)))
 
