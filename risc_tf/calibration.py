@@ -48,6 +48,7 @@ __all__ = [
     "check_temperature",
     "expected_calibration_error",
     "fit_temperature",
+    "fit_review_temperature",
     "negative_log_likelihood",
     "reliability_data",
 ]
@@ -231,6 +232,40 @@ def fit_temperature(proba, labels, *, bounds: tuple[float, float] = (0.05, 20.0)
             stacklevel=2,
         )
     return temperature
+
+
+def fit_review_temperature(proba, labels, **kwargs) -> tuple[float, str | None]:
+    """:func:`fit_temperature` for probabilities that review thresholds will read.
+
+    When every validation prediction is right, the likelihood keeps rising as
+    ``T`` goes to 0: the fit would sharpen every probability to 1, and a
+    confidence threshold could no longer tell a sure image from an unsure one
+    (an image turned by an angle a RotNet cannot undo would score 1 too). The
+    validation set then says nothing about how confident the model should be,
+    so the probabilities are left as they are (``T = 1``) and the reason is
+    returned.
+
+    Parameters
+    ----------
+    proba, labels, **kwargs
+        As for :func:`fit_temperature`.
+
+    Returns
+    -------
+    temperature : float
+    note : str or None
+        Why the temperature was not fitted, or None.
+
+    Examples
+    --------
+    >>> fit_review_temperature(np.array([[0.2, 0.8], [0.7, 0.3]]), [1, 0])
+    (1.0, 'every validation prediction right (2 images): not sharpened, T = 1')
+    """
+    p, y = _checked(proba, labels)
+    if np.all(p.argmax(axis=1) == y):
+        return 1.0, (f"every validation prediction right ({len(y)} images): not sharpened, "
+                     "T = 1")
+    return fit_temperature(p, y, **kwargs), None
 
 
 def reliability_data(proba, labels, *, bins: int = 15) -> dict:

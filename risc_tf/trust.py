@@ -2,7 +2,7 @@
 training data, fitted on validation (:func:`fit_trust`) and measured on test (:func:`trust_report`).
 
 :func:`fit_trust` gives a pipeline, on validation data only, the temperatures
-of both models (:func:`risc_tf.calibration.fit_temperature`), review thresholds
+of both models (:func:`risc_tf.calibration.fit_review_temperature`), review thresholds
 chosen for stated targets (:func:`risc_tf.thresholds.choose_threshold`) and an
 out-of-distribution detector fitted on the training images and thresholded on
 the validation images (:func:`risc_tf.ood.fit_ood_detector`).
@@ -135,7 +135,9 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
         A copy with ``rotnet_temperature``, ``classifier_temperature``,
         ``min_rotation_confidence``, ``min_class_probability`` and ``ood`` set.
     record : dict
-        JSON-ready: the temperatures, both thresholds
+        JSON-ready: the temperatures (``temperature_notes``: a model whose validation
+        predictions were all right keeps ``T = 1``, see
+        :func:`~risc_tf.calibration.fit_review_temperature`), both thresholds
         (:meth:`~risc_tf.thresholds.ReviewThreshold.to_dict`, each with its target
         and what it reached on validation) and the detector's threshold.
 
@@ -144,7 +146,7 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     The class threshold's target is the upright classifier's validation accuracy:
     the answered images (rotated, corrected) should be as accurate as upright ones.
     """
-    from risc_tf.calibration import fit_temperature
+    from risc_tf.calibration import fit_review_temperature
     from risc_tf.evaluation import evaluation_sets
     from risc_tf.ood import fit_ood_detector
     from risc_tf.thresholds import choose_threshold
@@ -156,9 +158,9 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     x_up, _ = sets["upright"]
     x_rot, _, angles = sets["rotated"]
     _, p_rot = raw.predict_rotation(x_rot, return_proba=True)
-    t_rot = fit_temperature(p_rot, _angle_labels(pipe, angles))
+    t_rot, rot_note = fit_review_temperature(p_rot, _angle_labels(pipe, angles))
     features, p_cls = _Corrected(raw)(x_rot)
-    t_cls = fit_temperature(p_cls, y)
+    t_cls, cls_note = fit_review_temperature(p_cls, y)
     upright_acc = float(np.mean(raw.classifier.predict(x_up, verbose=0).argmax(axis=1) == y))
     calibrated = RISCPipeline(pipe.rotnet, pipe.classifier, pipe.angles, head=pipe.head,
                               sigma=pipe.sigma, mode=pipe.mode, batch_size=pipe.batch_size,
@@ -180,6 +182,8 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     detector = fit_ood_detector(pipe.classifier, x_train, check_labels(train_labels), x_up,
                                 percentile=ood_percentile)
     record = {"rotnet_temperature": t_rot, "classifier_temperature": t_cls,
+              "temperature_notes": {k: v for k, v in (("rotnet", rot_note),
+                                                      ("classifier", cls_note)) if v},
               "rotation_threshold": rotation.to_dict(), "class_threshold": classes.to_dict(),
               "ood_threshold": detector.threshold, "ood_percentile": detector.percentile,
               "validation_images": int(len(y))}

@@ -12,6 +12,7 @@ from risc_tf import calibration
 from risc_tf.calibration import (
     apply_temperature,
     expected_calibration_error,
+    fit_review_temperature,
     fit_temperature,
     negative_log_likelihood,
     reliability_data,
@@ -173,3 +174,17 @@ def test_bad_probabilities_labels_and_options_are_clear_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_temperature(*_overconfident(200))  # a well-posed fit does not warn
+
+
+def test_review_temperature_keeps_t_1_when_every_validation_prediction_is_right():
+    # all right: the NLL falls as T -> 0, which would make every confidence 1
+    proba = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4]])
+    with pytest.warns(UserWarning, match="lies on a bound"):
+        assert fit_temperature(proba, [0, 1, 2]) < 0.06
+    t, note = fit_review_temperature(proba, [0, 1, 2])
+    assert t == 1.0 and "every validation prediction right (3 images)" in note
+    # one wrong prediction: the ordinary fit, no note
+    proba, labels = _overconfident()
+    assert fit_review_temperature(proba, labels) == (fit_temperature(proba, labels), None)
+    with pytest.raises(ValueError):
+        fit_review_temperature(proba, labels[:-1])

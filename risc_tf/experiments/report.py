@@ -148,6 +148,8 @@ def _trust_lines(results: RunResults) -> list[str]:
           test[key]["ece_after"], test[key]["nll_before"], test[key]["nll_after"]]
          for key, name in (("rotnet", "RotNet"), ("classifier", "classifier"))])
     lines.append("")
+    for model, note in fit.get("temperature_notes", {}).items():
+        lines.append(f"- {'RotNet' if model == 'rotnet' else 'Classifier'} temperature: {note}.")
     for key, what in (("rotation_threshold", "Rotation confidence"),
                       ("class_threshold", "Class probability")):
         t = fit[key]
