@@ -14,6 +14,7 @@ from risc_tf.experiments.aggregation import aggregate
 from risc_tf.experiments.config import ReproduceConfig, recipe_settings
 from risc_tf.experiments.results import load_results
 from risc_tf.experiments.run import reproduce
+from risc_tf.experiments import rundir
 from risc_tf.experiments.rundir import RUN_FILE, prepare_output_dir
 from risc_tf.experiments.seeds import reproduce_seeds
 from risc_tf.paper import PAPER_RESULTS, paper_angles
@@ -144,6 +145,10 @@ def test_results_json_keys_and_ranges(run):
     assert set(saved["timing"]) == METHODS | {"rotnet"}
     assert saved["paper"] == PAPER_RESULTS["pneumoniamnist"]
     assert saved["machine"]["cores_available"] >= 1 and saved["machine"]["tensorflow"]
+    # what decides the sums (and the speed): the CPU's vector units and TF's kernels
+    assert saved["machine"]["tf_cpu_kernels"] in {"oneDNN", "Eigen"}
+    assert set(saved["machine"]["cpu_features"]) <= set(rundir._CPU_FEATURES)
+    assert f"{saved['machine']['tf_cpu_kernels']} CPU kernels" in (out / "results.md").read_text()
 
 
 @requires_data

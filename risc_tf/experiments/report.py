@@ -188,8 +188,11 @@ def render_markdown(results: RunResults) -> str:
         f"{_count(cfg['epochs'], 'classifier epoch')} (patience {cfg['patience']}), batch "
         f"{cfg['batch_size']}, seed {cfg['seed']}.", "",
         f"Machine: {m['cpu']}, {m['cores_available']} cores, {m['memory_gib']} GiB, "
-        f"GPUs: {', '.join(m['gpus']) or 'none'}; TensorFlow {m['tensorflow']}, "
-        f"Keras {m['keras']}.", "",
+        f"GPUs: {', '.join(m['gpus']) or 'none'}; TensorFlow {m['tensorflow']}"
+        + (f" ({m['tf_cpu_kernels']} CPU kernels; CPU flags "
+           f"{', '.join(m['cpu_features']) or 'none of those recorded'})"
+           if "tf_cpu_kernels" in m else "")
+        + f", Keras {m['keras']}.", "",
         "RotNet angle set: " + ", ".join(f"{a:g}" for a in angles.rotnet)
         + f" degrees; fill `{cfg['fill']}`. Rotated test set: "
         + ("each image turned by an angle drawn from " + ", ".join(

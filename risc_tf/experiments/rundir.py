@@ -120,6 +120,12 @@ def finish_run(output: str | os.PathLike, wall_time_s: float | None) -> None:
     write_text(path / RUN_FILE, json.dumps(run, indent=2))
 
 
+#: CPU flags recorded with a run: two machines that differ in them compute different sums
+#: (and train at different speeds), so a run's numbers are only comparable within one set.
+_CPU_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16",
+                 "amx_tile")
+
+
 def machine_info() -> dict:
     """The machine a run used: CPU, cores, memory, accelerators and library versions."""
     import keras
@@ -127,11 +133,16 @@ def machine_info() -> dict:
     import sklearn
     import tensorflow as tf
 
-    cpu = platform.processor() or platform.machine()
+    from risc_tf.fast import onednn_enabled
+
+    cpu, features = platform.processor() or platform.machine(), []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):  # the vector units that set the kernels' speed
+                features = sorted(f for f in line.split(":", 1)[1].split()
+                                  if f in _CPU_FEATURES)
                 break
     except OSError:
         pass
@@ -146,6 +157,8 @@ def machine_info() -> dict:
         memory = None
     return {
         "cpu": cpu,
+        "cpu_features": features,
+        "tf_cpu_kernels": "oneDNN" if onednn_enabled() else "Eigen",
         "cores_available": cores,
         "memory_gib": memory,
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
