@@ -55,7 +55,7 @@ def measure(rotnet_path: Path, dataset: str, data_root: str, fill: str, step: fl
         raise SystemExit(f"{rotnet_path}: a {head.head!r} head; the probe is for circular heads")
     angles, sigma = tuple(head.angles), head.sigma
     x, y = risc_tf.load_medmnist(dataset, "val", root=data_root)
-    upright = evaluation_sets(x, y, (0.0,), image_size=input_size, fill=fill)["upright"][0]
+    upright = evaluation_sets(x, y, angles, image_size=input_size, fill=fill)["upright"][0]
 
     def read(images):
         proba = rotnet.predict(images, batch_size=batch_size, verbose=0)

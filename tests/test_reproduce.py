@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from risc_tf import RISCPipeline, load_medmnist
+from risc_tf.experiments import rundir
 from risc_tf.experiments.aggregation import aggregate
 from risc_tf.experiments.config import ReproduceConfig, recipe_settings
 from risc_tf.experiments.results import load_results
 from risc_tf.experiments.run import reproduce
-from risc_tf.experiments import rundir
 from risc_tf.experiments.rundir import RUN_FILE, prepare_output_dir
 from risc_tf.experiments.seeds import reproduce_seeds
 from risc_tf.paper import PAPER_RESULTS, paper_angles
