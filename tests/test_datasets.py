@@ -106,6 +106,7 @@ def test_bad_arguments(call, message):
         call()
 
 
+@pytest.mark.slow
 def test_rotated_test_set_takes_the_models_size():
     x, _, _ = rotated_test_arrays(X, Y, seed=0, image_size=48)
     assert x.shape == (20, 48, 48, 3)

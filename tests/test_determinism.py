@@ -67,6 +67,7 @@ def test_deterministic_must_be_true_or_false(tiny, kind, value):
         _train(kind, tiny, deterministic=value)
 
 
+@pytest.mark.slow
 def test_an_augment_layer_without_a_seed_is_refused_with_deterministic(tiny):
     """Measured: an unseeded Keras random layer gives other weights in each process even
     under op determinism (its generator is seeded from Python's random state at build)."""
@@ -93,6 +94,7 @@ class _Seen(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("kind", ["rotnet", "classifier"])
+@pytest.mark.slow
 def test_op_determinism_is_on_while_training_and_off_again_after(tiny, kind):
     assert not op_determinism_enabled()
     for flag in (True, False):
@@ -197,6 +199,7 @@ def test_fit_options_are_checked_once_and_named(tiny, kwargs, message):
 
 # --- seeding before the model is built (the command line and tune) ----------------------------
 
+@pytest.mark.slow
 def test_the_stages_seed_keras_before_the_model_is_built(monkeypatch):
     """train-rotnet, train-classifier, reproduce and tune build through risc_tf.stages: the
     initial weights follow the run's seed, whatever ran before."""
@@ -218,6 +221,7 @@ def test_the_stages_seed_keras_before_the_model_is_built(monkeypatch):
     assert _same(*initial)
 
 
+@pytest.mark.slow
 def test_tune_seeds_each_point_before_building(monkeypatch, tmp_path):
     import risc_tf.stages
     from risc_tf.experiments.config import ReproduceConfig

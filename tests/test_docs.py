@@ -20,6 +20,7 @@ def _make_api():
     return module
 
 
+@pytest.mark.slow
 def test_every_public_name_has_an_up_to_date_api_page():
     result = subprocess.run(
         [sys.executable, str(ROOT / "docs" / "make_api.py"), "--check"],

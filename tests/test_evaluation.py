@@ -32,6 +32,7 @@ def images():
     return x, np.arange(12) % 3
 
 
+@pytest.mark.slow
 def test_tta_is_invariant_to_quarter_turns(models, images):
     rotnet, clf, _ = models
     x = evaluation_sets(*images, (0, 90, 180, 270), image_size=32)["upright"][0]
@@ -42,6 +43,7 @@ def test_tta_is_invariant_to_quarter_turns(models, images):
     np.testing.assert_allclose(p0.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_methods_sets_and_evaluation(models, images):
     rotnet, clf, aug = models
     angles = (0.0, 90.0, 180.0, 270.0)
@@ -96,6 +98,7 @@ def test_test_angles_outside_the_rotnet_set_are_reported_not_crashed(models, ima
     assert set(result["rotated"]["risc_hard"]["per_angle_acc"]) == set(per_angle)
 
 
+@pytest.mark.slow
 def test_uniform_protocol_bins_angles_by_the_rotnet_set(models, images):
     rotnet, clf, _ = models
     sets = evaluation_sets(*images, (0, 90), image_size=32, seed=2, protocol="uniform")

@@ -362,6 +362,7 @@ def saved_pipeline(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_explain_npz(saved_pipeline, images, tmp_path, capsys):
     np.savez(tmp_path / "x.npz", pics=images)
     out = tmp_path / "out"

@@ -94,6 +94,7 @@ def _run_in_onnxruntime(model, tmp_path):
     ("hard", QUARTERS, "constant"), ("soft", QUARTERS, "circle"),
     ("hard", tuple(range(0, 360, 45)), "reflect"), ("soft", tuple(range(0, 360, 30)), "circle"),
 ])
+@pytest.mark.slow
 def test_onnx_export_runs_in_onnxruntime_as_the_pipeline(tmp_path, mode, angles, fill, capsys):
     pipe = _pipeline(mode, angles, fill)
     if mode == "hard" and angles == QUARTERS:  # through the command line, from a saved pipeline
@@ -127,6 +128,7 @@ def test_onnx_export_runs_in_onnxruntime_as_the_pipeline(tmp_path, mode, angles,
 
 
 @needs_onnx
+@pytest.mark.slow
 def test_onnx_export_replaces_only_with_overwrite(tmp_path):
     pipe = _pipeline()
     path = tmp_path / "risc.onnx"

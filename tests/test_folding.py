@@ -65,6 +65,7 @@ def test_the_copy_is_a_snapshot_and_the_original_is_untouched():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(folded(x)), snapshot)  # ... not seen
 
 
+@pytest.mark.slow
 def test_resnet50_folds_all_53_batchnorms_exactly():
     model = randomize_batchnorm(build_classifier(2, backbone="resnet50"))
     pairs = batchnorm_pairs(model)

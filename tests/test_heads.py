@@ -121,6 +121,7 @@ def test_angle_mode_counter_rotates_by_the_continuous_estimate(circular_pair):
     assert np.all((details.rotation_confidence > 0) & (details.rotation_confidence <= 1))
 
 
+@pytest.mark.slow
 def test_angle_mode_round_trips_and_exports(circular_pair, tmp_path):
     import tensorflow as tf
 

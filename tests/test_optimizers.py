@@ -17,6 +17,7 @@ def _model(seed):
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"beta_1": 0.8, "epsilon": 1e-4}, {"amsgrad": True}])
+@pytest.mark.slow
 def test_fused_adam_matches_keras_adam(kwargs):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 6, 6, 2)).astype("float32")

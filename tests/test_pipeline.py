@@ -315,6 +315,7 @@ def test_pipelines_saved_by_risc_tf_0_1_still_load():
                                   expected["rotation"])
 
 
+@pytest.mark.slow
 def test_saved_pipeline_carries_no_optimizer_state(models, tmp_path):
     import zipfile
 
@@ -331,6 +332,7 @@ def test_saved_pipeline_carries_no_optimizer_state(models, tmp_path):
     assert 2 * ours < (tmp_path / "with_optimizer.keras").stat().st_size
 
 
+@pytest.mark.slow
 def test_streams_keep_their_order_and_settings_changes_take_effect(models):
     pipe = RISCPipeline(*models)
     mixed = tf.data.Dataset.from_generator(

@@ -74,6 +74,7 @@ def test_predict_files_streams_one_row_per_file_in_order(saved, scans):
     assert quarter_turns_to_undo(45.0) is None
 
 
+@pytest.mark.slow
 def test_cli_predict_csv_copies_report_and_summary(saved, scans, tmp_path, capsys):
     pipe, path = saved
     folder, images = scans
@@ -117,6 +118,7 @@ def test_cli_predict_csv_copies_report_and_summary(saved, scans, tmp_path, capsy
     assert main([*argv, "--overwrite"]) == 0
 
 
+@pytest.mark.slow
 def test_cli_predict_json_and_bad_inputs(saved, scans, tmp_path, capsys):
     _, path = saved
     folder, _ = scans
@@ -191,6 +193,7 @@ def test_saved_model_export_serves_without_risc_tf(saved, tmp_path, mode):
     pytest.param("hard", tuple(range(0, 360, 45)), "circle", marks=pytest.mark.slow),
     pytest.param("soft", tuple(range(0, 360, 30)), "reflect", marks=pytest.mark.slow),
 ])
+@pytest.mark.slow
 def test_litert_export_runs_with_builtin_ops_and_matches_the_pipeline(saved, tmp_path, mode,
                                                                       angles, fill):
     """Quarter turns as reversals, other angles as precomputed bilinear gathers: the TFLite
@@ -244,6 +247,7 @@ def test_upright_copies_of_several_inputs_keep_their_folders_and_never_collide(s
     assert all(c.endswith(("a/scan.png", "b/scan.png")) for c in copies)
 
 
+@pytest.mark.slow
 def test_three_local_shards_merged_equal_one_run_with_a_real_pipeline(saved, tmp_path, capsys):
     """The worked example of docs/deploy.md: three workers, one merge, the same file."""
     _, path = saved

@@ -129,6 +129,7 @@ def _copies_written(up: Path) -> int:
     return len(list(up.rglob("*.png"))) if up.is_dir() else 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_none_of_its_outputs_and_the_next_run_cleans_up(tmp_path, stub,
                                                                             capsys):
     _write(tmp_path / "scans", [1] * 60)
@@ -216,6 +217,7 @@ def test_file_names_that_are_not_utf8_are_escaped_everywhere(stub, tmp_path, cap
 
 
 @pytest.mark.parametrize("encoding", ["ascii:strict", "utf-8:strict"])
+@pytest.mark.slow
 def test_every_message_prints_under_a_strict_stdout(tmp_path, encoding):
     name, escaped = _weird(tmp_path / "scans")
     (tmp_path / "scans" / os.fsdecode(b"broken\xfe.png")).write_text("x")  # printed: unreadable
@@ -269,6 +271,7 @@ def test_missing_output_folder_is_named_before_anything_is_read(stub, tmp_path, 
     assert stub == []  # no pipeline was loaded
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_number_of_files(stub, tmp_path):
     """Nothing is kept per file but its path: 800 files take little more memory than 200
     (the benchmark benchmarks/bench_predict_memory.py measures the whole process)."""

@@ -143,6 +143,7 @@ def test_docstring_examples_hold():
     assert result.attempted >= 3 and result.failed == 0
 
 
+@pytest.mark.slow
 def test_page_renders_in_headless_chromium(tmp_path):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium): no browser to render")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 CPP_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|cuInit|loop_optimizer", re.M)
 
@@ -34,6 +36,7 @@ def _run(code, *argv, level=None):
                           env=env, cwd=ROOT, timeout=300)
 
 
+@pytest.mark.slow
 def test_python_api_and_saved_model_run_without_tensorflow_log_lines(tmp_path):
     done = _run(_USE, str(tmp_path / "serving"))
     assert "LEVEL 3" in done.stdout, done.stderr[-3000:]

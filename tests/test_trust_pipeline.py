@@ -42,6 +42,7 @@ def test_fit_trust_sets_every_part_from_validation(fitted):
 
 
 @requires_data
+@pytest.mark.slow
 def test_the_pipeline_applies_them_everywhere(fitted, data_root, tmp_path):
     import tensorflow as tf
 
