@@ -35,6 +35,7 @@ import errno
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -179,17 +180,29 @@ class Staging:
         self.done = True
 
 
-def _entries(folder: Path) -> list[tuple[bytes, Path, Path]]:
+def _entries(folder: Path, kind: bytes) -> Iterator[tuple[Path, Path]]:
+    """The journal's ``(staged, final)`` pairs of one kind, read a record at a time.
+
+    A record is ``kind \\0 staged \\0 final \\0 \\n``; a path may hold a newline (Linux)
+    but never a NUL, and no field starts with one (staged paths start with ``files`` or
+    ``copies``, final ones are absolute), so a record ends at the first newline right
+    after a NUL. Only one
+    record is in memory at a time, whatever the number of copies.
+    """
     try:
-        data = (folder / _JOURNAL).read_bytes()
+        journal = open(folder / _JOURNAL, "rb")  # noqa: SIM115
     except OSError:
-        return []
-    out = []
-    for line in data.split(b"\0\n"):
-        parts = line.split(b"\0")
-        if len(parts) == 3:
-            out.append((parts[0], folder / os.fsdecode(parts[1]), Path(os.fsdecode(parts[2]))))
-    return out
+        return
+    with journal:
+        record = b""
+        for piece in journal:
+            record += piece
+            if not record.endswith(b"\0\n"):
+                continue  # a newline inside a path, or an unfinished last record
+            parts = record.split(b"\0")
+            record = b""
+            if len(parts) == 4 and parts[0] == kind:
+                yield folder / os.fsdecode(parts[1]), Path(os.fsdecode(parts[2]))
 
 
 def _move(staged: Path, final: Path) -> None:
@@ -210,11 +223,10 @@ def _move(staged: Path, final: Path) -> None:
 
 def _apply(folder: Path) -> int:
     """Move the staged files of a committed folder into place (again: idempotent)."""
-    entries = _entries(folder)
     moved = 0
-    for kind in (b"C", b"F"):
-        for entry_kind, staged, final in entries:
-            if entry_kind == kind and staged.exists():
+    for kind in (b"C", b"F"):  # the journal is read once per kind, never held whole
+        for staged, final in _entries(folder, kind):
+            if staged.exists():
                 _move(staged, final)
                 moved += 1
     return moved

@@ -63,6 +63,37 @@ def test_recover_removes_a_killed_run_finishes_a_committed_one_and_spares_a_live
     assert recover(tmp_path / "missing") == {"removed": 0, "finished": 0}
 
 
+def test_commit_reads_the_journal_a_record_at_a_time(tmp_path):
+    """Putting 3,000 copies in place holds one journal record at a time: the memory the
+    commit allocates does not grow with the copies (issue 22, item 4), and names with a
+    newline, a NUL-free oddity Linux allows, still land where they belong."""
+    import tracemalloc
+
+    home = tmp_path / "up"
+    home.mkdir()
+
+    def commit_peak(count: int) -> int:
+        staging = Staging(home)
+        staging.file(tmp_path / f"pred{count}.csv").write_text("rows")
+        copies = staging.folder_for(home / f"copies{count}")
+        for i in range(count):
+            name = f"scan\n{i:05d}.png" if i % 100 == 0 else f"a-rather-long-name-{i:05d}.png"
+            (copies / name).write_bytes(b"png")
+            staging.add(copies / name)
+        tracemalloc.start()
+        moved = staging.commit()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert moved == count + 1
+        return peak
+
+    small, large = commit_peak(300), commit_peak(3000)
+    assert large - small < 200_000, (small, large)  # bytes; a list of every entry: ~2.5 MB
+    assert len(os.listdir(home / "copies3000")) == 3000
+    assert (home / "copies3000" / "scan\n00100.png").read_bytes() == b"png"
+    assert (tmp_path / "pred3000.csv").read_text() == "rows"
+
+
 def test_staging_docstring_example_holds():
     assert doctest.testmod(risc_tf.staging).failed == 0
 
