@@ -132,7 +132,10 @@ class FusedChain:
             p, self.rotnet_temperature)
 
     def _classify(self, x: tf.Tensor) -> tf.Tensor:
-        p = self.classifier(x, training=False)
+        return self._calibrated(self.classifier(x, training=False))
+
+    def _calibrated(self, p: tf.Tensor) -> tf.Tensor:
+        """The classifier's probabilities ``p`` at its temperature."""
         return p if self.classifier_temperature == 1.0 else apply_temperature(
             p, self.classifier_temperature)
 
@@ -149,6 +152,16 @@ class FusedChain:
         """
         return read_angle(p_rot, self.angles, head=self.head, sigma=self.sigma)
 
+    def _picked(self, x: tf.Tensor, p_rot: tf.Tensor) -> tf.Tensor | None:
+        """The one counter-rotation of ``x`` the mode classifies (hard and angle modes), or
+        None when it weighs every counter-rotation (soft, tta)."""
+        method = for_mode(self.mode)
+        if method.angle is not None:
+            return resample_rotate(x, -method.angle(p_rot, self.angles, self._window), self.fill)
+        if method.picks_one:
+            return self._counter_rotate(x, tf.argmax(method.weights(p_rot), axis=1))
+        return None
+
     def classify_corrected(self, x: tf.Tensor, p_rot: tf.Tensor) -> tf.Tensor:
         """Class probabilities of model-input images given the RotNet's probabilities.
 
@@ -159,14 +172,31 @@ class FusedChain:
         :func:`risc_tf.resample.resample_rotate`). A TensorFlow function of
         tensors (what :meth:`predict_proba` and :mod:`risc_tf.export` trace).
         """
-        method = for_mode(self.mode)
-        if method.angle is not None:
-            theta = method.angle(p_rot, self.angles, self._window)
-            return self._classify(resample_rotate(x, -theta, self.fill))
-        if method.picks_one:
-            pick = tf.argmax(method.weights(p_rot), axis=1)
-            return self._classify(self._counter_rotate(x, pick))
-        return combine(method, p_rot, self._classify_every(x))
+        picked = self._picked(x, p_rot)
+        if picked is not None:
+            return self._classify(picked)
+        return combine(for_mode(self.mode), p_rot, self._classify_every(x))
+
+    def _classify_and_score(self, x: tf.Tensor, p_rot: tf.Tensor,
+                            corrected: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Class probabilities and the out-of-distribution score (0 without a detector).
+
+        When the mode classifies one counter-rotation, the score reads the
+        features of that same image from the same classifier pass (one backbone
+        pass, not two); otherwise it reads those of ``corrected`` (the image
+        counter-rotated by the angle the RotNet names).
+        """
+        if self.ood is None:
+            proba = self.classify_corrected(x, p_rot)
+            return proba, tf.zeros_like(proba[:, 0])
+        picked = self._picked(x, p_rot)
+        if picked is not None:
+            features, proba = self._features(picked, training=False)
+            proba = self._calibrated(proba)
+        else:
+            proba = self.classify_corrected(x, p_rot)
+            features = self._features(corrected, training=False)[0]
+        return proba, tf.cast(self.ood.score(features), proba.dtype)
 
     def _classify_every(self, x: tf.Tensor) -> tf.Tensor:
         """Class probabilities ``(N, R, C)`` of every counter-rotation of ``x``."""
@@ -203,12 +233,10 @@ class FusedChain:
             self._counter_rotate(x, tf.argmax(p_rot, axis=1))
         if output == "correct":
             return corrected
-        proba = self.classify_corrected(x, p_rot)
         if output == "proba":
-            return proba
-        score = tf.zeros_like(angle) if self.ood is None else \
-            self.ood.score(self._features(corrected, training=False)[0])
-        return tf.concat([proba, rotation, tf.cast(score, proba.dtype)[:, None]], axis=1)
+            return self.classify_corrected(x, p_rot)
+        proba, score = self._classify_and_score(x, p_rot, corrected)
+        return tf.concat([proba, rotation, score[:, None]], axis=1)
 
     def _graph(self, output: str, x: np.ndarray) -> Callable:
         key = (output, self.mode, self.fill, x.dtype.str, x.shape[1:])

@@ -75,6 +75,25 @@ def test_the_pipeline_applies_them_everywhere(fitted, data_root, tmp_path):
 
 
 @requires_data
+def test_details_score_the_image_they_classify_from_one_classifier_pass(fitted, data_root):
+    """Hard mode: the class probabilities and the out-of-distribution score of
+    predict_details come from one pass over the counter-rotation the pipeline classifies;
+    they equal predict_proba and the detector's score of that image's features."""
+    from risc_tf.features import model_features
+
+    _, trusted, _ = fitted
+    x, _ = load_medmnist("pneumoniamnist", "test", root=data_root)
+    x = np.stack([np.rot90(img, k % 4) for k, img in enumerate(x[:24])])
+    details = trusted.predict_details(x)
+    proba = trusted.predict_proba(x)
+    assert np.array_equal(details.class_index, proba.argmax(axis=1))
+    np.testing.assert_allclose(details.class_probability, proba.max(axis=1), atol=1e-6)
+    features = model_features(trusted.classifier, trusted.correct(x))
+    np.testing.assert_allclose(details.ood_score, trusted.ood.score(features), rtol=1e-4,
+                               atol=1e-3)
+
+
+@requires_data
 @pytest.mark.parametrize("key, value, message", [
     ("rotnet_temperature", 0.0, "rotnet_temperature must be a finite number > 0"),
     ("classifier_temperature", -2.0, "classifier_temperature must be a finite number > 0"),
