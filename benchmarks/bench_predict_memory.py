@@ -5,15 +5,25 @@ is written from the real PneumoniaMNIST test split (28x28 8-bit, one in four
 turned by a quarter turn so that upright copies and review cards are made),
 and ``risc-tf predict`` runs on it in a fresh process with every output that
 keeps state: the CSV, ``--fix-orientation`` copies and a ``--report`` page.
-The peak resident memory of that process (``ru_maxrss`` of the child) is
-printed per N, with the growth between consecutive counts. The goal: memory
-bounded in the number of files, growth below 20 MB from 2,000 to 20,000 files.
+Two numbers per run:
+
+* the peak resident memory of that process (``ru_maxrss``), start-up,
+  TensorFlow and the model included: its median over ``--repeats`` fresh
+  processes per count (the peak of one process varies by 10-30 MB from run to
+  run, which a single run per count cannot tell from growth);
+* the resident memory *inside* the run (``/proc/self/statm``, Linux) after
+  every 1,000th row written, so the growth from the 2,000th to the last file
+  of one run is read directly, without the start-up noise.
+
+The goal: memory bounded in the number of files, growth below 20 MB from 2,000
+to 20,000 files.
 
 The pipeline is a small-backbone RotNet and classifier with random weights
 (memory does not depend on the weight values), saved once, or ``--pipeline``.
 Files live in a temporary folder that is removed at the end.
 
-Run from the repository root (about 10 minutes for the three counts on 2 cores)::
+Run from the repository root (about 15 minutes for the three counts, three
+repeats each, on 2 cores)::
 
     TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks.bench_predict_memory
     python -m benchmarks.bench_predict_memory --counts 200 2000  # a quick check
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,31 +68,58 @@ def make_pipeline(path: Path) -> Path:
     return pipe.save(path)
 
 
-def peak_rss_mb(argv: list[str]) -> tuple[float, float]:
-    """Peak resident memory (MB) and seconds of one ``risc-tf`` run in a new process.
+_WRAPPER = """
+import resource, sys, time
+from risc_tf import rowfiles
+from risc_tf.cli import main
 
-    The run is started from a tiny wrapper process that reports its own
-    ``ru_maxrss`` once the command has finished, so other children of this
-    script do not mix in.
+trace = []
+
+def rss_mb():
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:  # not Linux: no reading inside the run
+        return None
+
+add = rowfiles.RowWriter.add
+
+def counted_add(self, row):
+    add(self, row)
+    counted_add.rows += 1
+    if counted_add.rows % 1000 == 0:
+        trace.append((counted_add.rows, rss_mb()))
+
+counted_add.rows = 0
+rowfiles.RowWriter.add = counted_add
+start = time.perf_counter()
+code = main(sys.argv[1:])
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - start,
+      flush=True)
+print("TRACE", " ".join(f"{n}:{m}" for n, m in trace if m is not None), flush=True)
+sys.exit(code)
+"""
+
+
+def run_once(argv: list[str]) -> tuple[float, float, dict[int, float]]:
+    """Peak resident memory (MB), seconds and the in-run trace of one ``risc-tf`` run.
+
+    The run is started from a tiny wrapper process (:data:`_WRAPPER`) that
+    reports its own ``ru_maxrss`` once the command has finished, so other
+    children of this script do not mix in, and the resident memory after every
+    1,000th predictions row ({rows: MB}; empty off Linux).
     """
-    code = (
-        "import resource, sys, time\n"
-        "from risc_tf.cli import main\n"
-        "start = time.perf_counter()\n"
-        "code = main(sys.argv[1:])\n"
-        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-        "time.perf_counter() - start, flush=True)\n"
-        "sys.exit(code)\n"
-    )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                          env=env, check=False)
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("PEAK ")), None)
-    if done.returncode != 0 or line is None:
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True,
+                          text=True, env=env, check=False)
+    lines = {ln.split(" ", 1)[0]: ln.split()[1:] for ln in done.stdout.splitlines()
+             if ln.startswith(("PEAK ", "TRACE"))}
+    if done.returncode != 0 or "PEAK" not in lines:
         raise RuntimeError(f"risc-tf {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
-    _, kib, seconds = line.split()
+    kib, seconds = lines["PEAK"]
     scale = 1024 if sys.platform != "darwin" else 1  # Linux: KiB, macOS: bytes
-    return int(kib) * scale / 2**20, float(seconds)
+    trace = {int(n): float(m) for n, m in (item.split(":") for item in lines.get("TRACE", []))}
+    return int(kib) * scale / 2**20, float(seconds), trace
 
 
 def main() -> None:
@@ -89,8 +127,12 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[200, 2000, 20000])
     parser.add_argument("--pipeline", help="a saved pipeline (default: a small random one)")
     parser.add_argument("--data-root", default=DATA_ROOT)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="fresh processes per count (the median peak is reported)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
 
     from risc_tf.data import load_medmnist
 
@@ -100,20 +142,39 @@ def main() -> None:
         tmp = Path(tmp)
         pipeline = args.pipeline or str(make_pipeline(tmp / "pipeline"))
         for count in args.counts:
-            folder, out = tmp / f"scans{count}", tmp / f"out{count}"
+            folder = tmp / f"scans{count}"
             write_folder(folder, count, images)
-            out.mkdir()
-            argv = ["predict", "--pipeline", pipeline, str(folder), "--output",
-                    str(out / "pred.csv"), "--fix-orientation", str(out / "upright"),
-                    "--report", str(out / "review.html"), "--quiet"]
-            peak, seconds = peak_rss_mb(argv)
-            results.append({"files": count, "peak_rss_mb": round(peak, 1),
-                            "seconds": round(seconds, 1),
-                            "files_per_s": round(count / seconds, 1)})
-            growth = "" if len(results) == 1 else \
-                f"  (+{peak - results[-2]['peak_rss_mb']:.1f} MB from {results[-2]['files']})"
-            print(f"{count:7d} files: peak RSS {peak:7.1f} MB, {seconds:6.1f} s "
-                  f"({count / seconds:.0f} files/s, start-up included){growth}", flush=True)
+            peaks, times, traces = [], [], []
+            for repeat in range(args.repeats):
+                out = tmp / f"out{count}-{repeat}"
+                out.mkdir()
+                argv = ["predict", "--pipeline", pipeline, str(folder), "--output",
+                        str(out / "pred.csv"), "--fix-orientation", str(out / "upright"),
+                        "--report", str(out / "review.html"), "--quiet"]
+                peak, seconds, trace = run_once(argv)
+                peaks.append(round(peak, 1))
+                times.append(round(seconds, 1))
+                traces.append(trace)
+                shutil.rmtree(out)
+            entry = {"files": count, "peak_rss_mb": peaks,
+                     "median_peak_rss_mb": round(float(np.median(peaks)), 1),
+                     "seconds": times,
+                     "files_per_s": round(count / float(np.median(times)), 1),
+                     "rss_by_rows_mb": traces}
+            growth = [t[max(t)] - t[2000] for t in traces if 2000 in t and max(t) > 2000]
+            if growth:
+                entry["in_run_growth_from_2000_mb"] = [round(g, 1) for g in growth]
+            results.append(entry)
+            text = (f"{count:7d} files: peak RSS median {entry['median_peak_rss_mb']:7.1f} MB "
+                    f"(runs: {', '.join(f'{p:.1f}' for p in peaks)}), "
+                    f"{entry['files_per_s']:.0f} files/s, start-up included")
+            if len(results) > 1:
+                change = entry["median_peak_rss_mb"] - results[-2]["median_peak_rss_mb"]
+                text += f"; median {change:+.1f} MB from {results[-2]['files']}"
+            if growth:
+                text += (f"; inside the run, file 2,000 -> {max(traces[0]):,}: "
+                         f"{', '.join(f'{g:+.1f}' for g in growth)} MB")
+            print(text, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "time": time.ctime()},
                                               indent=1))
