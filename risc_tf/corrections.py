@@ -93,6 +93,12 @@ class Correction:
     heads: tuple[str, ...] = ("bins", "circular")
     short: str = ""
 
+    @property
+    def classifies_every(self) -> bool:
+        """Whether the method classifies every counter-rotation of the angle set (soft,
+        TTA: one classifier pass per angle), not one image per input (hard, angle)."""
+        return self.weights is not None and not self.picks_one
+
 
 def _uniform(p_rot):
     import tensorflow as tf

@@ -145,7 +145,7 @@ def build_methods(
     corrections = for_head(rotnet_head(rotnet)[0])
     # the shared pass classifies every counter-rotation of the set: worth it when some
     # correction needs them all
-    shared = shared and any(c.weights is not None and not c.picks_one for c in corrections)
+    shared = shared and any(c.classifies_every for c in corrections)
     every = _SharedRotations(RISCPipeline(rotnet, classifier, batch_size=batch_size,
                                           fill=fill)) if shared else None
     methods: dict[str, ProbaFn] = {}

@@ -250,7 +250,7 @@ class FusedChain:
         return self._graphs[key]
 
     def _chunk(self, output: str) -> int:
-        every = not for_mode(self.mode).picks_one and output in ("proba", "details")
+        every = for_mode(self.mode).classifies_every and output in ("proba", "details")
         if output == "every" or every:
             return max(1, 4 * self.batch_size // len(self.angles))
         return self.batch_size

@@ -121,6 +121,35 @@ def test_angle_mode_counter_rotates_by_the_continuous_estimate(circular_pair):
     assert np.all((details.rotation_confidence > 0) & (details.rotation_confidence <= 1))
 
 
+def test_modes_that_classify_one_image_per_input_run_whole_batches(circular_pair, monkeypatch):
+    """Angle mode classifies one image per input, like hard mode, so its graph runs on
+    whole batches; only soft and TTA modes (every counter-rotation of the set) shrink the
+    slices to keep the same number of images per classifier call. (Angle mode once ran in
+    slices of 4 * batch_size / bins images, one image at a time for 72 bins: half the
+    speed of hard mode.)"""
+    import risc_tf.fused
+
+    rotnet, clf = circular_pair
+    slices = []
+    real = risc_tf.fused.run_in_batches
+
+    def recording(graph, x, batch_size):
+        slices.append(batch_size)
+        return real(graph, x, batch_size)
+
+    monkeypatch.setattr(risc_tf.fused, "run_in_batches", recording)
+    x = np.random.default_rng(1).random((20, 32, 32, 3)).astype(np.float32)
+    bins = build_rotnet(angles=FINE, backbone="small")
+    for pipe, expected in ((RISCPipeline(rotnet, clf, mode="angle", batch_size=16), 16),
+                           (RISCPipeline(rotnet, clf, mode="hard", batch_size=16), 16),
+                           (RISCPipeline(bins, clf, mode="soft", batch_size=16), 1),
+                           (RISCPipeline(bins, clf, mode="tta", batch_size=18), 2)):
+        slices.clear()
+        pipe.predict_proba(x)
+        pipe.predict_details(x)
+        assert slices == [expected, expected], (pipe.mode, slices)
+
+
 @pytest.mark.slow
 def test_angle_mode_round_trips_and_exports(circular_pair, tmp_path):
     import tensorflow as tf
