@@ -126,18 +126,17 @@ class FusedChain:
         return angles
 
     # -- the models, calibrated ---------------------------------------------------
+    @staticmethod
+    def _at_temperature(p: tf.Tensor, temperature: float) -> tf.Tensor:
+        """Probabilities ``p`` at ``temperature`` (left exactly as they are at 1)."""
+        return p if temperature == 1.0 else apply_temperature(p, temperature)
+
     def _rotation_proba(self, x: tf.Tensor) -> tf.Tensor:
-        p = self.rotnet(x, training=False)
-        return p if self.rotnet_temperature == 1.0 else apply_temperature(
-            p, self.rotnet_temperature)
+        return self._at_temperature(self.rotnet(x, training=False), self.rotnet_temperature)
 
     def _classify(self, x: tf.Tensor) -> tf.Tensor:
-        return self._calibrated(self.classifier(x, training=False))
-
-    def _calibrated(self, p: tf.Tensor) -> tf.Tensor:
-        """The classifier's probabilities ``p`` at its temperature."""
-        return p if self.classifier_temperature == 1.0 else apply_temperature(
-            p, self.classifier_temperature)
+        return self._at_temperature(self.classifier(x, training=False),
+                                    self.classifier_temperature)
 
     def _counter_rotate(self, x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
         """Undo angle ``angles[index[i]]`` of each image ``x[i]``."""
@@ -192,7 +191,7 @@ class FusedChain:
         picked = self._picked(x, p_rot)
         if picked is not None:
             features, proba = self._features(picked, training=False)
-            proba = self._calibrated(proba)
+            proba = self._at_temperature(proba, self.classifier_temperature)
         else:
             proba = self.classify_corrected(x, p_rot)
             features = self._features(corrected, training=False)[0]

@@ -186,8 +186,7 @@ def _entries(folder: Path, kind: bytes) -> Iterator[tuple[Path, Path]]:
     A record is ``kind \\0 staged \\0 final \\0 \\n``; a path may hold a newline (Linux)
     but never a NUL, and no field starts with one (staged paths start with ``files`` or
     ``copies``, final ones are absolute), so a record ends at the first newline right
-    after a NUL. Only one
-    record is in memory at a time, whatever the number of copies.
+    after a NUL. Only one record is in memory at a time, whatever the number of copies.
     """
     try:
         journal = open(folder / _JOURNAL, "rb")  # noqa: SIM115

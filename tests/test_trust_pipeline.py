@@ -76,9 +76,10 @@ def test_the_pipeline_applies_them_everywhere(fitted, data_root, tmp_path):
 
 @requires_data
 def test_details_score_the_image_they_classify_from_one_classifier_pass(fitted, data_root):
-    """Hard mode: the class probabilities and the out-of-distribution score of
-    predict_details come from one pass over the counter-rotation the pipeline classifies;
-    they equal predict_proba and the detector's score of that image's features."""
+    """Hard mode: predict_details takes its class probabilities and out-of-distribution
+    score from one classifier pass over the counter-rotation it classifies; what that pass
+    gives must equal predict_proba and the detector's score of that image's features
+    (computed apart here)."""
     from risc_tf.features import model_features
 
     _, trusted, _ = fitted
