@@ -40,10 +40,13 @@ from risc_tf.angles import (
     angle_difference,
     check_angles,
     match_angles,
-    smallest_gap,
 )
-from risc_tf.heads import refine_angle
-from risc_tf.validation import check_number
+from risc_tf.heads import (  # the tilt tolerance is decided here, defined with the heads
+    DEFAULT_MAX_TILT,
+    check_max_tilt,
+    default_max_tilt,
+    refine_angle,
+)
 
 __all__ = [
     "DEFAULT_MAX_TILT",
@@ -52,6 +55,7 @@ __all__ = [
     "CopyPlan",
     "Orientation",
     "Reason",
+    "check_max_tilt",
     "confidence_reasons",
     "continuous_orientations",
     "copy_plan",
@@ -77,19 +81,6 @@ REVIEW_CODES = frozenset({
 })
 #: Codes of reasons that inform without changing the status.
 NOTE_CODES = frozenset({"unreadable", "no_copy"})
-
-#: Most degrees between the estimated rotation and the pipeline's predicted angle for a
-#: file to count as turned by that angle (never more than a third of the set's smallest
-#: gap: :func:`default_max_tilt`). The estimate of a file turned exactly by a set angle
-#: moves toward a neighbour by ``gap * p_neighbour``: 10 degrees is a neighbour
-#: probability of 1/9 for quarter turns.
-DEFAULT_MAX_TILT = 10.0
-
-
-def default_max_tilt(angles: Sequence[float]) -> float:
-    """:data:`DEFAULT_MAX_TILT`, or a third of the set's smallest gap if that is smaller."""
-    return min(DEFAULT_MAX_TILT, smallest_gap(check_angles(angles)) / 3.0)
-
 
 @dataclasses.dataclass(frozen=True)
 class Reason:
@@ -243,10 +234,7 @@ def orientations(rotation, *, angles: Sequence[float], proba=None,
     [(90.0, False, 90, 3), (90.0, True, 135, None)]
     """
     table = check_angles(angles)
-    half = smallest_gap(table) / 2.0
-    if max_tilt is None:
-        max_tilt = default_max_tilt(table)
-    max_tilt = check_number("max_tilt", max_tilt, 0.0, half, include_minimum=False)
+    max_tilt = check_max_tilt(max_tilt, table)
     rotation = np.atleast_1d(np.asarray(rotation, np.float64))
     if proba is None:
         return [Orientation(float(r), float(np.mod(r, 360.0))) for r in rotation]
@@ -260,7 +248,7 @@ def orientations(rotation, *, angles: Sequence[float], proba=None,
     return out
 
 
-def continuous_orientations(estimate, *, max_tilt: float = DEFAULT_MAX_TILT
+def continuous_orientations(estimate, *, max_tilt: float | None = None
                             ) -> list[Orientation]:
     """One :class:`Orientation` per image from a continuous angle (a circular RotNet head).
 
@@ -274,7 +262,7 @@ def continuous_orientations(estimate, *, max_tilt: float = DEFAULT_MAX_TILT
     >>> [(o.rotation, o.off_set, o.quarter_turns) for o in continuous_orientations([91.5, 40.0])]
     [(90.0, False, 3), (0.0, True, None)]
     """
-    max_tilt = check_number("max_tilt", max_tilt, 0.0, 45.0, include_minimum=False)
+    max_tilt = check_max_tilt(max_tilt, QUARTER_TURNS, "circular")
     out = []
     for e in np.atleast_1d(np.asarray(estimate, np.float64)) % 360.0:
         nearest = float(np.round(e / 90.0) * 90.0 % 360.0)

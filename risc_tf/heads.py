@@ -15,6 +15,10 @@ differ in what they are trained on and how an angle is read from them:
   of the bins around the most probable one (within :func:`head_window`). It is
   the head of the continuous-angle correction (``RISCPipeline(mode="angle")``).
 
+How far an estimate may lie from the angle it is counted as (:func:`check_max_tilt`)
+also depends on the head: a bins head counts it as its nearest set angle, a
+circular head as its nearest quarter turn (the turns an exact copy can undo).
+
 References
 ----------
 .. [1] Gidaris, Singh, Komodakis. "Unsupervised representation learning by
@@ -33,6 +37,7 @@ import numpy as np
 
 from risc_tf.angles import (
     ANGLE_TOLERANCE,
+    QUARTER_TURNS,
     angles_every,
     check_angles,
     match_angles,
@@ -41,9 +46,12 @@ from risc_tf.angles import (
 from risc_tf.validation import check_choice, check_number
 
 __all__ = [
+    "DEFAULT_MAX_TILT",
     "HEADS",
     "check_head",
+    "check_max_tilt",
     "circular_labels",
+    "default_max_tilt",
     "estimate_angle",
     "head_window",
     "read_angle",
@@ -207,3 +215,53 @@ def circular_labels(degrees, angles: Sequence[float], sigma: float):
     d = tf.math.floormod(a[:, None] - table[None, :] + 180.0, 360.0) - 180.0
     logits = -tf.square(d) / (2.0 * float(sigma) ** 2)
     return tf.nn.softmax(logits, axis=1)
+
+
+#: Most degrees between the estimated rotation and the pipeline's predicted angle for a
+#: file to count as turned by that angle (never more than a third of the set's smallest
+#: gap: :func:`default_max_tilt`). The estimate of a file turned exactly by a set angle
+#: moves toward a neighbour by ``gap * p_neighbour``: 10 degrees is a neighbour
+#: probability of 1/9 for quarter turns.
+DEFAULT_MAX_TILT = 10.0
+
+
+def default_max_tilt(angles: Sequence[float], head: str = "bins") -> float:
+    """:data:`DEFAULT_MAX_TILT`, or a third of the set's smallest gap if that is smaller.
+
+    For a circular head (a continuous angle, :func:`continuous_orientations`) the set
+    that decides is the quarter turns, whatever the RotNet's bins: 10 degrees.
+
+    Examples
+    --------
+    >>> default_max_tilt(range(0, 360, 45)), default_max_tilt(range(0, 360, 5), "circular")
+    (10.0, 10.0)
+    >>> round(default_max_tilt(range(0, 360, 5)), 2)
+    1.67
+    """
+    table = QUARTER_TURNS if head == "circular" else check_angles(angles)
+    return min(DEFAULT_MAX_TILT, smallest_gap(table) / 3.0)
+
+
+def check_max_tilt(max_tilt: float | None, angles: Sequence[float],
+                   head: str = "bins") -> float:
+    """``max_tilt`` checked for a head and angle set, or its default (:func:`default_max_tilt`).
+
+    The range is (0, half the set's smallest gap] for a bins head (beyond it an
+    estimate would be nearer another angle of the set) and (0, 45] for a circular
+    head (half a quarter turn).
+
+    Raises
+    ------
+    ValueError
+        ``max_tilt`` outside that range or not a number (named).
+
+    Examples
+    --------
+    >>> check_max_tilt(None, (0, 90, 180, 270)), check_max_tilt(20, range(0, 360, 5), "circular")
+    (10.0, 20.0)
+    """
+    if max_tilt is None:
+        return default_max_tilt(angles, head)
+    table = QUARTER_TURNS if head == "circular" else check_angles(angles)
+    return check_number("max_tilt", max_tilt, 0.0, smallest_gap(table) / 2.0,
+                        include_minimum=False)

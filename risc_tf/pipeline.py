@@ -10,9 +10,9 @@ streamed batch by batch (see :mod:`risc_tf.inputs`).
 
 Saving (:meth:`RISCPipeline.save`) writes a folder with both models as plain
 Keras files (:func:`risc_tf.save_model`), ``risc_pipeline.json`` (angles, head,
-mode, fill, class names, temperatures, review thresholds, metadata), the
-out-of-distribution detector's arrays (``ood.npz``) when it has one, and a
-``MODEL_CARD.md``.
+mode, fill, class names, temperatures, review thresholds, tilt tolerance,
+metadata), the out-of-distribution detector's arrays (``ood.npz``) when it has
+one, and a ``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 
 from risc_tf.export import export_pipeline
 from risc_tf.fused import DETAILS, FusedChain
+from risc_tf.heads import check_max_tilt
 from risc_tf.inputs import Predictions
 from risc_tf.ood import MahalanobisDetector
 from risc_tf.pipeline_files import read_pipeline_folder, save_pipeline_folder
@@ -75,6 +76,14 @@ class RISCPipeline(FusedChain):
     rotnet_temperature, classifier_temperature : float > 0, default 1
         Temperature scaling of each model's probabilities, fitted on validation
         data (:mod:`risc_tf.calibration`); applied in every prediction and export.
+    max_tilt : float, optional
+        Degrees an image's estimated rotation may lie from the angle it is counted
+        as (a set angle for a bins head, a quarter turn for a circular head) before
+        ``risc-tf predict`` and :func:`risc_tf.predict_files` send it to review as
+        turned by an angle the pipeline cannot undo exactly
+        (:mod:`risc_tf.decisions`). Default :func:`risc_tf.heads.default_max_tilt`;
+        ``risc-tf reproduce`` stores a circular head's measured error on validation
+        (its 95th percentile) when that is smaller.
     ood : risc_tf.ood.MahalanobisDetector, optional
         Flags images unlike the training images (score above its threshold, on the
         classifier's features of the corrected image); :meth:`predict_details`
@@ -120,6 +129,7 @@ class RISCPipeline(FusedChain):
         min_class_probability: float = 0.0,
         rotnet_temperature: float = 1.0,
         classifier_temperature: float = 1.0,
+        max_tilt: float | None = None,
         ood: MahalanobisDetector | None = None,
         metadata: dict | None = None,
     ):
@@ -139,6 +149,7 @@ class RISCPipeline(FusedChain):
             "min_rotation_confidence", min_rotation_confidence)
         self.min_class_probability = check_probability(
             "min_class_probability", min_class_probability)
+        self.max_tilt = check_max_tilt(max_tilt, self.angles, self.head)
         self.metadata = dict(metadata or {})
 
     # -- public API -------------------------------------------------------------
@@ -245,6 +256,7 @@ class RISCPipeline(FusedChain):
             "min_class_probability": self.min_class_probability,
             "rotnet_temperature": self.rotnet_temperature,
             "classifier_temperature": self.classifier_temperature,
+            "max_tilt": self.max_tilt,
             "ood_threshold": None if self.ood is None else self.ood.threshold,
             "input_size": self.image_size,
             "metadata": self.metadata,

@@ -50,7 +50,7 @@ _REQUIRED = {1: ("angles", "mode", "batch_size"),
 #: What a pipeline of an older format did where its config has no key.
 _OLDER_DEFAULTS = {"fill": "constant", "class_names": None, "min_rotation_confidence": 0.0,
                    "min_class_probability": 0.0, "metadata": None, "head": None,
-                   "sigma": None}
+                   "sigma": None, "max_tilt": None}
 
 
 def _versions() -> dict:
@@ -236,7 +236,12 @@ def model_card(config: dict) -> str:
         f"class probability below {config.get('min_class_probability', 0.0):g}"
         + ("" if config.get("ood_threshold") is None else
            f", or when they are unlike the training images (out-of-distribution score above "
-           f"{config['ood_threshold']:.4g})") + ".", "",
+           f"{config['ood_threshold']:.4g})") + "."
+        + ("" if config.get("max_tilt") is None else
+           f" `risc-tf predict` counts a file as turned by "
+           f"{'a quarter turn' if config.get('head') == 'circular' else 'one of these angles'}"
+           f" when its estimated rotation is within {config['max_tilt']:.3g} degrees of it; "
+           "any other is sent to review without an exact upright copy."), "",
         *_trust_lines(config, meta.get("trust")),
     ]
     if meta.get("training"):

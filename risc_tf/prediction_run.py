@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from risc_tf.decisions import Reason, default_max_tilt
+from risc_tf.decisions import Reason
 from risc_tf.imagefiles import (
     as_paths,
     copy_target,
@@ -39,7 +39,7 @@ from risc_tf.imagefiles import (
 from risc_tf.io import read_record, write_upright_copy
 from risc_tf.review import ReviewPage
 from risc_tf.rowfiles import RowWriter, row_format
-from risc_tf.scans import FileResult, predict_records
+from risc_tf.scans import FileResult, pipeline_max_tilt, predict_records
 from risc_tf.shards import Shard, pipeline_fingerprint, record_path, shard_record
 from risc_tf.staging import Staging, recover
 from risc_tf.straighten import straighten_image, write_straightened_copy
@@ -266,8 +266,7 @@ def run_predictions(pipe, plan: PredictionPlan, *, straighten: bool = False,
         None of the files could be read (then nothing is written).
     """
     summary = RunSummary()
-    if max_tilt is None:
-        max_tilt = default_max_tilt(pipe.angles)
+    max_tilt = pipeline_max_tilt(pipe, max_tilt)
     for home in {plan.output.parent, plan.fix_orientation}:
         if home is not None:
             for key, n in recover(home).items():

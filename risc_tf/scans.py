@@ -30,10 +30,10 @@ from risc_tf.decisions import (
     CopyPlan,
     Orientation,
     Reason,
+    check_max_tilt,
     confidence_reasons,
     continuous_orientations,
     copy_plan,
-    default_max_tilt,
     orientation_reasons,
     orientations,
     quarter_turns_to_undo,  # noqa: F401 - was importable from here
@@ -44,7 +44,7 @@ from risc_tf.io import ImageRecord, iter_images
 from risc_tf.rowfiles import ROW_FIELDS
 from risc_tf.validation import check_int
 
-__all__ = ["FileResult", "predict_files", "predict_records"]
+__all__ = ["FileResult", "pipeline_max_tilt", "predict_files", "predict_records"]
 
 
 @dataclasses.dataclass
@@ -132,8 +132,7 @@ def _results(pipe, records: Sequence[ImageRecord], *, max_tilt: float,
     images = [r.image for r in records]
     details = pipe.predict_details(images)
     if getattr(pipe, "head", "bins") == "circular":  # a continuous angle, read per image
-        found = continuous_orientations(details.rotation,
-                                        **({} if max_tilt is None else {"max_tilt": max_tilt}))
+        found = continuous_orientations(details.rotation, max_tilt=max_tilt)
     else:
         found = orientations(details.rotation, angles=pipe.angles, max_tilt=max_tilt,
                              proba=_rotation_proba(pipe, details, images))
@@ -180,8 +179,10 @@ def predict_files(pipe, inputs, *, recursive: bool = False, batch_size: int = 64
         Files read before each pipeline call (the memory bound).
     max_tilt : float, optional
         Degrees between the RotNet's refined estimate and its predicted angle
-        beyond which a file is turned off the pipeline's angle set (status
-        ``"review"``, no exact copy); see :func:`risc_tf.decisions.orientations`.
+        (a quarter turn for a circular head) beyond which a file is turned off
+        the pipeline's angle set (status ``"review"``, no exact copy); see
+        :func:`risc_tf.decisions.orientations`. Default: the pipeline's
+        ``max_tilt`` (:func:`pipeline_max_tilt`).
     straighten : bool, default False
         Plan resampled ("straightened") copies for rotations that no quarter
         turn undoes, and do not send in-set non-quarter-turn rotations to review.
@@ -203,6 +204,15 @@ def predict_files(pipe, inputs, *, recursive: bool = False, batch_size: int = 64
                            straighten=straighten)
 
 
+def pipeline_max_tilt(pipe, max_tilt: float | None = None) -> float:
+    """``max_tilt`` checked for the pipeline's head and angles, else the pipeline's own
+    tolerance (``pipe.max_tilt``), else the head's default
+    (:func:`risc_tf.decisions.check_max_tilt`)."""
+    if max_tilt is None:
+        max_tilt = getattr(pipe, "max_tilt", None)
+    return check_max_tilt(max_tilt, pipe.angles, getattr(pipe, "head", "bins"))
+
+
 def predict_records(pipe, records: Iterable[ImageRecord], *, batch_size: int = 64,
                     max_tilt: float | None = None,
                     straighten: bool = False) -> Iterator[FileResult]:
@@ -217,9 +227,7 @@ def predict_records(pipe, records: Iterable[ImageRecord], *, batch_size: int = 6
     checked when this function is called).
     """
     batch_size = check_int("batch_size", batch_size)
-    if max_tilt is None:
-        max_tilt = default_max_tilt(pipe.angles)
-    orientations([0.0], angles=pipe.angles, max_tilt=max_tilt)  # checks max_tilt now
+    max_tilt = pipeline_max_tilt(pipe, max_tilt)
     return _stream(pipe, iter(records), batch_size=batch_size, max_tilt=max_tilt,
                    straighten=straighten)
 

@@ -165,7 +165,8 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     calibrated = RISCPipeline(pipe.rotnet, pipe.classifier, pipe.angles, head=pipe.head,
                               sigma=pipe.sigma, mode=pipe.mode, batch_size=pipe.batch_size,
                               fill=pipe.fill, class_names=pipe.classes_.tolist(),
-                              rotnet_temperature=t_rot, classifier_temperature=t_cls)
+                              rotnet_temperature=t_rot, classifier_temperature=t_cls,
+                              max_tilt=pipe.max_tilt)
     details = calibrated.predict_details(x_rot)
     tolerance = head_window(pipe.head, pipe.angles, pipe.sigma) / 2.0  # within its bin
     rotation = choose_threshold(

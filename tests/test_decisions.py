@@ -164,3 +164,41 @@ def test_a_continuous_angle_gets_an_exact_copy_only_near_a_quarter_turn():
     assert not upright.rotated and copy_plan(upright, []) is None
     with pytest.raises(ValueError, match="max_tilt must be"):
         continuous_orientations([10.0], max_tilt=50.0)
+
+
+class _CircularStub(StubPipeline):
+    """A circular head's pipeline: 72 bins of 5 degrees, a continuous angle per image
+    (code 0: 7 degrees, within a RotNet's error of upright; code 1: 30 degrees)."""
+
+    angles = tuple(float(a) for a in range(0, 360, 5))
+    head = "circular"
+
+    def __init__(self, max_tilt=None, **options):
+        super().__init__(**options)
+        if max_tilt is not None:
+            self.max_tilt = max_tilt
+
+    def predict_details(self, images):
+        details = super().predict_details(images)
+        details.rotation = np.array([7.0 if c == 0 else 30.0 for c in self._codes(images)],
+                                    np.float32)
+        return details
+
+
+def test_a_circular_head_counts_an_estimate_near_a_quarter_turn_by_the_quarter_turns_gap():
+    """The tolerance of a continuous angle comes from the quarter turns (10 degrees), or
+    the pipeline's own measured one, never from the width of its 5-degree bins (1.7)."""
+    from risc_tf.decisions import check_max_tilt
+    from risc_tf.scans import pipeline_max_tilt
+
+    near, tilted = predict_records(_CircularStub(), _records([0, 1]))
+    assert (near.status, near.row["rotated"]) == ("ok", False)  # 7 degrees: noise
+    assert tilted.status == "review" and tilted.row["reason_codes"] == "off_angle_set"
+    [strict] = predict_records(_CircularStub(max_tilt=5.0), _records([0]))  # the pipeline's
+    assert strict.status == "review"
+    [loose] = predict_records(_CircularStub(max_tilt=5.0), _records([0]), max_tilt=20.0)
+    assert loose.status == "ok"  # the caller's beats the pipeline's; 20 > half a 5-deg bin
+    assert pipeline_max_tilt(_CircularStub()) == 10.0
+    assert check_max_tilt(None, _CircularStub.angles) == pytest.approx(5 / 3)  # as bins
+    with pytest.raises(ValueError, match="max_tilt must be"):
+        predict_records(_CircularStub(), [], max_tilt=46.0)

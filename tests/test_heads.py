@@ -150,6 +150,22 @@ def test_modes_that_classify_one_image_per_input_run_whole_batches(circular_pair
         assert slices == [expected, expected], (pipe.mode, slices)
 
 
+def test_a_pipelines_tilt_tolerance_defaults_by_head_and_is_saved(circular_pair, tmp_path):
+    rotnet, clf = circular_pair
+    assert RISCPipeline(rotnet, clf, mode="angle").max_tilt == 10.0  # quarter turns decide
+    pipe = RISCPipeline(rotnet, clf, mode="angle", max_tilt=6.5)
+    loaded = RISCPipeline.load(pipe.save(tmp_path / "pipe"))
+    assert loaded.max_tilt == 6.5
+    assert "within 6.5 degrees of it" in (tmp_path / "pipe" / "MODEL_CARD.md").read_text()
+    config = json.loads((tmp_path / "pipe" / "risc_pipeline.json").read_text())
+    del config["max_tilt"]  # a pipeline saved before the key existed: the head's default
+    (tmp_path / "pipe" / "risc_pipeline.json").write_text(json.dumps(config))
+    assert RISCPipeline.load(tmp_path / "pipe").max_tilt == 10.0
+    for bad in (0.0, 46.0, float("nan")):
+        with pytest.raises(ValueError, match="max_tilt must be"):
+            RISCPipeline(rotnet, clf, mode="angle", max_tilt=bad)
+
+
 @pytest.mark.slow
 def test_angle_mode_round_trips_and_exports(circular_pair, tmp_path):
     import tensorflow as tf

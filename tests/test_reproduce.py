@@ -430,3 +430,20 @@ def test_experiments_aggregate_stays_a_function_after_its_module_is_imported():
     importlib.import_module("risc_tf.experiments.aggregation")
     importlib.import_module("risc_tf.experiments.seeds")
     assert callable(experiments.aggregate) and experiments.aggregate.__name__ == "aggregate"
+
+
+@pytest.mark.slow
+def test_a_circular_run_trains_for_and_saves_the_residual_it_measures(tmp_path):
+    """The circular head end to end: the classifier's tilt and the saved pipeline's tilt
+    tolerance both come from the RotNet's measured error on validation."""
+    if not (DATA_ROOT / "pneumoniamnist.npz").is_file():
+        pytest.skip(f"real MedMNIST files not found in {DATA_ROOT}")
+    out = tmp_path / "circular"
+    results = reproduce(_tiny(out, angles=list(range(0, 360, 30)), rotnet_head="circular",
+                              rotnet_sigma=10.0, fill="circle"))
+    tilt = json.loads((out / "results.json").read_text())["tilt"]
+    assert results.config["tilt"] == "auto" and tilt["n"] > 0
+    pipe = RISCPipeline.load(out)
+    assert (pipe.head, pipe.mode) == ("circular", "angle")
+    assert pipe.max_tilt == pytest.approx(min(10.0, tilt["p95_deg"]))
+    assert pipe.metadata["training"]["tilt"] == "auto"

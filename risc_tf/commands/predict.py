@@ -158,9 +158,10 @@ def add_parser(subparsers) -> None:
                         "review and no copy")
     p.add_argument("--max-tilt", type=tilt_arg, metavar="DEG",
                    help="degrees between the RotNet's refined angle estimate and its predicted "
-                        "angle beyond which a file is turned off the pipeline's angle set "
-                        f"(status review; default {DEFAULT_MAX_TILT:g}, or a third of the "
-                        "set's smallest gap if less)")
+                        "angle (a quarter turn for a circular head) beyond which a file is "
+                        "turned off the pipeline's angle set (status review; default: the "
+                        f"pipeline's, else {DEFAULT_MAX_TILT:g} or a third of the set's "
+                        "smallest gap if less)")
     p.add_argument("--report", metavar="FILE.html",
                    help="a static review page: original beside corrected for every image "
                         "to review or found rotated")

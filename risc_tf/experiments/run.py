@@ -26,6 +26,7 @@ from risc_tf.angles import angles_every
 from risc_tf.catalog import dataset_info, label_names
 from risc_tf.corrections import CORRECTIONS, DEPLOYED
 from risc_tf.data import load_splits
+from risc_tf.decisions import default_max_tilt
 from risc_tf.evaluation import (
     METHOD_LABELS,
     build_methods,
@@ -131,6 +132,15 @@ def _metadata(config: ReproduceConfig, evaluation: dict, sweep: dict) -> dict:
     }
 
 
+def _max_tilt(config: ReproduceConfig, tilt: dict | None) -> float | None:
+    """The pipeline's tilt tolerance: a circular head's measured validation error (95th
+    percentile) when it is below the default, else the default (None)."""
+    if tilt is None or config.rotnet_head != "circular":
+        return None
+    default = default_max_tilt(config.angles, config.rotnet_head)
+    return min(default, float(tilt["p95_deg"])) if tilt["p95_deg"] > 0 else None
+
+
 def reproduce(config: ReproduceConfig) -> RunResults:
     """Run stages 1-5 with baselines and write the report; return the results.
 
@@ -187,7 +197,7 @@ def reproduce(config: ReproduceConfig) -> RunResults:
                  "on the validation split")
     pipe, trust_fit = fit_trust(
         RISCPipeline(rotnet, classifier, mode=CORRECTIONS[DEPLOYED[config.rotnet_head]].mode,
-                     fill=config.fill, class_names=names),
+                     fill=config.fill, class_names=names, max_tilt=_max_tilt(config, tilt)),
         *splits["val"], *splits["train"], seed=config.seed)
     trust = {"fit": trust_fit, "test": trust_report(
         pipe, *sets["rotated"], other_images=_other_images(config))}
