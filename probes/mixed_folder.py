@@ -42,6 +42,8 @@ import risc_tf  # noqa: E402
 from devdata import DATA_ROOT  # noqa: E402
 from probes._saved import check_saved_run  # noqa: E402
 from risc_tf.experiments.results import load_results  # noqa: E402
+from risc_tf.heads import check_max_tilt  # noqa: E402
+from risc_tf.pipeline_files import CONFIG_FILE, RUN_PIPELINE  # noqa: E402
 from risc_tf.rowfiles import read_rows  # noqa: E402
 
 QUARTER = (90.0, 180.0, 270.0)
@@ -121,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         count[f"status {row['status']}"] += 1
         count["found rotated"] += bool(row.get("rotated"))
         count[f"copy {row.get('copy_kind') or 'none'}"] += 1
+        for code in filter(None, (row.get("reason_codes") or "").split(";")):
+            count[f"reason {code}"] += 1
+    config = json.loads((run / RUN_PIPELINE / CONFIG_FILE).read_text())
     result = {"run": str(args.run), "dataset": dataset, "other": args.other,
               "per_kind": args.per_kind, "seed": args.seed,
+              "max_tilt": check_max_tilt(config.get("max_tilt"), config["angles"],
+                                         config.get("head") or "bins"),
               "counts": {k: dict(v) for k, v in table.items()}}
     quarter = table.get("quarter turn", Counter())
     result["goals"] = {
