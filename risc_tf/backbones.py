@@ -8,6 +8,9 @@ affine map of :func:`normalization_weights`.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from risc_tf.validation import check_choice
@@ -16,6 +19,9 @@ __all__ = [
     "BACKBONES",
     "NORMALIZATION_MODES",
     "check_backbone",
+    "check_backbone_weights",
+    "check_input_size",
+    "min_input_size",
     "normalization_weights",
     "small_backbone",
 ]
@@ -47,6 +53,49 @@ def check_backbone(backbone: str) -> str:
     if not isinstance(backbone, str) or backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
     return backbone
+
+
+def min_input_size(backbone: str) -> int:
+    """The smallest input side ``backbone`` is built for (8 for ``"small"``, else 32)."""
+    return 8 if check_backbone(backbone) == "small" else 32
+
+
+def check_input_size(backbone: str, size: int) -> int:
+    """``size`` if ``backbone`` takes inputs of that side; a ValueError naming its minimum.
+
+    ``size`` is an int (checked by the caller); the check the model builders and
+    :meth:`risc_tf.experiments.ReproduceConfig.validate` share.
+    """
+    low = min_input_size(backbone)
+    if size < low:
+        raise ValueError(f"backbone {backbone!r} needs inputs of at least {low}x{low}; "
+                         f"got {size}x{size}")
+    return size
+
+
+def check_backbone_weights(weights, backbone: str, *, rotnet_source: bool = False):
+    """``weights`` if it is None, ``"imagenet"`` (not for ``"small"``) or the path of an
+    existing file; a ValueError otherwise.
+
+    The check of a name or path that the model builders and
+    :meth:`risc_tf.experiments.ReproduceConfig.validate` share (a trained RotNet given as
+    ``weights`` is the builders' own check); ``rotnet_source`` names it among the accepted
+    values in the message.
+    """
+    check_backbone(backbone)
+    if weights is None:
+        return weights
+    if isinstance(weights, str) and weights == "imagenet":
+        if backbone == "small":
+            raise ValueError('the "small" backbone has no ImageNet weights; use weights=None')
+        return weights
+    if not isinstance(weights, (str, os.PathLike)) or not Path(weights).is_file():
+        what = "a trained RotNet, " if rotnet_source else ""
+        raise ValueError(
+            f'weights must be None, "imagenet", {what}or the path of a weights file; '
+            f"got {weights!r}, which is not an existing file"
+        )
+    return weights
 
 
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])

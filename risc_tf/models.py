@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import keras
 
@@ -30,6 +29,8 @@ from risc_tf.backbones import (
     BACKBONES,
     NORMALIZATION_MODES,
     check_backbone,
+    check_backbone_weights,
+    check_input_size,
     normalization_weights,
     small_backbone,
 )
@@ -150,27 +151,15 @@ def _check_shape(input_shape, backbone: str) -> tuple[int, int, int]:
             f"input_shape must be (S, S, 3) with S >= 8 (grayscale is stacked to 3 "
             f"channels); got {input_shape!r}"
         )
-    if backbone != "small" and shape[0] < 32:
-        raise ValueError(f"backbone {backbone!r} needs inputs of at least 32x32; got {shape}")
+    check_input_size(backbone, shape[0])
     return shape
 
 
 def _check_weights(weights, backbone: str, shape: tuple, kind: str):
-    if weights is None or isinstance(weights, keras.Model):
-        if isinstance(weights, keras.Model):
-            _check_rotnet_source(weights, backbone, shape, kind)
+    if isinstance(weights, keras.Model):
+        _check_rotnet_source(weights, backbone, shape, kind)
         return weights
-    if weights == "imagenet":
-        if backbone == "small":
-            raise ValueError('the "small" backbone has no ImageNet weights; use weights=None')
-        return weights
-    if not isinstance(weights, (str, os.PathLike)) or not Path(weights).is_file():
-        what = "a trained RotNet, " if kind == "classifier" else ""
-        raise ValueError(
-            f'weights must be None, "imagenet", {what}or the path of a weights file; '
-            f"got {weights!r}, which is not an existing file"
-        )
-    return weights
+    return check_backbone_weights(weights, backbone, rotnet_source=kind == "classifier")
 
 
 def _check_rotnet_source(rotnet: keras.Model, backbone: str, shape: tuple, kind: str) -> None:

@@ -322,3 +322,27 @@ def test_a_bad_option_fails_before_the_output_is_claimed(tmp_path, capsys, comma
     assert stop.value.code == 2
     assert "unknown optimizer 'adamx'" in capsys.readouterr().err
     assert not out.exists()
+
+
+@needs_data
+@pytest.mark.parametrize("command", [
+    ["reproduce"], ["reproduce", "--seeds", "0,1"],
+    ["tune", "--grid", '{"augment": ["none"]}'],
+])
+@pytest.mark.parametrize(("options", "match"), [
+    (["--weights", "MISSING"], "missing.weights.h5', which is not an existing file"),
+    (["--weights", "imagenet"], 'the "small" backbone has no ImageNet weights'),
+    (["--backbone", "resnet50", "--input-size", "16"],
+     "backbone 'resnet50' needs inputs of at least 32x32; got 16x16"),
+])
+def test_weights_and_input_size_are_refused_before_the_output_is_claimed(
+        tmp_path, capsys, command, options, match):
+    """The model builders' own checks, run by ReproduceConfig.validate: they used to fail in
+    the builder, after run.json had claimed the folder (and refused the corrected command)."""
+    out = tmp_path / "new"
+    options = [str(tmp_path / "missing.weights.h5") if o == "MISSING" else o for o in options]
+    err = _error(capsys, [*command, "--dataset", "pneumoniamnist", "--data-root", str(DATA),
+                          "--subset", "64", "--backbone", "small", *options, "--quiet",
+                          "--output", str(out)])
+    assert match in err
+    assert not out.exists()

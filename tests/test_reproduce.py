@@ -401,6 +401,10 @@ def test_paper_angle_sets_and_recipes():
         ({"seed": 2**32}, r"seed must be an int in \[0, 4294967295\]; got 4294967296"),
         ({"seed": 1.0}, "seed must be an int"),
         ({"deterministic": "yes"}, "deterministic must be True or False; got 'yes'"),
+        # the model builders' checks, before anything is loaded or written
+        ({"weights": "missing.weights.h5"}, "'missing.weights.h5', which is not an existing"),
+        ({"weights": "imagenet"}, 'the "small" backbone has no ImageNet weights'),
+        ({"backbone": "resnet50", "input_size": 16}, "at least 32x32; got 16x16"),
     ],
 )
 def test_config_errors(change, match):

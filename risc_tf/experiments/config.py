@@ -31,7 +31,7 @@ from risc_tf.angles import (
     check_tilt,
     default_tilt,
 )
-from risc_tf.backbones import check_backbone
+from risc_tf.backbones import check_backbone, check_backbone_weights, check_input_size
 from risc_tf.catalog import SIZES, dataset_info
 from risc_tf.heads import check_head
 from risc_tf.paper import paper_angles
@@ -231,6 +231,7 @@ class ReproduceConfig:
             )
         check_choice("size", self.size, SIZES)
         check_backbone(self.backbone)
+        check_backbone_weights(self.weights, self.backbone)  # as the model builders do
         recipe = recipe_settings(self.recipe, self.dataset)
         values = {f: recipe[f] if getattr(self, f) is None else getattr(self, f)
                   for f in RECIPE_FIELDS}
@@ -254,6 +255,7 @@ class ReproduceConfig:
         for name, low in {"batch_size": 1, "input_size": 8, "recalibration_batches": 1,
                           "timing_samples": 1, "verbose": 0}.items():
             check_int(name, getattr(self, name), low)
+        check_input_size(self.backbone, self.input_size)
         seed = check_seed(self.seed)
         deterministic = check_bool("deterministic", self.deterministic)
         check_optional_int("subset", self.subset, 2)
