@@ -346,3 +346,25 @@ def test_weights_and_input_size_are_refused_before_the_output_is_claimed(
                           "--output", str(out)])
     assert match in err
     assert not out.exists()
+
+
+def test_missing_data_leaves_no_folder_from_tune_or_evaluate(tmp_path, capsys):
+    """tune used to make OUTPUT/rotnets/ and evaluate OUTPUT/ before reading the data."""
+    import keras
+
+    from risc_tf import build_classifier, build_rotnet
+    from risc_tf.saving import save_model
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    data = ["--dataset", "pneumoniamnist", "--data-root", str(empty)]
+    out = tmp_path / "new"
+    err = _error(capsys, ["tune", *data, "--grid", '{"epochs": [1]}', "--backbone", "small",
+                          "--output", str(out)])
+    assert "pneumoniamnist.npz not found" in err and not out.exists()
+    keras.utils.set_random_seed(0)
+    save_model(build_rotnet(backbone="small", hidden_units=(4, 4)), tmp_path / "r.keras")
+    save_model(build_classifier(2, backbone="small"), tmp_path / "c.keras")
+    err = _error(capsys, ["evaluate", *data, "--rotnet", str(tmp_path / "r.keras"),
+                          "--classifier", str(tmp_path / "c.keras"), "--output", str(out)])
+    assert "pneumoniamnist.npz not found" in err and not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from risc_tf.commands._common import (
     add_data_options,
@@ -31,10 +32,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     baseline = load_model(args.rotation_augmented) if args.rotation_augmented else None
     angles = rotnet_angles(rotnet)
     test_angles = resolve_angles(args) or paper_angles(args.dataset)  # as reproduce
-    target = ensure_output_dir(args.output) / "evaluation.json"
+    target = Path(args.output) / "evaluation.json"
     if target.exists() and not args.overwrite:
         raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
     x, y = load_splits(args, (args.split,))[args.split]
+    ensure_output_dir(args.output)  # after the data: a missing file leaves no folder
     methods = build_methods(rotnet, classifier, baseline, batch_size=args.batch_size, fill=fill)
     sets = evaluation_sets(x, y, test_angles, image_size=model_image_size(rotnet),
                            seed=args.seed, protocol=args.protocol, fill=fill)

@@ -210,8 +210,7 @@ def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence] | Sequence[M
     seeds = check_seeds(seeds)
     points = grid_points(grid)
     configs = [dataclasses.replace(base, **p).validate() for p in points]  # all checked first
-    output = ensure_output_dir(base.output)
-    cache = ensure_output_dir(output / "rotnets")
+    output = Path(base.output)
     state_file = output / "tune.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else None
     fresh = {"dataset": base.dataset, "objective": objective,
@@ -225,9 +224,12 @@ def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence] | Sequence[M
                                   "start again or choose another folder")
         state = {**json.loads(json_text(fresh)), "points": [
             {"settings": json.loads(json_text(p)), "seeds": {}} for p in points]}
-    state.update(source=source_info(), machine=machine_info())
+    # the data before any folder: a missing file or a refused option leaves nothing behind
     splits = load_splits(base.dataset, base.data_root, base.size, base.subset, 0,
                          splits=("train", "val"), download=base.download, verify=base.verify)
+    ensure_output_dir(output)
+    cache = ensure_output_dir(output / "rotnets")
+    state.update(source=source_info(), machine=machine_info())
     for point, config in zip(state["points"], configs):
         for seed in seeds:
             if str(seed) in point["seeds"]:
