@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from risc_tf.cli import main
 from tests.conftest import DATA_ROOT as DATA
 from tests.conftest import requires_data as needs_data
+from tests.test_data import silent_server  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ("train-rotnet", "train-classifier", "evaluate", "reproduce")
@@ -368,3 +370,21 @@ def test_missing_data_leaves_no_folder_from_tune_or_evaluate(tmp_path, capsys):
     err = _error(capsys, ["evaluate", *data, "--rotnet", str(tmp_path / "r.keras"),
                           "--classifier", str(tmp_path / "c.keras"), "--output", str(out)])
     assert "pneumoniamnist.npz not found" in err and not out.exists()
+
+
+@pytest.mark.parametrize("command", [["reproduce"], ["tune", "--grid", '{"epochs": [1]}']])
+def test_download_timeout_reaches_the_download(tmp_path, capsys, monkeypatch, request, command):
+    """reproduce and tune used to drop --download-timeout and wait the default 60 s."""
+    from risc_tf import catalog
+
+    url = request.getfixturevalue("silent_server")  # a socket that never answers
+    monkeypatch.setattr(catalog, "url_and_md5",
+                        lambda flag, size: (f"{url}/x.npz", None))
+    out = tmp_path / "new"
+    start = time.monotonic()
+    err = _error(capsys, [*command, "--dataset", "pneumoniamnist", "--data-root",
+                          str(tmp_path / "data"), "--download", "--download-timeout", "1",
+                          "--backbone", "small", "--output", str(out)])
+    assert "timed out (timeout 1 s)" in err
+    assert time.monotonic() - start < 30
+    assert not out.exists()

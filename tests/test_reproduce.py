@@ -405,6 +405,7 @@ def test_paper_angle_sets_and_recipes():
         ({"weights": "missing.weights.h5"}, "'missing.weights.h5', which is not an existing"),
         ({"weights": "imagenet"}, 'the "small" backbone has no ImageNet weights'),
         ({"backbone": "resnet50", "input_size": 16}, "at least 32x32; got 16x16"),
+        ({"download_timeout": 0}, "download_timeout must be a finite number > 0"),
     ],
 )
 def test_config_errors(change, match):

@@ -17,6 +17,7 @@ def test_grid_points_cartesian_or_explicit():
     points = [{"angles": [0, 90, 180, 270], "jitter": 45}, {"fill": "circle"}]
     assert grid_points(points) == points
     for bad, match in (({"colour": [1]}, "not a setting"), ({"seed": [1, 2]}, "not a setting"),
+                       ({"download_timeout": [1]}, "not a setting"),  # one data load
                        ({"augment": []}, "non-empty"), ([], "at least one point")):
         with pytest.raises(ValueError, match=match):
             grid_points(bad)

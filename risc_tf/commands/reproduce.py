@@ -39,6 +39,7 @@ def config_from_args(args: argparse.Namespace):
         rotnet_sigma=args.rotnet_sigma, fill=args.fill, jitter=args.jitter, tilt=args.tilt,
         seed=args.seed, deterministic=args.deterministic, subset=args.subset,
         sweep_step=args.sweep_step, download=args.download, verify=args.verify,
+        download_timeout=args.download_timeout,
         # test-set options: reproduce only (a search never sees the test split)
         **{k: getattr(args, k) for k in ("test_angles", "protocol", "sweep_split",
                                          "timing_samples") if hasattr(args, k)},

@@ -32,7 +32,7 @@ from risc_tf.angles import (
     default_tilt,
 )
 from risc_tf.backbones import check_backbone, check_backbone_weights, check_input_size
-from risc_tf.catalog import SIZES, dataset_info
+from risc_tf.catalog import DOWNLOAD_TIMEOUT, SIZES, dataset_info
 from risc_tf.heads import check_head
 from risc_tf.paper import paper_angles
 from risc_tf.validation import (
@@ -61,7 +61,7 @@ CLASSIFIER_INITS = ("scratch", "rotnet")
 #: Settings that may differ between the runs (seeds) of one experiment; all others must
 #: match for runs to be aggregated together.
 PER_RUN = ("seed", "output", "overwrite", "verbose", "data_root", "download", "verify",
-           "timing_samples")
+           "timing_samples", "download_timeout")
 
 #: Settings a recipe decides (each a field of ReproduceConfig).
 RECIPE_FIELDS = (
@@ -170,6 +170,9 @@ class ReproduceConfig:
     timing_samples : int, default 50
         Images timed one at a time for Table 2.
     download, verify : as :func:`risc_tf.load_medmnist`.
+    download_timeout : float, default 60
+        Seconds to wait for the server when a file is downloaded (``timeout`` of
+        :func:`risc_tf.load_medmnist`).
     overwrite : bool, default False
         Replace an earlier run in ``output``.
     verbose : int, default 1
@@ -212,6 +215,7 @@ class ReproduceConfig:
     timing_samples: int = 50
     download: bool = False
     verify: bool = True
+    download_timeout: float = DOWNLOAD_TIMEOUT
     overwrite: bool = False
     verbose: int = 1
 
@@ -256,6 +260,8 @@ class ReproduceConfig:
                           "timing_samples": 1, "verbose": 0}.items():
             check_int(name, getattr(self, name), low)
         check_input_size(self.backbone, self.input_size)
+        download_timeout = check_number("download_timeout", self.download_timeout, 0.0,
+                                        include_minimum=False)
         seed = check_seed(self.seed)
         deterministic = check_bool("deterministic", self.deterministic)
         check_optional_int("subset", self.subset, 2)
@@ -284,7 +290,8 @@ class ReproduceConfig:
                           total_steps=1)
         return dataclasses.replace(self, angles=angles, test_angles=test_angles, fill=fill,
                                    jitter=jitter, tilt=tilt, rotnet_sigma=sigma, seed=seed,
-                                   deterministic=deterministic, **values)
+                                   deterministic=deterministic,
+                                   download_timeout=download_timeout, **values)
 
     def _common_options(self) -> dict:
         return dict(batch_size=self.batch_size, optimizer=self.optimizer,

@@ -92,7 +92,8 @@ def _other_images(config: ReproduceConfig) -> dict:
             continue
         try:
             others[flag] = load_splits(flag, config.data_root, config.size, splits=("test",),
-                                       verify=config.verify)["test"][0]
+                                       verify=config.verify,
+                                       timeout=config.download_timeout)["test"][0]
         except (FileNotFoundError, ValueError):  # not in the folder: not measured
             continue
     return others
@@ -174,7 +175,8 @@ def reproduce(config: ReproduceConfig) -> RunResults:
     started = time.time()
     # Data first: a missing file leaves the output folder untouched.
     splits = load_splits(config.dataset, config.data_root, config.size, config.subset,
-                         config.seed, download=config.download, verify=config.verify)
+                         config.seed, download=config.download, verify=config.verify,
+                         timeout=config.download_timeout)
     run = prepare_output_dir(output, config, overwrite=config.overwrite)
     names = label_names(config.dataset)
     keras.utils.set_random_seed(config.seed)

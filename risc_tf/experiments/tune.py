@@ -76,7 +76,7 @@ def grid_points(grid: Mapping[str, Sequence] | Sequence[Mapping]) -> list[dict]:
         raise ValueError("a grid needs at least one point with at least one setting")
     for point in points:
         for name in point:
-            if name not in fields or name in ("dataset", "output", "seed"):
+            if name not in fields or name in ("dataset", "output", "seed", "download_timeout"):
                 raise ValueError(f"grid field {name!r} is not a setting a grid can vary")
     return points
 
@@ -216,7 +216,7 @@ def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence] | Sequence[M
     fresh = {"dataset": base.dataset, "objective": objective,
              "grid": dict(grid) if isinstance(grid, Mapping) else [dict(p) for p in grid],
              "base": {k: v for k, v in base.to_json().items()
-                      if k not in ("output", "verbose", "overwrite")},
+                      if k not in ("output", "verbose", "overwrite", "download_timeout")},
              "seeds": list(seeds)}
     if state is None or any(state.get(k) != json.loads(json_text(v)) for k, v in fresh.items()):
         if state is not None and not base.overwrite:
@@ -226,7 +226,8 @@ def tune_recipe(base: ReproduceConfig, grid: Mapping[str, Sequence] | Sequence[M
             {"settings": json.loads(json_text(p)), "seeds": {}} for p in points]}
     # the data before any folder: a missing file or a refused option leaves nothing behind
     splits = load_splits(base.dataset, base.data_root, base.size, base.subset, 0,
-                         splits=("train", "val"), download=base.download, verify=base.verify)
+                         splits=("train", "val"), download=base.download, verify=base.verify,
+                         timeout=configs[0].download_timeout)
     ensure_output_dir(output)
     cache = ensure_output_dir(output / "rotnets")
     state.update(source=source_info(), machine=machine_info())
