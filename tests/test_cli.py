@@ -388,3 +388,20 @@ def test_download_timeout_reaches_the_download(tmp_path, capsys, monkeypatch, re
     assert "timed out (timeout 1 s)" in err
     assert time.monotonic() - start < 30
     assert not out.exists()
+
+
+@needs_data
+@pytest.mark.parametrize("command", ["train-rotnet", "train-classifier"])
+@pytest.mark.parametrize(("options", "match"), [
+    (["--weights", "MISSING"], "which is not an existing file"),
+    (["--backbone", "resnet50", "--input-size", "16"], "needs inputs of at least 32x32"),
+])
+def test_train_commands_check_the_model_before_making_the_folder(tmp_path, capsys, command,
+                                                                 options, match):
+    """They used to make OUTPUT, then fail in the model builder."""
+    out = tmp_path / "new"
+    options = [str(tmp_path / "missing.weights.h5") if o == "MISSING" else o for o in options]
+    err = _error(capsys, [command, "--dataset", "pneumoniamnist", "--data-root", str(DATA),
+                          "--subset", "64", "--backbone", "small", *options, "--quiet",
+                          "--output", str(out)])
+    assert match in err and not out.exists()

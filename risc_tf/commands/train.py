@@ -22,6 +22,16 @@ from risc_tf.commands._common import (
 __all__ = ["add_parser"]
 
 
+def _check_model(args: argparse.Namespace, *, rotnet_source: bool = False) -> None:
+    """The model builders' checks of --weights and --input-size, before the data is read
+    or a folder made (``rotnet_source``: a RotNet given with --init-from replaces them)."""
+    from risc_tf.backbones import check_backbone_weights, check_input_size
+
+    check_input_size(args.backbone, args.input_size)
+    if not rotnet_source:
+        check_backbone_weights(args.weights, args.backbone)
+
+
 def _targets(args: argparse.Namespace, name: str) -> tuple[Path, Path]:
     from risc_tf.experiments.rundir import ensure_output_dir
 
@@ -45,6 +55,7 @@ def run_train_rotnet(args: argparse.Namespace) -> int:
     from risc_tf.stages import build_and_train_rotnet
 
     angles = resolve_angles(args) or paper_angles(args.dataset)
+    _check_model(args)
     splits = load_splits(args, ("train", "val"))
     model_path, history_path = _targets(args, "rotnet")
     rotnet, record = build_and_train_rotnet(
@@ -81,6 +92,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     tilt = args.tilt
     if tilt == "auto":  # half the gap of the RotNet's angle set (0 for quarter turns)
         tilt = default_tilt(given) if given is not None else 0.0
+    _check_model(args, rotnet_source=rotnet is not None)
     splits = load_splits(args, ("train", "val", "test"))
     name = "rotation_augmented" if augment_angles else "classifier"
     model_path, history_path = _targets(args, name)
