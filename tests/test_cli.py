@@ -350,8 +350,9 @@ def test_weights_and_input_size_are_refused_before_the_output_is_claimed(
     assert not out.exists()
 
 
-def test_missing_data_leaves_no_folder_from_tune_or_evaluate(tmp_path, capsys):
-    """tune used to make OUTPUT/rotnets/ and evaluate OUTPUT/ before reading the data."""
+def test_missing_data_leaves_no_folder_from_tune_evaluate_or_seeds(tmp_path, capsys):
+    """tune used to make OUTPUT/rotnets/, evaluate OUTPUT/ and reproduce --seeds
+    OUTPUT/experiment.json before reading the data."""
     import keras
 
     from risc_tf import build_classifier, build_rotnet
@@ -363,6 +364,9 @@ def test_missing_data_leaves_no_folder_from_tune_or_evaluate(tmp_path, capsys):
     out = tmp_path / "new"
     err = _error(capsys, ["tune", *data, "--grid", '{"epochs": [1]}', "--backbone", "small",
                           "--output", str(out)])
+    assert "pneumoniamnist.npz not found" in err and not out.exists()
+    err = _error(capsys, ["reproduce", *data, "--seeds", "0,1", "--backbone", "small",
+                          "--output", str(out)])  # used to leave OUTPUT/experiment.json
     assert "pneumoniamnist.npz not found" in err and not out.exists()
     keras.utils.set_random_seed(0)
     save_model(build_rotnet(backbone="small", hidden_units=(4, 4)), tmp_path / "r.keras")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from risc_tf.atomic import write_text
+from risc_tf.data import load_splits
 from risc_tf.experiments.config import PER_RUN, ReproduceConfig
 from risc_tf.experiments.rundir import ensure_output_dir, now_iso, read_run
 from risc_tf.validation import check_seed
@@ -89,6 +90,9 @@ def reproduce_seeds(config: ReproduceConfig, seeds: Sequence[int]) -> dict:
     FileExistsError
         ``config.output`` holds something other than this experiment (unless
         ``config.overwrite``, which restarts every seed).
+    FileNotFoundError
+        The dataset's file is not in ``config.data_root`` (and ``config.download``
+        is off); checked before the experiment folder is made, so nothing is written.
     """
     from risc_tf.experiments.aggregation import aggregate
     from risc_tf.experiments.run import reproduce
@@ -96,6 +100,9 @@ def reproduce_seeds(config: ReproduceConfig, seeds: Sequence[int]) -> dict:
     seeds = check_seeds(seeds)
     config = config.validate()
     output = Path(config.output)
+    # Data first, as for one run: a missing file leaves the experiment folder unclaimed.
+    load_splits(config.dataset, config.data_root, config.size, splits=("test",),
+                download=config.download, verify=config.verify, timeout=config.download_timeout)
     _claim(output, config, seeds, config.overwrite)
     folders = []
     for seed in seeds:
