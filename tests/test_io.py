@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import risc_tf.io as rio
+from devdata import write_acr_nema
 from risc_tf.io import (
     ImageReadError,
     ImageRecord,
@@ -396,31 +397,12 @@ def test_dicom_without_pydicom_says_how_to_install(tmp_path, monkeypatch):
     assert read_record(_save(tmp_path / "b.png", STORED)).ok  # other formats unaffected
 
 
-def _acr_nema(path: Path, pixels: np.ndarray, **elements) -> Path:
-    """A DICOM file as archives hold them from before Part 10: no preamble, no 'DICM', no file
-    meta, implicit VR little endian, no SOP Class."""
-    from pydicom.dataset import Dataset
-    from pydicom.filewriter import dcmwrite
-
-    ds = Dataset()
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.PixelData = pixels.astype("<u2").tobytes()
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    dcmwrite(path, ds, implicit_vr=True, little_endian=True)
-    assert path.read_bytes()[128:132] != b"DICM"
-    return path
-
-
 @needs_pydicom
 def test_acr_nema_dicom_without_preamble_or_file_meta_is_read_and_copied(tmp_path):
     import pydicom
 
     for name in ("old.dcm", "IM0001"):  # a DICOM suffix, or none (named explicitly)
-        path = _acr_nema(tmp_path / name, STORED)
+        path = write_acr_nema(tmp_path / name, STORED)
         record = read_record(path)
         assert record.ok, record.error
         assert record.info["transfer_syntax"] == "Implicit VR Little Endian"
