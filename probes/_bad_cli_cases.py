@@ -20,12 +20,10 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.bench_predict_memory import write_folder  # noqa: E402
-from devdata import DATA_ROOT  # noqa: E402
+from benchmarks.bench_predict_memory import write_folder
+from devdata import DATA_ROOT
 from probes._bad_harness import (
     DATASET,
     STAGING,
@@ -34,7 +32,7 @@ from probes._bad_harness import (
     classify,
     csv_rows,
     error_line,
-    hidden_and_temporary,  # noqa: E402
+    hidden_and_temporary,
     left,
     snapshot,
 )

@@ -12,13 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from devdata import write_acr_nema  # noqa: E402
-from probes._bad_harness import Probe, changes, classify, csv_rows, left, snapshot  # noqa: E402
+from devdata import write_acr_nema
+from probes._bad_harness import Probe, changes, classify, csv_rows, left, snapshot
 
 
 # -- items 5, 9: a file name with the byte 0xff; every message under strict UTF-8 ---------

@@ -17,10 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-from devdata import DATA_ROOT  # noqa: E402
+from devdata import DATA_ROOT
 
 DATASET = "pneumoniamnist"
 #: What a clear error never holds: a traceback, an errno, an encoding failure.
