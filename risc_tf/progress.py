@@ -6,6 +6,11 @@ file, a pipe, a CI job, ``kubectl logs``) it writes plain lines, one every 10 %
 of the work and one at the end, with no carriage return, backspace or escape
 code. Only ASCII characters are written, so any output encoding accepts them.
 Only the standard library is imported.
+
+Keras's own progress bar (``fit(verbose=1)``) redraws with backspaces, ``\r``
+and bold escape codes on every POSIX process, terminal or not;
+:func:`fit_verbosity` picks its one-line-per-epoch mode (``verbose=2``, the mode
+Keras recommends for logs) when the output is not a terminal.
 """
 
 from __future__ import annotations
@@ -16,7 +21,36 @@ from typing import TextIO
 
 from risc_tf.validation import check_int
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "fit_verbosity"]
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def fit_verbosity(stream: TextIO | None = None) -> int:
+    """Keras's ``verbose`` for a shown training run: 1 (a bar) on a terminal or in
+    a notebook, 2 (one plain line per epoch) anywhere else.
+
+    Parameters
+    ----------
+    stream : text stream, optional
+        Where Keras writes (default ``sys.stdout``, read at call time).
+
+    Returns
+    -------
+    int
+        1 or 2.
+
+    Examples
+    --------
+    >>> import io
+    >>> fit_verbosity(io.StringIO()) == 2 or "ipykernel" in sys.modules
+    True
+    """
+    stream = sys.stdout if stream is None else stream
+    return 1 if _is_terminal(stream) or "ipykernel" in sys.modules else 2
 
 
 class Progress:
@@ -52,8 +86,7 @@ class Progress:
         self.total = check_int("total", total, minimum=0)
         self.unit, self.interval = unit, float(interval)
         self.stream = sys.stdout if stream is None else stream
-        isatty = getattr(self.stream, "isatty", None)
-        self.terminal = bool(isatty and isatty())
+        self.terminal = _is_terminal(self.stream)
         self.done, self.start, self.last, self.next_step = 0, time.monotonic(), 0.0, 1
         self.closed = False
 

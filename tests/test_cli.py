@@ -409,3 +409,15 @@ def test_train_commands_check_the_model_before_making_the_folder(tmp_path, capsy
                           "--subset", "64", "--backbone", "small", *options, "--quiet",
                           "--output", str(out)])
     assert match in err and not out.exists()
+
+
+def test_training_output_in_a_log_has_no_redraw_or_escape_codes(capsys, tmp_path):
+    # Keras redraws its bar with \b, \r and bold codes on any POSIX process; in a log
+    # (here: captured, not a terminal) the commands ask it for one line per epoch.
+    data = make_organamnist(tmp_path / "data")
+    loud = [a for a in TINY if a != "--quiet"]
+    assert main(["train-rotnet", "--dataset", "organamnist", "--data-root", str(data),
+                 "--no-verify", "--output", str(tmp_path / "out"), *loud]) == 0
+    out = capsys.readouterr().out
+    assert "val_loss" in out  # the one line of the epoch
+    assert not any(code in out for code in ("\x1b", "\b", "\r")), repr(out[:300])

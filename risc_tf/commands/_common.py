@@ -287,7 +287,11 @@ def resolve_angles(args: argparse.Namespace) -> tuple[float, ...] | None:
 
 
 def verbosity(args: argparse.Namespace) -> int:
-    return 0 if args.quiet else 1
+    """Keras's ``verbose`` from ``--quiet``: 0, else a bar on a terminal and
+    one line per epoch in a log (:func:`risc_tf.progress.fit_verbosity`)."""
+    from risc_tf.progress import fit_verbosity
+
+    return 0 if args.quiet else fit_verbosity()
 
 
 def training_options(args: argparse.Namespace) -> dict:

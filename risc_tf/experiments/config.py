@@ -35,6 +35,7 @@ from risc_tf.backbones import check_backbone, check_backbone_weights, check_inpu
 from risc_tf.catalog import DOWNLOAD_TIMEOUT, SIZES, dataset_info
 from risc_tf.heads import check_head
 from risc_tf.paper import paper_angles
+from risc_tf.progress import fit_verbosity
 from risc_tf.validation import (
     check_bool,
     check_choice,
@@ -176,7 +177,8 @@ class ReproduceConfig:
     overwrite : bool, default False
         Replace an earlier run in ``output``.
     verbose : int, default 1
-        Progress bars and stage messages (0: silent).
+        Progress bars (a bar on a terminal, one line per epoch elsewhere) and stage
+        messages (0: silent).
     """
 
     dataset: str
@@ -299,7 +301,7 @@ class ReproduceConfig:
                     patience=self.patience or None, seed=self.seed,
                     deterministic=self.deterministic, fill=self.fill,
                     recalibration_batches=self.recalibration_batches,
-                    verbose=1 if self.verbose else 0)
+                    verbose=fit_verbosity() if self.verbose else 0)
 
     def rotnet_model(self) -> dict:
         """Keyword arguments of :func:`risc_tf.build_rotnet` (call on a validated config)."""
