@@ -25,12 +25,21 @@ confidences in ``(m/M, (m+1)/M]`` (the first bin also holds 0), and
 The per-bin numbers are a reliability diagram's data;
 :func:`risc_tf.trust.plot_reliability` draws it.
 
+An ECE measured on a few hundred images is not zero even for a perfectly
+calibrated model: each bin's accuracy is a sample. :func:`ece_consistency`
+gives the ECE such a model would show on the same images (consistency
+resampling, Broecker and Smith 2007: each image's outcome drawn right with the
+probability its confidence states), so a measured ECE can be read against
+what its test set can resolve.
+
 References
 ----------
 .. [1] C. Guo, G. Pleiss, Y. Sun, K. Q. Weinberger, "On calibration of modern
    neural networks", ICML 2017 (temperature scaling; ECE with 15 equal-width bins).
 .. [2] M. P. Naeini, G. F. Cooper, M. Hauskrecht, "Obtaining well calibrated
    probabilities using Bayesian binning", AAAI 2015 (expected calibration error).
+.. [3] J. Broecker, L. A. Smith, "Increasing the reliability of reliability
+   diagrams", Weather and Forecasting 22(3), 2007 (consistency resampling).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from risc_tf.validation import check_int, check_labels, check_number
 __all__ = [
     "apply_temperature",
     "check_temperature",
+    "ece_consistency",
     "expected_calibration_error",
     "fit_temperature",
     "fit_review_temperature",
@@ -268,6 +278,13 @@ def fit_review_temperature(proba, labels, **kwargs) -> tuple[float, str | None]:
     return fit_temperature(p, y, **kwargs), None
 
 
+def _bins(confidence: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``bins + 1`` equal-width edges and each confidence's bin (the one binning)."""
+    bins = check_int("bins", bins, 1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return edges, np.searchsorted(edges[1:-1], confidence, side="left")
+
+
 def reliability_data(proba, labels, *, bins: int = 15) -> dict:
     """Per-bin confidence, accuracy and count of the top-class predictions, and the ECE.
 
@@ -296,10 +313,8 @@ def reliability_data(proba, labels, *, bins: int = 15) -> dict:
     0.35
     """
     p, y = _checked(proba, labels)
-    bins = check_int("bins", bins, 1)
     confidence, correct = p.max(axis=1), p.argmax(axis=1) == y
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.searchsorted(edges[1:-1], confidence, side="left")
+    edges, index = _bins(confidence, bins)
     count = np.bincount(index, minlength=bins)
     conf_sum = np.bincount(index, weights=confidence, minlength=bins)
     right = np.bincount(index, weights=correct.astype(np.float64), minlength=bins)
@@ -322,3 +337,58 @@ def reliability_data(proba, labels, *, bins: int = 15) -> dict:
 def expected_calibration_error(proba, labels, *, bins: int = 15) -> float:
     """Expected calibration error with ``bins`` equal-width bins (see :func:`reliability_data`)."""
     return reliability_data(proba, labels, bins=bins)["ece"]
+
+
+def ece_consistency(proba, labels, *, bins: int = 15, draws: int = 2000, seed: int = 0) -> dict:
+    """The ECE a perfectly calibrated model would show on these images, and where the
+    measured one falls (consistency resampling).
+
+    Each draw keeps every image's confidence and bin and makes its top-class answer
+    right with probability equal to that confidence, then computes the ECE as
+    :func:`reliability_data` does. The draws' ECEs are what sampling alone gives on
+    ``N`` images; a measured ECE inside them is no evidence of miscalibration, and a
+    goal below them cannot be shown met on this test set.
+
+    Parameters
+    ----------
+    proba : array_like, (N, C)
+        The probabilities whose calibration is measured (e.g. after temperature scaling).
+    labels : array_like, (N,)
+        True classes.
+    bins : int, default 15
+        As in :func:`reliability_data`.
+    draws : int, default 2000
+        Resampled outcome sets.
+    seed : int, default 0
+        Seeds the draws.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``ece`` (measured), ``null_mean`` and ``null_p95`` (mean and 95th
+        percentile of the draws' ECE), ``p_value`` (share of draws whose ECE is at
+        least the measured one, counting the measurement: ``(k + 1) / (draws + 1)``),
+        ``draws``.
+
+    Examples
+    --------
+    >>> p = np.tile([[0.7, 0.3]], (100, 1))
+    >>> y = np.r_[np.zeros(70, int), np.ones(30, int)]  # exactly 70 % right at 0.7
+    >>> out = ece_consistency(p, y, bins=10, draws=500)
+    >>> round(out["ece"], 6), out["null_mean"] > 0.02, out["p_value"] == 1.0
+    (0.0, True, True)
+    """
+    p, y = _checked(proba, labels)
+    draws = check_int("draws", draws, 1)
+    confidence = p.max(axis=1)
+    _, index = _bins(confidence, bins)
+    # ECE = sum over bins of |sum over the bin's images of (right - confidence)| / N
+    member = np.zeros((len(y), bins))
+    member[np.arange(len(y)), index] = 1.0
+    observed = float(np.abs(((p.argmax(axis=1) == y) - confidence) @ member).sum() / len(y))
+    right = np.random.default_rng(seed).random((draws, len(y))) < confidence
+    null = np.abs((right - confidence) @ member).sum(axis=1) / len(y)
+    return {"ece": observed, "null_mean": float(null.mean()),
+            "null_p95": float(np.percentile(null, 95)),
+            "p_value": float((np.sum(null >= observed - 1e-12) + 1) / (draws + 1)),
+            "draws": draws}

@@ -41,6 +41,7 @@ from matplotlib.figure import Figure
 from risc_tf.angles import match_angles
 from risc_tf.calibration import (
     apply_temperature,
+    ece_consistency,
     negative_log_likelihood,
     reliability_data,
 )
@@ -70,6 +71,8 @@ def _calibration_block(proba: np.ndarray, labels: np.ndarray, temperature: float
         "nll_after": negative_log_likelihood(after, labels),
         "ece_before": before_data["ece"],
         "ece_after": after_data["ece"],
+        # what a perfectly calibrated model would show on these N images
+        "ece_after_consistency": ece_consistency(after, labels, bins=bins),
         "reliability_before": before_data,
         "reliability_after": after_data,
     }
@@ -230,7 +233,9 @@ def trust_report(
     dict
         JSON-ready: ``{"bins", "rotnet": block, "classifier": block[, "ood"]}``.
         A block holds ``temperature``, ``n``, ``accuracy``, ``nll_before``,
-        ``nll_after``, ``ece_before``, ``ece_after``, ``reliability_before``,
+        ``nll_after``, ``ece_before``, ``ece_after``, ``ece_after_consistency``
+        (the ECE a perfectly calibrated model would show on these images:
+        :func:`risc_tf.calibration.ece_consistency`), ``reliability_before``,
         ``reliability_after``; the RotNet's also ``n_outside_angle_set``.
         ``"ood"`` holds ``threshold``, ``percentile``, ``in_distribution``
         (``n``, ``flagged``: the share above the threshold, ``mean_score``) and

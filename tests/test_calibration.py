@@ -11,6 +11,7 @@ import tensorflow as tf
 from risc_tf import calibration
 from risc_tf.calibration import (
     apply_temperature,
+    ece_consistency,
     expected_calibration_error,
     fit_review_temperature,
     fit_temperature,
@@ -118,6 +119,31 @@ def test_ece_and_reliability_data_on_a_hand_computed_case():
     assert data["mce"] == pytest.approx(0.55)
     assert data["accuracy_overall"] == pytest.approx(0.6)
     assert expected_calibration_error(proba, labels, bins=5) == pytest.approx(0.416)
+
+
+def test_ece_consistency_tells_sampling_noise_from_miscalibration():
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0.5, 1.0, 400)
+    proba = np.stack([confidence, 1 - confidence], axis=1)
+    # calibrated by construction: each answer right with the probability it states
+    calibrated = np.where(rng.random(400) < confidence, 0, 1)
+    out = ece_consistency(proba, calibrated, draws=1000)
+    assert out["ece"] == pytest.approx(expected_calibration_error(proba, calibrated))
+    # 400 images: a perfectly calibrated model still shows an ECE of a few points
+    assert 0.02 < out["null_mean"] < out["null_p95"] < 0.08
+    assert out["p_value"] > 0.05 and out["draws"] == 1000
+    # over-confident by 0.15 everywhere: far outside what sampling gives
+    shifted = np.where(rng.random(400) < confidence - 0.15, 0, 1)
+    worse = ece_consistency(proba, shifted, draws=1000)
+    assert worse["ece"] > worse["null_p95"] and worse["p_value"] < 0.01
+    # the floor falls as the test set grows (about 1 / sqrt(N))
+    big = np.repeat(proba, 25, axis=0)
+    assert ece_consistency(big, np.repeat(calibrated, 25), draws=200)["null_mean"] < \
+        out["null_mean"] / 3
+    assert ece_consistency(proba, calibrated, draws=100, seed=3) == \
+        ece_consistency(proba, calibrated, draws=100, seed=3)
+    with pytest.raises(ValueError, match="draws"):
+        ece_consistency(proba, calibrated, draws=0)
 
 
 def test_ece_bins_are_closed_on_the_right_and_zero_for_a_calibrated_bin():

@@ -227,6 +227,7 @@ def test_reproduce_organamnist_end_to_end_on_a_test_made_file(capsys, tmp_path):
     assert results["paper"] == {"rotnet_acc": 0.66, "upright_acc": 0.93, "risc_rotated_acc": 0.75}
     assert np.shape(results["evaluation"]["rotated"]["risc_soft"]["confusion_matrix"]) == (11, 11)
     assert (out / "results.md").is_file() and (out / "angle_sweep.png").is_file()
+    assert "ECE if calibrated" in (out / "results.md").read_text()
     # a second run into the same folder is refused, then replaced with --overwrite
     with pytest.raises(SystemExit):
         main(argv)

@@ -207,6 +207,9 @@ def test_trust_report_of_a_trained_pipeline(trained_pair, pneumonia, data_root, 
     assert report["rotnet"]["ece_before"] == pytest.approx(reliability_data(p_rot, truth)["ece"])
     assert report["rotnet"]["ece_after"] == pytest.approx(
         reliability_data(apply_temperature(p_rot, rotnet_t), truth)["ece"])
+    floor = report["rotnet"]["ece_after_consistency"]
+    assert floor["ece"] == pytest.approx(report["rotnet"]["ece_after"])
+    assert 0 < floor["null_mean"] < floor["null_p95"] and 0 < floor["p_value"] <= 1
     # the classifier on the corrected images (hard mode); not asserted: that the validation
     # temperature helps on test (PneumoniaMNIST's test split differs from its validation split)
     p_cls = classifier.predict(pipe.correct(test[0]), verbose=0)

@@ -132,6 +132,14 @@ def _selective_lines(results: RunResults) -> list[str]:
                                   rows) + [""]
 
 
+def _floor(block: dict) -> list[str]:
+    """The ECE floor of a calibration block, as two cells (n/a for older runs)."""
+    c = block.get("ece_after_consistency")
+    if c is None:
+        return ["n/a", "n/a"]
+    return [f"{c['null_mean']:.3f} ({c['null_p95']:.3f})", f"{c['p_value']:.3g}"]
+
+
 def _trust_lines(results: RunResults) -> list[str]:
     """Calibration, the review thresholds chosen on validation, and images unlike the
     training data."""
@@ -143,11 +151,17 @@ def _trust_lines(results: RunResults) -> list[str]:
              "(the saved pipeline applies them); measured here on the rotated test set "
              f"({test['bins']} equal-width confidence bins).", ""]
     lines += markdown_table(
-        ["model", "temperature", "ECE before", "ECE after", "NLL before", "NLL after"],
+        ["model", "temperature", "ECE before", "ECE after", "ECE if calibrated (95th pct)",
+         "p", "NLL before", "NLL after"],
         [[name, f"{test[key]['temperature']:.3g}", test[key]["ece_before"],
-          test[key]["ece_after"], test[key]["nll_before"], test[key]["nll_after"]]
+          test[key]["ece_after"], *_floor(test[key]), test[key]["nll_before"],
+          test[key]["nll_after"]]
          for key, name in (("rotnet", "RotNet"), ("classifier", "classifier"))])
-    lines.append("")
+    lines += ["", "ECE if calibrated: what a perfectly calibrated model shows on the same images "
+              "(each answer drawn right with the probability it states; mean and 95th "
+              "percentile of the draws); p: share of draws at or above the measured ECE after "
+              "scaling. A small p is evidence of miscalibration; an ECE inside the draws is not.",
+              ""]
     for model, note in fit.get("temperature_notes", {}).items():
         lines.append(f"- {'RotNet' if model == 'rotnet' else 'Classifier'} temperature: {note}.")
     for key, what in (("rotation_threshold", "Rotation confidence"),

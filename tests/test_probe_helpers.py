@@ -1,0 +1,40 @@
+"""Helpers of the probes whose numbers are published (probes/*.py): checked on made data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from probes.ece_floor import floor, rebuilt
+from risc_tf.calibration import ece_consistency, reliability_data
+
+
+def _proba(n=300, classes=5, seed=0):
+    rng = np.random.default_rng(seed)
+    z = 2.0 * rng.normal(size=(n, classes))
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return p, rng.integers(0, classes, n)
+
+
+def test_ece_floor_rebuilds_the_stored_ece_and_a_floor_close_to_the_exact_one(tmp_path):
+    proba, labels = _proba()
+    block = reliability_data(proba, labels)
+    p, y = rebuilt(block)
+    assert len(y) == len(labels) and np.all(p.argmax(axis=1) == 0)
+    assert reliability_data(p, y)["ece"] == pytest.approx(block["ece"])
+    assert reliability_data(p, y)["count"] == block["count"]
+    exact = ece_consistency(proba, labels)
+    approx = ece_consistency(p, y)
+    assert approx["null_mean"] == pytest.approx(exact["null_mean"], rel=0.05)
+    # a results.json with a trust report in it; one without is refused by name
+    test = {"bins": 15, **{m: {"n": len(labels), "ece_before": block["ece"],
+                               "ece_after": block["ece"], "reliability_after": block}
+                           for m in ("rotnet", "classifier")}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": {"dataset": "made", "seed": 0},
+                                "trust": {"test": test}}))
+    row = floor(path, draws=200)
+    assert row["rotnet"]["ece"] == pytest.approx(block["ece"]) and not row["rotnet"]["exact"]
+    path.write_text(json.dumps({"config": {"dataset": "made", "seed": 0}}))
+    with pytest.raises(SystemExit, match="no trust report"):
+        floor(path)
