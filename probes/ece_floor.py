@@ -31,6 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from probes._output import emit  # noqa: E402
+
 
 def rebuilt(block: dict) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and labels with ``block``'s per-bin counts, mean confidences and
@@ -80,11 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="write the JSON here too")
     args = parser.parse_args(argv)
     rows = [floor(Path(f), draws=args.draws) for f in args.results]
-    text = json.dumps({"method": "consistency resampling at the bins' mean confidences "
-                                 "(probes/ece_floor.py)", "runs": rows}, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    emit({"method": "consistency resampling at the bins' mean confidences "
+                    "(probes/ece_floor.py)", "runs": rows}, args.output)
     return 0
 
 

@@ -40,6 +40,7 @@ from PIL import Image  # noqa: E402
 
 import risc_tf  # noqa: E402
 from devdata import DATA_ROOT  # noqa: E402
+from probes._output import emit  # noqa: E402
 from probes._saved import check_saved_run  # noqa: E402
 from risc_tf.experiments.results import load_results  # noqa: E402
 from risc_tf.heads import check_max_tilt  # noqa: E402
@@ -140,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "every corrupt file unreadable":
             table.get("corrupt", Counter())["status unreadable"] == 3,
     }
-    print(json.dumps(result, indent=2))
-    if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.output)
     return 0
 
 

@@ -44,7 +44,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -55,6 +54,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._common import machine  # noqa: E402
 from devdata import DATA_ROOT  # noqa: E402
+from probes._output import emit  # noqa: E402
 from probes._saved import check_saved_run, load_saved_run  # noqa: E402
 
 
@@ -183,10 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="write the JSON here too")
     args = parser.parse_args(argv)
     result = probe(check_saved_run(args.run), args.data_root, seed=args.seed)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    emit(result, args.output)
     return 0
 
 
