@@ -24,13 +24,8 @@ import keras
 import numpy as np
 
 from risc_tf.atomic import atomic_output, make_parent
-from risc_tf.fast import (
-    FastBatchNormalization,
-    FastConv2D,
-    FoldedBatchNormalization,
-    replace_layers,
-    use_fast_conv,
-)
+from risc_tf.fast import FastBatchNormalization, FastConv2D, FoldedBatchNormalization
+from risc_tf.fast.convert import chain, fast_layers, replace_layers
 from risc_tf.heads import HEADS
 from risc_tf.models import (
     RotationOutput,
@@ -168,8 +163,9 @@ def read_metadata(path: str | os.PathLike) -> dict | None:
         raise ValueError(f"{path} is not a readable .keras file: {err}") from err
 
 
-def _restore(model: keras.Model, angles, head: dict, folded: set[str]) -> keras.Model:
-    """The RotNet's angle output and the folded BatchNorm markers, back from plain layers."""
+def _restorer(model: keras.Model, angles, head: dict, folded: set[str]):
+    """The converter that brings back the RotNet's angle output and the folded BatchNorm
+    markers from plain layers."""
     last = model.layers[-1].name
 
     def convert(layer):
@@ -181,7 +177,7 @@ def _restore(model: keras.Model, angles, head: dict, folded: set[str]) -> keras.
             return FoldedBatchNormalization(name=layer.name), []
         return None
 
-    return replace_layers(model, convert, "load_model")
+    return convert
 
 
 def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
@@ -215,7 +211,6 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
         raise ValueError(f"could not load the model in {path}: {err}") from err
     legacy_angles = list(model.layers[-1].angles) if is_rotnet(model) else None
     folded = {la.name for la in model.layers if isinstance(la, FoldedBatchNormalization)}
-    model = to_plain_keras(model)
     angles = (meta or {}).get("angles") or legacy_angles
     head = (meta or {}).get("rotnet_head") or {"head": "bins", "sigma": None}
     if head.get("head") not in HEADS:
@@ -223,6 +218,8 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
                          f"risc_tf does not know (it knows {', '.join(HEADS)}); a newer "
                          "risc_tf wrote it")
     folded |= set((meta or {}).get("folded_batchnorm") or ())
-    if angles or folded:
-        model = _restore(model, angles, head, folded)
-    return use_fast_conv(model) if fast_conv else model
+    # plain layers (files of risc_tf 0.1 hold others), then the RotNet's output and the
+    # folded markers, then the fast layers: one clone of the model for all three
+    steps = [_plain_layer, _restorer(model, angles, head, folded)]
+    return replace_layers(model, chain(*steps, *([fast_layers] if fast_conv else [])),
+                          "load_model")

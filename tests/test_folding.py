@@ -121,6 +121,32 @@ def test_folded_model_saves_and_loads(tmp_path):
     )
 
 
+def test_loading_clones_the_model_once(tmp_path, monkeypatch):
+    # plain layers -> RotNet output and folded markers -> fast layers, in one clone
+    import risc_tf.saving as saving
+    from risc_tf.fast import FastConv2D, FoldedBatchNormalization
+    from risc_tf.models import RotationOutput
+
+    folded = fold_batchnorm(randomize_batchnorm(build_rotnet(backbone="small")))
+    path = tmp_path / "folded.keras"
+    saving.save_model(folded, path)
+    calls = []
+    real = saving.replace_layers
+    monkeypatch.setattr(saving, "replace_layers",
+                        lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    loaded = saving.load_model(path)
+    assert calls == ["load_model"]
+    kinds = {type(layer) for layer in loaded.layers}
+    assert {FastConv2D, FoldedBatchNormalization} <= kinds
+    assert isinstance(loaded.layers[-1], RotationOutput)
+    x = images()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(folded(x)), atol=1e-6)
+    plain = saving.load_model(path, fast_conv=False)
+    assert FastConv2D not in {type(layer) for layer in plain.layers}
+    assert len(calls) == 2
+
+
 @pytest.mark.slow
 def test_pipeline_on_folded_models_predicts_as_the_original(tmp_path):
     keras.utils.set_random_seed(0)

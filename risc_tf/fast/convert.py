@@ -17,7 +17,7 @@ import numpy as np
 from risc_tf.fast.batchnorm import FastBatchNormalization
 from risc_tf.fast.conv import FastConv2D
 
-__all__ = ["replace_layers", "use_fast_conv", "use_stock_layers"]
+__all__ = ["chain", "fast_layers", "replace_layers", "use_fast_conv", "use_stock_layers"]
 
 _FAST = {keras.layers.Conv2D: FastConv2D, keras.layers.BatchNormalization: FastBatchNormalization}
 _STOCK = {fast: stock for stock, fast in _FAST.items()}
@@ -64,12 +64,37 @@ def replace_layers(model: keras.Model, convert: Converter, what: str = "replace_
     return copy
 
 
+def chain(*converters: Converter) -> Converter:
+    """One converter that applies each of ``converters`` in turn to the layer the one
+    before made, so that several conversions cost one clone of the model.
+
+    A step that returns None keeps the layer it got; the weights are the last ones a
+    step gave explicitly, else the original layer's.
+    """
+    def convert(layer):
+        current, weights, changed = layer, None, False
+        for step in converters:
+            out = step(current)
+            if out is not None:
+                current, values = out
+                changed = True
+                if values is not None:
+                    weights = values
+        return (current, weights) if changed else None
+
+    return convert
+
+
 def _swap(table: dict) -> Converter:
     def convert(layer):
         cls = table.get(type(layer))
         return None if cls is None else (cls.from_config(layer.get_config()), None)
 
     return convert
+
+
+#: The converter of :func:`use_fast_conv` (to :func:`chain` with others).
+fast_layers: Converter = _swap(_FAST)
 
 
 def use_fast_conv(model: keras.Model) -> keras.Model:
@@ -92,7 +117,7 @@ def use_fast_conv(model: keras.Model) -> keras.Model:
     keras.Model
         The converted copy (``model`` is unchanged).
     """
-    return replace_layers(model, _swap(_FAST), "use_fast_conv")
+    return replace_layers(model, fast_layers, "use_fast_conv")
 
 
 def use_stock_layers(model: keras.Model) -> keras.Model:
