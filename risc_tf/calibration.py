@@ -380,12 +380,12 @@ def ece_consistency(proba, labels, *, bins: int = 15, draws: int = 2000, seed: i
     """
     p, y = _checked(proba, labels)
     draws = check_int("draws", draws, 1)
+    observed = reliability_data(p, y, bins=bins)["ece"]
     confidence = p.max(axis=1)
     _, index = _bins(confidence, bins)
-    # ECE = sum over bins of |sum over the bin's images of (right - confidence)| / N
+    # each draw's ECE: sum over bins of |sum over the bin's images of (right - confidence)| / N
     member = np.zeros((len(y), bins))
     member[np.arange(len(y)), index] = 1.0
-    observed = float(np.abs(((p.argmax(axis=1) == y) - confidence) @ member).sum() / len(y))
     right = np.random.default_rng(seed).random((draws, len(y))) < confidence
     null = np.abs((right - confidence) @ member).sum(axis=1) / len(y)
     return {"ece": observed, "null_mean": float(null.mean()),
