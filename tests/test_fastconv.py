@@ -184,6 +184,26 @@ def test_use_fast_conv_keeps_names_weights_and_outputs():
     np.testing.assert_allclose(fast.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+def test_a_copy_keeps_its_initializers_and_a_later_clone_draws_fresh_weights():
+    # the copy is built with zeros initializers (its weights are set next); the
+    # originals must come back, in the config and in what a clone of the copy draws
+    model = risc_tf.build_classifier(3, input_shape=(16, 16, 3), backbone="small", fast_conv=False)
+    fast = use_fast_conv(model)
+
+    def initializers(m):
+        return {layer.name: {k: v for k, v in layer.get_config().items()
+                             if k.endswith("_initializer")} for layer in m.layers}
+
+    assert initializers(fast) == initializers(model)
+    conv = next(layer.name for layer in fast.layers if isinstance(layer, FastConv2D))
+    assert fast.get_layer(conv).get_config()["kernel_initializer"]["class_name"] != "Zeros"
+    for got, want in zip(fast.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    fresh = keras.models.clone_model(fast).get_layer(conv).kernel.numpy()
+    assert np.abs(fresh).max() > 0
+    assert not np.array_equal(fresh, fast.get_layer(conv).kernel.numpy())
+
+
 def test_use_fast_conv_rejects_non_models():
     with pytest.raises(ValueError, match="keras.Model"):
         use_fast_conv(keras.layers.Dense(2))

