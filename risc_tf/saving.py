@@ -15,7 +15,6 @@ Models saved by risc_tf 0.1 (custom ``InputNormalization`` and
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import zipfile
@@ -164,44 +163,6 @@ def read_metadata(path: str | os.PathLike) -> dict | None:
         raise ValueError(f"{path} is not a readable .keras file: {err}") from err
 
 
-#: What a layer's ``*_initializer`` entries become while a file loads (draws nothing).
-_ZEROS = keras.saving.serialize_keras_object(keras.initializers.Zeros())
-
-
-def _initializer_entries(layer_config: dict) -> list[str]:
-    return [key for key, value in layer_config["config"].items()
-            if key.endswith("_initializer") and isinstance(value, dict)]
-
-
-def _load_keras_file(path: Path) -> keras.Model:
-    """``keras.models.load_model(path, compile=False)`` without drawing the random initial
-    weights that the file's weights then replace.
-
-    A flat functional model (what risc_tf saves) is rebuilt from its config with zeros
-    initializers, its weights are read (``load_weights`` checks that every variable
-    gets one), and each layer gets its own initializers back, so its config is the
-    file's. Any other model goes through Keras's loader. Drawing ResNet50's initial
-    weights took about 0.7 s of each model's load here.
-    """
-    with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-    layers = config.get("config", {}).get("layers") \
-        if config.get("class_name") == "Functional" else None
-    if not layers or any("layers" in layer.get("config", {}) for layer in layers):
-        return keras.models.load_model(path, compile=False)
-    zeroed = copy.deepcopy(config)
-    zeroed.pop("compile_config", None)
-    for layer in zeroed["config"]["layers"]:
-        layer["config"].update(dict.fromkeys(_initializer_entries(layer), _ZEROS))
-    model = keras.saving.deserialize_keras_object(zeroed)
-    model.load_weights(path)
-    for layer in layers:
-        built = model.get_layer(layer["config"]["name"])
-        for key in _initializer_entries(layer):
-            setattr(built, key, keras.initializers.get(layer["config"][key]))
-    return model
-
-
 def _restorer(model: keras.Model, angles, head: dict, folded: set[str]):
     """The converter that brings back the RotNet's angle output and the folded BatchNorm
     markers from plain layers."""
@@ -245,7 +206,7 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
         raise FileNotFoundError(f"model file {path} does not exist")
     meta = read_metadata(path)
     try:
-        model = _load_keras_file(path)
+        model = keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises many kinds for bad files
         raise ValueError(f"could not load the model in {path}: {err}") from err
     legacy_angles = list(model.layers[-1].angles) if is_rotnet(model) else None

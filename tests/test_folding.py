@@ -147,40 +147,6 @@ def test_loading_clones_the_model_once(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
-def test_a_loaded_model_has_the_files_weights_and_initializers(tmp_path):
-    # the layers are built with zeros initializers while the file loads; the file's
-    # weights replace them and its initializers come back (config, later clones)
-    import risc_tf.saving as saving
-
-    model = build_classifier(2, backbone="small")
-    path = saving.save_model(model, tmp_path / "classifier.keras")
-    loaded = saving.load_model(path)
-
-    def initializers(m):
-        return {layer.name: {k: v for k, v in layer.get_config().items()
-                             if k.endswith("_initializer")} for layer in m.layers}
-
-    assert initializers(saving.to_plain_keras(loaded)) == initializers(saving.to_plain_keras(model))
-    for got, want in zip(loaded.get_weights(), model.get_weights()):
-        np.testing.assert_array_equal(got, want)
-    conv = next(la.name for la in loaded.layers if isinstance(la, keras.layers.Conv2D))
-    fresh = keras.models.clone_model(loaded).get_layer(conv).kernel.numpy()
-    assert np.abs(fresh).max() > 0
-
-
-def test_a_model_keras_does_not_save_flat_loads_through_keras(tmp_path):
-    # a nested or sequential model is left to keras.models.load_model
-    import risc_tf.saving as saving
-
-    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    outer = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)])
-    path = tmp_path / "nested.keras"
-    outer.save(path)
-    loaded = saving._load_keras_file(path)
-    for got, want in zip(loaded.get_weights(), outer.get_weights()):
-        np.testing.assert_array_equal(got, want)
-
-
 @pytest.mark.slow
 def test_pipeline_on_folded_models_predicts_as_the_original(tmp_path):
     keras.utils.set_random_seed(0)
