@@ -64,7 +64,7 @@ class PredictionPlan:
     overwrite: bool = False
     shard: Shard | None = None
     all_files: list[str] | None = None  # the whole list, when sharded
-    batch_size: int = 64
+    batch_size: int = 256
 
 
 @dataclasses.dataclass
@@ -119,7 +119,7 @@ def _check_file(name: str, path: Path, overwrite: bool) -> None:
 
 def plan_predictions(inputs, output, *, recursive: bool = False, report=None,
                      fix_orientation=None, overwrite: bool = False,
-                     shard: Shard | None = None, batch_size: int = 64) -> PredictionPlan:
+                     shard: Shard | None = None, batch_size: int = 256) -> PredictionPlan:
     """Check the outputs and list the files of a run, before any model or image is loaded.
 
     Parameters
@@ -139,7 +139,7 @@ def plan_predictions(inputs, output, *, recursive: bool = False, report=None,
     shard : Shard, optional
         Run on one block of the file list (:mod:`risc_tf.shards`); a shard
         record is written beside ``output``.
-    batch_size : int, default 64
+    batch_size : int, default 256
         Files read before each pipeline call (the memory bound; shards are
         made of whole batches).
 

@@ -174,9 +174,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--shard", type=shard_arg, metavar="K/N",
                    help="run on block K of N of the sorted file list (K from 0 to N-1, e.g. "
                         "$JOB_COMPLETION_INDEX/N); join the shards with risc-tf merge")
-    p.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
-                   help="files read before each model call (default 64); shards are made of "
-                        "whole batches")
+    p.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
+                   help="files read before each model call, at most (default 256; fewer "
+                        "when their pixels pass 256 MiB); shards are made of whole batches")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files and copies")
     p.add_argument("--quiet", action="store_true", help="no progress line")
