@@ -92,17 +92,24 @@ def counted_add(self, row):
 
 counted_add.rows = 0
 rowfiles.RowWriter.add = counted_add
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 code = main(sys.argv[1:])
 print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - start,
-      flush=True)
+      time.process_time() - cpu, flush=True)
 print("TRACE", " ".join(f"{n}:{m}" for n, m in trace if m is not None), flush=True)
 sys.exit(code)
 """
 
 
 def run_once(argv: list[str]) -> tuple[float, float, dict[int, float]]:
-    """Peak resident memory (MB), seconds and the in-run trace of one ``risc-tf`` run.
+    """Peak resident memory (MB), seconds and the in-run trace of one ``risc-tf`` run."""
+    run = run_measured(argv)
+    return run["peak_mb"], run["seconds"], run["trace"]
+
+
+def run_measured(argv: list[str]) -> dict:
+    """One ``risc-tf`` run: ``peak_mb``, wall ``seconds``, ``cpu_seconds`` (user + system,
+    every thread) and ``trace``.
 
     The run is started from a tiny wrapper process (:data:`_WRAPPER`) that
     reports its own ``ru_maxrss`` once the command has finished, so other
@@ -116,10 +123,11 @@ def run_once(argv: list[str]) -> tuple[float, float, dict[int, float]]:
              if ln.startswith(("PEAK ", "TRACE"))}
     if done.returncode != 0 or "PEAK" not in lines:
         raise RuntimeError(f"risc-tf {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
-    kib, seconds = lines["PEAK"]
+    kib, seconds, cpu = lines["PEAK"]
     scale = 1024 if sys.platform != "darwin" else 1  # Linux: KiB, macOS: bytes
     trace = {int(n): float(m) for n, m in (item.split(":") for item in lines.get("TRACE", []))}
-    return int(kib) * scale / 2**20, float(seconds), trace
+    return {"peak_mb": int(kib) * scale / 2**20, "seconds": float(seconds),
+            "cpu_seconds": float(cpu), "trace": trace}
 
 
 def main() -> None:
@@ -129,6 +137,8 @@ def main() -> None:
     parser.add_argument("--data-root", default=DATA_ROOT)
     parser.add_argument("--repeats", type=int, default=3,
                         help="fresh processes per count (the median peak is reported)")
+    parser.add_argument("--batch-size", type=int,
+                        help="risc-tf predict's --batch-size (default: the command's)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     if args.repeats < 1:
@@ -151,6 +161,8 @@ def main() -> None:
                 argv = ["predict", "--pipeline", pipeline, str(folder), "--output",
                         str(out / "pred.csv"), "--fix-orientation", str(out / "upright"),
                         "--report", str(out / "review.html"), "--quiet"]
+                if args.batch_size:
+                    argv += ["--batch-size", str(args.batch_size)]
                 peak, seconds, trace = run_once(argv)
                 peaks.append(round(peak, 1))
                 times.append(round(seconds, 1))
