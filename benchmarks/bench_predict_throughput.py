@@ -4,9 +4,10 @@ Issue 20's goal is ``risc-tf predict`` on a folder of 10,000 PNG files at 300
 files/s or more, start-up included. On a shared 2-vCPU machine the same run
 varies from day to day and within an hour (36 to 67 s for one command), so two
 versions are compared in one session, alternating: each round runs every
-variant once, in fresh processes, on the same folder (28x28 PNGs from the real
+variant once, in fresh processes, on the same folder: 28x28 PNGs from the real
 PneumoniaMNIST test split, one in four turned, with the CSV, upright copies and
-a review page, as :mod:`benchmarks.bench_predict_memory` writes them). The
+a review page, as :mod:`benchmarks.bench_predict_memory` writes them. The order
+turns from round to round, so that no variant always runs in the same place. The
 rounds are the unit of the comparison: the per-round differences against the
 first variant and their Wilcoxon signed-rank test, so a slow spell of the
 machine weighs on every variant alike. Beside the wall time, each run's CPU time
@@ -108,7 +109,8 @@ def main() -> None:
         folder = tmp / "scans"
         write_folder(folder, args.count, images)
         for round_ in range(args.rounds):
-            for name, source, extra in args.variant:
+            shift = round_ % len(args.variant)  # each variant takes every place in turn
+            for name, source, extra in args.variant[shift:] + args.variant[:shift]:
                 out = tmp / "out"
                 out.mkdir()
                 os.environ["PYTHONPATH"] = os.pathsep.join(
