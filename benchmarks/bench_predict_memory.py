@@ -70,7 +70,10 @@ def make_pipeline(path: Path) -> Path:
 
 _WRAPPER = """
 import resource, sys, time
+import risc_tf
 from risc_tf import rowfiles
+
+print("SOURCE", risc_tf.__file__, flush=True)
 from risc_tf.cli import main
 
 trace = []
@@ -107,9 +110,14 @@ def run_once(argv: list[str]) -> tuple[float, float, dict[int, float]]:
     return run["peak_mb"], run["seconds"], run["trace"]
 
 
-def run_measured(argv: list[str]) -> dict:
+def run_measured(argv: list[str], cwd: str | None = None) -> dict:
     """One ``risc-tf`` run: ``peak_mb``, wall ``seconds``, ``cpu_seconds`` (user + system,
-    every thread) and ``trace``.
+    every thread), ``trace`` and ``source`` (the ``risc_tf/__init__.py`` it imported).
+
+    ``python -c`` puts its working folder first on ``sys.path``, ahead of
+    ``PYTHONPATH``: run from the repository root it imports that checkout's
+    risc_tf whatever ``PYTHONPATH`` says, so code-against-code runs pass a neutral
+    ``cwd``.
 
     The run is started from a tiny wrapper process (:data:`_WRAPPER`) that
     reports its own ``ru_maxrss`` once the command has finished, so other
@@ -118,16 +126,17 @@ def run_measured(argv: list[str]) -> dict:
     """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True,
-                          text=True, env=env, check=False)
+                          text=True, env=env, check=False, cwd=cwd)
     lines = {ln.split(" ", 1)[0]: ln.split()[1:] for ln in done.stdout.splitlines()
-             if ln.startswith(("PEAK ", "TRACE"))}
+             if ln.startswith(("PEAK ", "TRACE", "SOURCE "))}
     if done.returncode != 0 or "PEAK" not in lines:
         raise RuntimeError(f"risc-tf {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
     kib, seconds, cpu = lines["PEAK"]
     scale = 1024 if sys.platform != "darwin" else 1  # Linux: KiB, macOS: bytes
     trace = {int(n): float(m) for n, m in (item.split(":") for item in lines.get("TRACE", []))}
     return {"peak_mb": int(kib) * scale / 2**20, "seconds": float(seconds),
-            "cpu_seconds": float(cpu), "trace": trace}
+            "cpu_seconds": float(cpu), "trace": trace,
+            "source": " ".join(lines.get("SOURCE", []))}
 
 
 def main() -> None:

@@ -105,7 +105,8 @@ def main() -> None:
     peaks: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="bench_predict_throughput_") as tmp:
         tmp = Path(tmp)
-        pipeline = args.pipeline or str(make_pipeline(tmp / "pipeline"))
+        pipeline = str(Path(args.pipeline).resolve()) if args.pipeline else \
+            str(make_pipeline(tmp / "pipeline"))
         folder = tmp / "scans"
         write_folder(folder, args.count, images)
         for round_ in range(args.rounds):
@@ -119,10 +120,13 @@ def main() -> None:
                         str(out / "pred.csv"), "--fix-orientation", str(out / "upright"),
                         "--report", str(out / "review.html"), "--quiet", *extra]
                 try:
-                    run = run_measured(argv)
+                    run = run_measured(argv, cwd=str(tmp))  # not the repository root
                 finally:
                     os.environ.pop("PYTHONPATH")
                     shutil.rmtree(out)
+                if not Path(run["source"]).resolve().is_relative_to(source):
+                    raise RuntimeError(f"variant {name} ran the risc_tf of {run['source']}, "
+                                       f"not of {source}")
                 times[name].append(round(run["seconds"], 2))
                 cpu[name].append(round(run["cpu_seconds"], 2))
                 peaks[name].append(round(run["peak_mb"], 1))
