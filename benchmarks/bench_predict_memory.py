@@ -110,14 +110,23 @@ def run_once(argv: list[str]) -> tuple[float, float, dict[int, float]]:
     return run["peak_mb"], run["seconds"], run["trace"]
 
 
-def run_measured(argv: list[str], cwd: str | None = None) -> dict:
+def predict_argv(pipeline: str, folder: Path, out: Path) -> list[str]:
+    """``risc-tf predict`` on ``folder`` with every output that keeps state, written in ``out``:
+    the CSV, ``--fix-orientation`` copies and a ``--report`` page."""
+    return ["predict", "--pipeline", pipeline, str(folder), "--output", str(out / "pred.csv"),
+            "--fix-orientation", str(out / "upright"), "--report", str(out / "review.html"),
+            "--quiet"]
+
+
+def run_measured(argv: list[str], cwd: str | None = None,
+                 pythonpath: str | None = None) -> dict:
     """One ``risc-tf`` run: ``peak_mb``, wall ``seconds``, ``cpu_seconds`` (user + system,
     every thread), ``trace`` and ``source`` (the ``risc_tf/__init__.py`` it imported).
 
     ``python -c`` puts its working folder first on ``sys.path``, ahead of
     ``PYTHONPATH``: run from the repository root it imports that checkout's
     risc_tf whatever ``PYTHONPATH`` says, so code-against-code runs pass a neutral
-    ``cwd``.
+    ``cwd`` with the folder to import from as ``pythonpath`` (put first).
 
     The run is started from a tiny wrapper process (:data:`_WRAPPER`) that
     reports its own ``ru_maxrss`` once the command has finished, so other
@@ -125,6 +134,8 @@ def run_measured(argv: list[str], cwd: str | None = None) -> dict:
     1,000th predictions row ({rows: MB}; empty off Linux).
     """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True,
                           text=True, env=env, check=False, cwd=cwd)
     lines = {ln.split(" ", 1)[0]: ln.split()[1:] for ln in done.stdout.splitlines()
@@ -167,9 +178,7 @@ def main() -> None:
             for repeat in range(args.repeats):
                 out = tmp / f"out{count}-{repeat}"
                 out.mkdir()
-                argv = ["predict", "--pipeline", pipeline, str(folder), "--output",
-                        str(out / "pred.csv"), "--fix-orientation", str(out / "upright"),
-                        "--report", str(out / "review.html"), "--quiet"]
+                argv = predict_argv(pipeline, folder, out)
                 if args.batch_size:
                     argv += ["--batch-size", str(args.batch_size)]
                 peak, seconds, trace = run_once(argv)

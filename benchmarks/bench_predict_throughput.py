@@ -38,7 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import cpu_model
-from benchmarks.bench_predict_memory import make_pipeline, run_measured, write_folder
+from benchmarks.bench_predict_memory import (
+    make_pipeline,
+    predict_argv,
+    run_measured,
+    write_folder,
+)
 from devdata import DATA_ROOT
 
 
@@ -114,15 +119,10 @@ def main() -> None:
             for name, source, extra in args.variant[shift:] + args.variant[:shift]:
                 out = tmp / "out"
                 out.mkdir()
-                os.environ["PYTHONPATH"] = os.pathsep.join(
-                    [str(source), *filter(None, [os.environ.get("PYTHONPATH")])])
-                argv = ["predict", "--pipeline", pipeline, str(folder), "--output",
-                        str(out / "pred.csv"), "--fix-orientation", str(out / "upright"),
-                        "--report", str(out / "review.html"), "--quiet", *extra]
-                try:
-                    run = run_measured(argv, cwd=str(tmp))  # not the repository root
+                try:  # from tmp, not the repository root (see run_measured)
+                    run = run_measured([*predict_argv(pipeline, folder, out), *extra],
+                                       cwd=str(tmp), pythonpath=str(source))
                 finally:
-                    os.environ.pop("PYTHONPATH")
                     shutil.rmtree(out)
                 if not Path(run["source"]).resolve().is_relative_to(source):
                     raise RuntimeError(f"variant {name} ran the risc_tf of {run['source']}, "
