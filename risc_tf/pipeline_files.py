@@ -129,12 +129,13 @@ def pipeline_folder(path: str | os.PathLike) -> Path:
     )
 
 
-def read_pipeline_folder(path: str | os.PathLike) -> tuple:
+def read_pipeline_folder(path: str | os.PathLike, *, fold_batchnorm: bool = False) -> tuple:
     """The RotNet, the classifier, the config and the named arrays of a saved pipeline (any
     risc_tf version), or of the one inside a run folder.
 
     The config is brought to the current format: keys that older formats lacked get
-    the value those versions behaved with.
+    the value those versions behaved with. ``fold_batchnorm`` loads inference copies
+    of the two models (see :func:`risc_tf.saving.load_model`).
 
     Returns
     -------
@@ -180,8 +181,9 @@ def read_pipeline_folder(path: str | os.PathLike) -> tuple:
                              "the pipeline's config lists it") from err
     for key in ("format", "versions", "input_size"):
         config.pop(key, None)
-    return (load_model(folder / ROTNET_FILE), load_model(folder / CLASSIFIER_FILE), config,
-            arrays)
+    rotnet, classifier = (load_model(folder / name, fold_batchnorm=fold_batchnorm)
+                          for name in (ROTNET_FILE, CLASSIFIER_FILE))
+    return rotnet, classifier, config, arrays
 
 
 def _fmt(value) -> str:

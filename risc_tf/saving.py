@@ -26,6 +26,7 @@ import numpy as np
 from risc_tf.atomic import atomic_output, make_parent
 from risc_tf.fast import FastBatchNormalization, FastConv2D, FoldedBatchNormalization
 from risc_tf.fast.convert import chain, fast_layers, replace_layers
+from risc_tf.fast.folding import batchnorm_folder
 from risc_tf.heads import HEADS
 from risc_tf.models import (
     RotationOutput,
@@ -180,7 +181,8 @@ def _restorer(model: keras.Model, angles, head: dict, folded: set[str]):
     return convert
 
 
-def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
+def load_model(path: str | os.PathLike, fast_conv: bool = True,
+               fold_batchnorm: bool = False) -> keras.Model:
     """Load a model written by :func:`save_model` (or by risc_tf 0.1) as risc_tf built it.
 
     Parameters
@@ -188,6 +190,11 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
     path : path of a ``.keras`` file
     fast_conv : bool, default True
         Give the model risc_tf's fast CPU layers (as the builders do).
+    fold_batchnorm : bool, default False
+        Load an inference copy, BatchNormalization folded into the convolutions
+        (:func:`risc_tf.fold_batchnorm`, in the same clone as the other conversions:
+        no extra cost): the same outputs within float32 rounding, faster, but no
+        BatchNormalization left to train.
 
     Returns
     -------
@@ -219,7 +226,9 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True) -> keras.Model:
                          "risc_tf wrote it")
     folded |= set((meta or {}).get("folded_batchnorm") or ())
     # plain layers (files of risc_tf 0.1 hold others), then the RotNet's output and the
-    # folded markers, then the fast layers: one clone of the model for all three
+    # folded markers, then the folding asked for, then the fast layers: one clone for all
     steps = [_plain_layer, _restorer(model, angles, head, folded)]
+    if fold_batchnorm:
+        steps.append(batchnorm_folder(model, skip=folded))
     return replace_layers(model, chain(*steps, *([fast_layers] if fast_conv else [])),
                           "load_model")

@@ -94,9 +94,10 @@ def install(monkeypatch=None, **options) -> list:
 
     class RISCPipeline:
         @staticmethod
-        def load(path):
+        def load(path, *, fold_batchnorm=False):
             tail = str(path)[-1]
             pipe = StubPipeline(seed=int(tail) if tail.isdigit() else 0, **options)
+            pipe.loaded_folded = fold_batchnorm  # how the command asked for it
             loaded.append(pipe)
             return pipe
 

@@ -147,6 +147,48 @@ def test_loading_clones_the_model_once(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
+def test_loading_can_fold_in_the_same_clone(tmp_path, monkeypatch):
+    import risc_tf.saving as saving
+    from risc_tf.fast import FastConv2D
+
+    model = randomize_batchnorm(build_classifier(3, backbone="small"))
+    half = fold_batchnorm(model)  # a file with some BatchNorm already folded ...
+    path, half_path = tmp_path / "plain.keras", tmp_path / "half.keras"
+    saving.save_model(model, path)
+    calls = []
+    real = saving.replace_layers
+    monkeypatch.setattr(saving, "replace_layers",
+                        lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    loaded = saving.load_model(path, fold_batchnorm=True)
+    assert calls == ["load_model"]
+    assert not any(isinstance(la, keras.layers.BatchNormalization) for la in loaded.layers)
+    conv = loaded.get_layer("block1_conv1")
+    assert type(conv) is FastConv2D and conv.use_bias
+    assert [la.name for la in loaded.layers] == [la.name for la in model.layers]
+    assert_same_outputs(model, loaded, images())
+    # ... keeps its folded layers and folds nothing twice
+    saving.save_model(half, half_path)
+    again = saving.load_model(half_path, fold_batchnorm=True)
+    assert_same_outputs(model, again, images())
+    # the default load keeps the BatchNorm layers to train
+    kept = saving.load_model(path)
+    assert any(isinstance(la, keras.layers.BatchNormalization) for la in kept.layers)
+
+
+def test_pipeline_loads_folded_for_inference(tmp_path):
+    keras.utils.set_random_seed(0)
+    pipe = RISCPipeline(randomize_batchnorm(build_rotnet(backbone="small")),
+                        randomize_batchnorm(build_classifier(3, backbone="small")))
+    pipe.save(tmp_path / "p")
+    plain = RISCPipeline.load(tmp_path / "p")
+    folded = RISCPipeline.load(tmp_path / "p", fold_batchnorm=True)
+    assert isinstance(folded.classifier.get_layer("block1_bn1"), FoldedBatchNormalization)
+    assert isinstance(folded.rotnet.get_layer("block1_bn1"), FoldedBatchNormalization)
+    x = (images(8) * 255).astype("uint8")
+    np.testing.assert_allclose(folded.predict_proba(x), plain.predict_proba(x), atol=1e-5)
+    np.testing.assert_array_equal(folded.predict_rotation(x), plain.predict_rotation(x))
+
+
 @pytest.mark.slow
 def test_pipeline_on_folded_models_predicts_as_the_original(tmp_path):
     keras.utils.set_random_seed(0)

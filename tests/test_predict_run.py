@@ -59,6 +59,7 @@ def test_statuses_reasons_and_exact_copies_follow_the_decisions(stub, tmp_path, 
     assert main(["predict", "--pipeline", "P", str(tmp_path / "scans"), "--output", str(out),
                  "--fix-orientation", str(up), "--report", str(page),
                  "--min-class-probability", "0.6", "--quiet"]) == 0
+    assert stub[0].loaded_folded  # inference only: BatchNorm folded into the convolutions
     printed = capsys.readouterr().out
     assert "9 files: 5 ok, 3 to review, 1 unreadable; 6 found rotated, 4 exact upright " \
            "copies in" in printed
@@ -274,14 +275,15 @@ def test_missing_output_folder_is_named_before_anything_is_read(stub, tmp_path, 
 @pytest.mark.slow
 def test_memory_does_not_grow_with_the_number_of_files(stub, tmp_path):
     """Nothing is kept per file but its path: 800 files take little more memory than 200
-    (the benchmark benchmarks/bench_predict_memory.py measures the whole process)."""
+    (the benchmark benchmarks/bench_predict_memory.py measures the whole process). Batches
+    of 50, so that both runs hold the three batches in flight (read, predicted, written)."""
     peaks = []
     for n in (20, 200, 800):  # the first run loads what is loaded once
         _write(tmp_path / f"s{n}", [1, 0, 4, 6] * (n // 4))
         argv = ["predict", "--pipeline", "P", str(tmp_path / f"s{n}"), "--output",
                 str(tmp_path / f"p{n}.csv"), "--fix-orientation", str(tmp_path / f"up{n}"),
                 "--report", str(tmp_path / f"r{n}.html"), "--min-class-probability", "0.6",
-                "--quiet"]
+                "--batch-size", "50", "--quiet"]
         tracemalloc.start()
         assert main(argv) == 0
         peaks.append(tracemalloc.get_traced_memory()[1])

@@ -85,7 +85,8 @@ def run_predict(args: argparse.Namespace) -> int:
                                 batch_size=args.batch_size)
     from risc_tf.pipeline import RISCPipeline
 
-    pipe = RISCPipeline.load(args.pipeline)
+    # inference only: BatchNorm folded into the convolutions, same answers within rounding
+    pipe = RISCPipeline.load(args.pipeline, fold_batchnorm=True)
     if args.min_rotation_confidence is not None:
         pipe.min_rotation_confidence = args.min_rotation_confidence
     if args.min_class_probability is not None:

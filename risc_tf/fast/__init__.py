@@ -27,7 +27,12 @@ from risc_tf.fast.conv import (
     onednn_enabled,
 )
 from risc_tf.fast.convert import replace_layers, use_fast_conv, use_stock_layers
-from risc_tf.fast.folding import FoldedBatchNormalization, batchnorm_pairs, fold_batchnorm
+from risc_tf.fast.folding import (
+    FoldedBatchNormalization,
+    batchnorm_folder,
+    batchnorm_pairs,
+    fold_batchnorm,
+)
 from risc_tf.fast.optimizers import FusedAdam
 from risc_tf.fast.plans import DensePlan, FlipPlan, TapPlan, dense_conv_taps, fast_conv_plan
 
@@ -44,6 +49,7 @@ __all__ = [
     "FusedAdam",
     "TapPlan",
     "active_policy",
+    "batchnorm_folder",
     "batchnorm_pairs",
     "dense_conv_taps",
     "fast_conv_plan",

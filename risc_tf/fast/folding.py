@@ -15,10 +15,14 @@ original model, and it has no BatchNormalization to train.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import keras
 import numpy as np
 
-__all__ = ["FoldedBatchNormalization", "batchnorm_pairs", "fold_batchnorm"]
+from risc_tf.fast.convert import Converter, replace_layers
+
+__all__ = ["FoldedBatchNormalization", "batchnorm_folder", "batchnorm_pairs", "fold_batchnorm"]
 
 
 @keras.saving.register_keras_serializable(package="risc_tf")
@@ -145,30 +149,41 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         raise ValueError(
             f"fold_batchnorm needs a built functional keras.Model; got {type(model).__name__}"
         )
-    pairs = batchnorm_pairs(model)
-    folded_convs = {conv: bn for bn, conv in pairs.items()}
+    return replace_layers(model, batchnorm_folder(model), "fold_batchnorm")
 
-    def clone(layer):
+
+def batchnorm_folder(model: keras.Model, skip: Collection[str] = ()) -> Converter:
+    """The conversion :func:`fold_batchnorm` applies, as a converter for
+    :func:`~risc_tf.fast.convert.replace_layers` (or a step of
+    :func:`~risc_tf.fast.convert.chain`, so that loading a model can fold it in the same
+    clone).
+
+    Parameters
+    ----------
+    model : keras.Model
+        The built model whose layers are converted: the folded weights are computed
+        from its convolutions and BatchNormalization layers, found by name.
+    skip : collection of str, optional
+        BatchNormalization layers to leave alone (e.g. those another step converts).
+
+    Returns
+    -------
+    callable
+        ``convert(layer)``: a :class:`FoldedBatchNormalization` for each folded
+        BatchNormalization, the convolution with a bias and the folded weights for
+        each convolution feeding one, None for every other layer.
+    """
+    pairs = {bn: conv for bn, conv in batchnorm_pairs(model).items() if bn not in skip}
+    convs = {conv: bn for bn, conv in pairs.items()}
+
+    def convert(layer):
         if layer.name in pairs:
-            return FoldedBatchNormalization(name=layer.name)
-        config = layer.get_config()
-        if layer.name in folded_convs:
-            config["use_bias"] = True
-            config["bias_initializer"] = "zeros"
-        return layer.__class__.from_config(config)
+            return FoldedBatchNormalization(name=layer.name), []
+        if layer.name in convs:
+            config = {**layer.get_config(), "use_bias": True, "bias_initializer": "zeros"}
+            weights = _folded_weights(model.get_layer(layer.name),
+                                      model.get_layer(convs[layer.name]))
+            return layer.__class__.from_config(config), weights
+        return None
 
-    structure = model.inputs[0] if isinstance(model, keras.Sequential) else model.input
-    inputs = keras.tree.map_structure(  # named as the original's (clone_model renames some)
-        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_producer(t).name),
-        structure,
-    )
-    copy = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
-    for old in model.layers:
-        if old.name in pairs:  # a FoldedBatchNormalization now: no weights
-            continue
-        new = copy.get_layer(old.name)
-        if old.name in folded_convs:
-            new.set_weights(_folded_weights(old, model.get_layer(folded_convs[old.name])))
-        else:
-            new.set_weights(old.get_weights())
-    return copy
+    return convert
