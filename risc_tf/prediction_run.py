@@ -11,8 +11,8 @@ What ``risc-tf predict`` does, as two library calls:
    predictions file (:class:`risc_tf.rowfiles.RowWriter`), the upright copies
    the decisions ask for (:func:`risc_tf.decisions.copy_plan`: exact quarter
    turns, and straightened copies when asked) and the review page
-   (:class:`risc_tf.review.ReviewPage`). Memory holds one batch of images and
-   a few counters, whatever the number of files.
+   (:class:`risc_tf.review.ReviewPage`). Memory holds three batches of images
+   (read, predicted, written) and a few counters, whatever the number of files.
 
 Every output is staged (:class:`risc_tf.staging.Staging`) and put in place
 together when the run ends: a run that fails or is killed leaves none of its

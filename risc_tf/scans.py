@@ -4,14 +4,19 @@
 in memory at a time), gathers readable images into batches of ``batch_size``,
 runs :meth:`risc_tf.RISCPipeline.predict_details` on each batch (images of any
 size; the pipeline resizes each) and yields one :class:`FileResult` per file,
-in file order. Each result carries the decisions of :mod:`risc_tf.decisions`:
-the file's orientation (the pipeline's angle and a finer estimate from the
-RotNet's probabilities), its reasons for review, and the upright copy it
-should get. Unreadable files get the status ``"unreadable"`` and the reason.
-Memory is bounded by one batch of images, whatever the number of files. A
-batch is the readable files among ``batch_size`` consecutive files (a window
-that starts at a multiple of ``batch_size``), cut short where its decoded images
-reach :data:`BATCH_BYTES`, so that large scans do not fill the memory. The same
+in file order. The pipeline runs each batch in a worker thread while the next
+batch is read and the caller handles the results of the one before (TensorFlow
+releases the GIL while it computes). Each result carries the decisions of
+:mod:`risc_tf.decisions`: the file's orientation (the pipeline's angle and a
+finer estimate from the RotNet's probabilities), its reasons for review, and
+the upright copy it should get. Unreadable files get the status
+``"unreadable"`` and the reason.
+
+Memory is bounded by three batches of images (one being read, one in the
+pipeline, one being handled), whatever the number of files. A batch is the
+readable files among ``batch_size`` consecutive files (a window that starts
+at a multiple of ``batch_size``), cut short where its decoded images reach
+:data:`BATCH_BYTES`, so that large scans do not fill the memory. The same
 files make the same batches in any run whose list starts at a multiple of
 ``batch_size`` (the shards of :mod:`risc_tf.shards`): the numbers do not
 depend on how a folder was split.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -240,28 +246,47 @@ def predict_records(pipe, records: Iterable[ImageRecord], *, batch_size: int = 2
                    straighten=straighten)
 
 
-def _stream(pipe, records, *, batch_size: int, max_tilt: float,
-            straighten: bool) -> Iterator[FileResult]:
-    pending: list[ImageRecord] = []
-    order: list[ImageRecord] = []
-
-    def flush():
-        done = iter(_results(pipe, pending, max_tilt=max_tilt, straighten=straighten)
-                    if pending else ())
-        for record in order:
-            yield next(done) if record.ok else \
-                FileResult(record, reasons=[Reason("unreadable", record.error)])
-        pending.clear()
-        order.clear()
-
+def _batches(records: Iterator[ImageRecord], batch_size: int) -> Iterator[list[ImageRecord]]:
+    """Consecutive records in batches: a window of ``batch_size`` records (starting at a
+    multiple of ``batch_size``), cut short where its readable images reach
+    :data:`BATCH_BYTES`."""
+    batch: list[ImageRecord] = []
     held = 0  # decoded bytes in the batch
     for position, record in enumerate(records, 1):
-        order.append(record)
-        if record.ok:
-            pending.append(record)
-            held += record.image.nbytes
-        # a window of batch_size files ends a batch; so do BATCH_BYTES of pixels in it
+        batch.append(record)
+        held += record.image.nbytes if record.ok else 0
         if position % batch_size == 0 or held >= BATCH_BYTES:
-            yield from flush()
-            held = 0
-    yield from flush()
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+def _in_file_order(batch: list[ImageRecord], done: Future | None) -> Iterator[FileResult]:
+    """The batch's results in file order: the pipeline's for readable files, "unreadable"
+    rows for the others."""
+    answered = iter(done.result() if done is not None else ())
+    for record in batch:
+        yield next(answered) if record.ok else \
+            FileResult(record, reasons=[Reason("unreadable", record.error)])
+
+
+def _stream(pipe, records, *, batch_size: int, max_tilt: float,
+            straighten: bool) -> Iterator[FileResult]:
+    """The pipeline runs each batch in a worker thread (TensorFlow releases the GIL) while
+    this generator reads the next batch and its caller handles the results of the one
+    before: at most three batches in memory."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="risc_tf-predict")
+    running: tuple | None = None  # the batch in the worker and its future results
+    try:
+        for batch in _batches(records, batch_size):
+            readable = [r for r in batch if r.ok]
+            done = pool.submit(_results, pipe, readable, max_tilt=max_tilt,
+                               straighten=straighten) if readable else None
+            if running is not None:
+                yield from _in_file_order(*running)
+            running = (batch, done)
+        if running is not None:
+            yield from _in_file_order(*running)
+    finally:  # a caller that stops early does not wait for the batches queued after
+        pool.shutdown(wait=True, cancel_futures=True)

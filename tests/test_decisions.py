@@ -172,6 +172,42 @@ def test_a_batch_ends_at_its_window_or_when_its_pixels_reach_the_byte_limit(monk
     assert batches(records[4:], 4)[0] == [3, 2]  # a shard from file 4: the same batches
 
 
+def test_batches_run_in_a_worker_one_batch_ahead_of_the_caller():
+    import threading
+
+    class Calls(StubPipeline):
+        threads: list
+
+        def predict_details(self, images):
+            self.threads.append(threading.current_thread().name)
+            if len(self.threads) == 2 and getattr(self, "fail", False):
+                raise RuntimeError("the model failed on batch 2")
+            return super().predict_details(images)
+
+    pipe = Calls()
+    pipe.threads = []
+    read = []
+
+    def records():
+        for record in _records([0, 1, 2, 3] * 5):
+            read.append(record.path)
+            yield record
+
+    stream = predict_records(pipe, records(), batch_size=2)
+    first = next(stream)
+    assert first.row["path"] == "f0.png"
+    assert len(read) == 4  # the first batch's results come once the second is read
+    stream.close()  # the caller stops after one file of ten batches
+    assert 1 <= len(pipe.threads) <= 2 and len(read) == 4
+    assert all(name.startswith("risc_tf-predict") for name in pipe.threads)
+    pipe.threads, pipe.fail = [], True
+    rows = []
+    with pytest.raises(RuntimeError, match="failed on batch 2"):
+        for result in predict_records(pipe, _records([0, 1, 2, 3] * 5), batch_size=2):
+            rows.append(result.row["path"])
+    assert rows == ["f0.png", "f1.png"]  # the first batch's results, then the error
+
+
 def test_an_image_unlike_the_training_data_goes_to_review():
     from risc_tf.decisions import confidence_reasons, status_of
 
