@@ -104,11 +104,14 @@ def install(monkeypatch=None, **options) -> list:
     module = types.ModuleType("risc_tf.pipeline")
     module.RISCPipeline = RISCPipeline
     import risc_tf.cli
+    import risc_tf.commands.predict as command
 
     if monkeypatch is None:
         sys.modules["risc_tf.pipeline"] = module
         risc_tf.cli._load_tensorflow_quietly = lambda: None
-    else:
+        command.without_graph_rewrites = lambda: None
+    else:  # no TensorFlow, and no process-wide setting left in the test process
         monkeypatch.setitem(sys.modules, "risc_tf.pipeline", module)
         monkeypatch.setattr(risc_tf.cli, "_load_tensorflow_quietly", lambda: None)
+        monkeypatch.setattr(command, "without_graph_rewrites", lambda: None)
     return loaded

@@ -18,9 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import risc_tf.commands.predict as predict_command
 from risc_tf.cli import main
 from risc_tf.io import read_image
 from tests.predict_stub import code_image, install
+
+without_graph_rewrites = predict_command.without_graph_rewrites  # before a stub replaces it
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -270,6 +273,23 @@ def test_missing_output_folder_is_named_before_anything_is_read(stub, tmp_path, 
     (tmp_path / "p.csv").write_text("x")
     assert "exists: pass --overwrite" in error("--output", str(tmp_path / "p.csv"))
     assert stub == []  # no pipeline was loaded
+
+
+def test_predict_turns_graph_rewrites_off_in_its_own_process(stub, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    calls = []
+    monkeypatch.setattr(predict_command, "without_graph_rewrites", lambda: calls.append(1))
+    _write(tmp_path / "scans", [0, 1])
+    assert main(["predict", "--pipeline", "P", str(tmp_path / "scans"), "--output",
+                 str(tmp_path / "p.csv"), "--quiet"]) == 0
+    assert calls == [1]
+    before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+    try:
+        without_graph_rewrites()
+        assert tf.config.optimizer.get_experimental_options()["disable_meta_optimizer"]
+    finally:  # the test process goes on as it was
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
 
 
 @pytest.mark.slow
