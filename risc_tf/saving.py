@@ -7,7 +7,8 @@ angle output a ``Dense``, a folded BatchNorm an identity ``BatchNormalization``)
 risc_tf. What Keras has no place for (the RotNet's angles, the backbone, the
 library version) travels inside the same file as an extra zip entry,
 ``risc_tf.json``, which Keras ignores; :func:`load_model` reads it back and
-returns the model as risc_tf built it (angles recorded, fast layers on).
+returns the model as risc_tf built it (angles recorded, fast layers on), built
+once from the file's config rewritten for risc_tf's layers (:mod:`risc_tf.archive`).
 
 Models saved by risc_tf 0.1 (custom ``InputNormalization`` and
 ``RotationOutput`` layers, no metadata entry) still load with :func:`load_model`.
@@ -23,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from risc_tf.archive import load_archive
 from risc_tf.atomic import atomic_output, make_parent
 from risc_tf.fast import FastBatchNormalization, FastConv2D, FoldedBatchNormalization
 from risc_tf.fast.convert import chain, fast_layers, replace_layers
@@ -192,9 +194,9 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True,
         Give the model risc_tf's fast CPU layers (as the builders do).
     fold_batchnorm : bool, default False
         Load an inference copy, BatchNormalization folded into the convolutions
-        (:func:`risc_tf.fold_batchnorm`, in the same clone as the other conversions:
-        no extra cost): the same outputs within float32 rounding, faster, but no
-        BatchNormalization left to train.
+        (:func:`risc_tf.fold_batchnorm`, in the same build: no extra cost): the same
+        outputs within float32 rounding, faster, but no BatchNormalization left to
+        train.
 
     Returns
     -------
@@ -212,6 +214,13 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True,
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     meta = read_metadata(path)
+    if meta is not None:  # a file risc_tf wrote: built once, straight into risc_tf's layers
+        try:
+            model = load_archive(path, meta, fast_conv=fast_conv, fold_batchnorm=fold_batchnorm)
+        except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile):
+            model = None  # Keras's loader below reads it, or says what is wrong with it
+        if model is not None:
+            return model
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises many kinds for bad files

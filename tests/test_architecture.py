@@ -34,7 +34,7 @@ FLOORS: dict[str, int] = {
     # tf.data pipelines and batching
     "datasets": 4, "inputs": 4,
     # models
-    "backbones": 5, "fast": 5, "models": 5, "saving": 5, "features": 5,
+    "backbones": 5, "fast": 5, "models": 5, "archive": 5, "saving": 5, "features": 5,
     # training
     "distribute": 6, "recalibration": 6, "training_options": 6, "training": 6, "stages": 6,
     # the pipeline, its corrections, what it is trusted with, its files and its exports

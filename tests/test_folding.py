@@ -121,8 +121,19 @@ def test_folded_model_saves_and_loads(tmp_path):
     )
 
 
-def test_loading_clones_the_model_once(tmp_path, monkeypatch):
-    # plain layers -> RotNet output and folded markers -> fast layers, in one clone
+def _count_clones(monkeypatch) -> list:
+    import risc_tf.saving as saving
+
+    calls = []
+    real = saving.replace_layers
+    monkeypatch.setattr(saving, "replace_layers",
+                        lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("archive", [True, False], ids=["built once", "keras and a clone"])
+def test_loading_restores_output_folded_markers_and_fast_layers(tmp_path, monkeypatch, archive):
+    # risc_tf's files are built once (risc_tf.archive); others load with Keras and one clone
     import risc_tf.saving as saving
     from risc_tf.fast import FastConv2D, FoldedBatchNormalization
     from risc_tf.models import RotationOutput
@@ -130,12 +141,11 @@ def test_loading_clones_the_model_once(tmp_path, monkeypatch):
     folded = fold_batchnorm(randomize_batchnorm(build_rotnet(backbone="small")))
     path = tmp_path / "folded.keras"
     saving.save_model(folded, path)
-    calls = []
-    real = saving.replace_layers
-    monkeypatch.setattr(saving, "replace_layers",
-                        lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    if not archive:
+        monkeypatch.setattr(saving, "load_archive", lambda *a, **k: None)
+    calls = _count_clones(monkeypatch)
     loaded = saving.load_model(path)
-    assert calls == ["load_model"]
+    assert calls == ([] if archive else ["load_model"])
     kinds = {type(layer) for layer in loaded.layers}
     assert {FastConv2D, FoldedBatchNormalization} <= kinds
     assert isinstance(loaded.layers[-1], RotationOutput)
@@ -144,10 +154,11 @@ def test_loading_clones_the_model_once(tmp_path, monkeypatch):
                                keras.ops.convert_to_numpy(folded(x)), atol=1e-6)
     plain = saving.load_model(path, fast_conv=False)
     assert FastConv2D not in {type(layer) for layer in plain.layers}
-    assert len(calls) == 2
+    assert len(calls) == (0 if archive else 2)
 
 
-def test_loading_can_fold_in_the_same_clone(tmp_path, monkeypatch):
+@pytest.mark.parametrize("archive", [True, False], ids=["built once", "keras and a clone"])
+def test_loading_can_fold(tmp_path, monkeypatch, archive):
     import risc_tf.saving as saving
     from risc_tf.fast import FastConv2D
 
@@ -155,12 +166,11 @@ def test_loading_can_fold_in_the_same_clone(tmp_path, monkeypatch):
     half = fold_batchnorm(model)  # a file with some BatchNorm already folded ...
     path, half_path = tmp_path / "plain.keras", tmp_path / "half.keras"
     saving.save_model(model, path)
-    calls = []
-    real = saving.replace_layers
-    monkeypatch.setattr(saving, "replace_layers",
-                        lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    if not archive:
+        monkeypatch.setattr(saving, "load_archive", lambda *a, **k: None)
+    calls = _count_clones(monkeypatch)
     loaded = saving.load_model(path, fold_batchnorm=True)
-    assert calls == ["load_model"]
+    assert calls == ([] if archive else ["load_model"])
     assert not any(isinstance(la, keras.layers.BatchNormalization) for la in loaded.layers)
     conv = loaded.get_layer("block1_conv1")
     assert type(conv) is FastConv2D and conv.use_bias

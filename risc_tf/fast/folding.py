@@ -22,7 +22,8 @@ import numpy as np
 
 from risc_tf.fast.convert import Converter, replace_layers
 
-__all__ = ["FoldedBatchNormalization", "batchnorm_folder", "batchnorm_pairs", "fold_batchnorm"]
+__all__ = ["FoldedBatchNormalization", "batchnorm_folder", "batchnorm_pairs", "fold_arrays",
+           "fold_batchnorm"]
 
 
 @keras.saving.register_keras_serializable(package="risc_tf")
@@ -96,16 +97,30 @@ def batchnorm_pairs(model: keras.Model) -> dict[str, str]:
     return pairs
 
 
-def _folded_weights(conv, bn) -> list[np.ndarray]:
-    kernel = keras.ops.convert_to_numpy(conv.kernel).astype(np.float64)
+def fold_arrays(kernel, bias, gamma, beta, mean, variance, epsilon: float) -> list[np.ndarray]:
+    """A convolution's ``[kernel, bias]`` with the BatchNormalization after it folded in.
+
+    ``bias``, ``gamma`` and ``beta`` may be None (no bias, no scale, no centre).
+    Computed in float64, returned in float32.
+    """
+    kernel = np.asarray(kernel, np.float64)
     filters = kernel.shape[-1]
-    bias = keras.ops.convert_to_numpy(conv.bias) if conv.use_bias else np.zeros(filters)
-    gamma = keras.ops.convert_to_numpy(bn.gamma) if bn.scale else np.ones(filters)
-    beta = keras.ops.convert_to_numpy(bn.beta) if bn.center else np.zeros(filters)
-    mean = keras.ops.convert_to_numpy(bn.moving_mean).astype(np.float64)
-    var = keras.ops.convert_to_numpy(bn.moving_variance).astype(np.float64)
-    s = gamma / np.sqrt(var + bn.epsilon)
-    return [(kernel * s).astype(np.float32), ((bias - mean) * s + beta).astype(np.float32)]
+    bias = np.zeros(filters) if bias is None else np.asarray(bias, np.float64)
+    gamma = np.ones(filters) if gamma is None else np.asarray(gamma, np.float64)
+    beta = np.zeros(filters) if beta is None else np.asarray(beta, np.float64)
+    s = gamma / np.sqrt(np.asarray(variance, np.float64) + epsilon)
+    return [(kernel * s).astype(np.float32),
+            ((bias - np.asarray(mean, np.float64)) * s + beta).astype(np.float32)]
+
+
+def _folded_weights(conv, bn) -> list[np.ndarray]:
+    def value(variable):
+        return keras.ops.convert_to_numpy(variable)
+
+    return fold_arrays(value(conv.kernel), value(conv.bias) if conv.use_bias else None,
+                       value(bn.gamma) if bn.scale else None,
+                       value(bn.beta) if bn.center else None,
+                       value(bn.moving_mean), value(bn.moving_variance), bn.epsilon)
 
 
 def fold_batchnorm(model: keras.Model) -> keras.Model:
