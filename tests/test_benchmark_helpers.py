@@ -31,3 +31,21 @@ def test_rounds_are_compared_pair_by_pair_against_the_first_variant():
     assert wall["wilcoxon_p"] < 0.01
     assert summary["after"]["cpu"]["median_difference"] == -2.0
     assert summary["same"]["wall"]["wilcoxon_p"] == 1.0 and "against" not in summary["before"]
+
+
+@pytest.mark.slow
+def test_the_load_benchmark_loads_in_a_fresh_process_from_the_source_it_names(tmp_path):
+    from pathlib import Path
+
+    from benchmarks.bench_pipeline_load import load_once
+    from benchmarks.bench_predict_memory import make_pipeline
+
+    pipeline = str(make_pipeline(tmp_path / "pipeline"))
+    root = Path(__file__).resolve().parents[1]
+    wall, cpu = load_once(pipeline, root, fold=True, cwd=str(tmp_path))
+    assert wall > 0 and cpu > 0
+    other = tmp_path / "other"
+    (other / "risc_tf").mkdir(parents=True)  # holds no loadable risc_tf: the run fails
+    (other / "risc_tf" / "__init__.py").write_text("raise ImportError('not this one')\n")
+    with pytest.raises(RuntimeError, match="failed"):
+        load_once(pipeline, other, fold=False, cwd=str(tmp_path))
