@@ -77,11 +77,11 @@ def tilt_arg(text: str) -> float:
 def without_graph_rewrites() -> None:
     """Turn off TensorFlow's Grappler graph rewrites in this process (the command's own).
 
-    ``predict`` traces one graph and runs it batch after batch. On the 2-vCPU
-    AVX-512 machine, Grappler's rewrites took 0.6-1.0 s before the first batch and
-    gave no speed afterwards (two processes of each; 8 paired rounds in one
-    process: 516 against 498 images/s, faster in 5 of 8; identical outputs).
-    A process-wide setting, so the command sets it, not the library.
+    ``predict`` traces one graph and runs it batch after batch: Grappler rewrites it
+    once, before the first batch, for no speed afterwards on the CPUs measured. In
+    the whole command this took 1.5 s a round off (docs/deploy.md, "Throughput:
+    where it stands"). A process-wide setting, so the command sets it, not the
+    library.
     """
     import tensorflow as tf
 
