@@ -77,9 +77,9 @@ def tilt_arg(text: str) -> float:
 def without_graph_rewrites() -> None:
     """Turn off TensorFlow's Grappler graph rewrites in this process (the command's own).
 
-    ``predict`` traces one graph and runs it batch after batch: Grappler rewrites it
-    once, before the first batch, for no speed afterwards on the CPUs measured. In
-    the whole command this took 1.5 s a round off (docs/deploy.md, "Throughput:
+    ``predict`` traces one graph and runs it batch after batch, and Grappler rewrites
+    it once, before the first batch: without the rewrites the whole command took
+    1.5 s a round less on the 2-vCPU AVX-512 machine (docs/deploy.md, "Throughput:
     where it stands"). A process-wide setting, so the command sets it, not the
     library.
     """
