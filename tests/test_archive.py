@@ -52,6 +52,21 @@ def test_the_archive_builds_the_model_the_clone_builds(tmp_path, monkeypatch, ki
     assert type(conv.kernel_initializer) is type(model.get_layer("block1_conv1").kernel_initializer)
 
 
+@pytest.mark.slow
+def test_a_resnet50_file_is_built_as_the_clone_builds_it(tmp_path, monkeypatch):
+    # 177 layers numbered in the weights file: a slip would put a kernel in the wrong layer
+    model = randomize_batchnorm(build_classifier(2, backbone="resnet50"))
+    path = saving.save_model(model, tmp_path / "resnet50.keras")
+    built, cloned = _both(path, monkeypatch, fold_batchnorm=True)
+    assert _config(built) == _config(cloned)
+    for a, b in zip(built.get_weights(), cloned.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x = images()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(built(x)),
+                               keras.ops.convert_to_numpy(model(x, training=False)),
+                               rtol=1e-4, atol=1e-5)
+
+
 def _stored(path):
     with zipfile.ZipFile(path) as archive:
         return json.loads(archive.read("config.json"))["config"]
