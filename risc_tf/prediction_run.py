@@ -21,6 +21,7 @@ outputs, and the next run cleans up after it (:func:`risc_tf.staging.recover`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -275,11 +276,12 @@ def run_predictions(pipe, plan: PredictionPlan, *, straighten: bool = False,
         plan.fix_orientation.mkdir(parents=True, exist_ok=True)
     home = plan.fix_orientation if plan.fix_orientation is not None else plan.output.parent
     records = (read_record(Path(path)) for path in plan.files)
-    results = predict_records(pipe, records, batch_size=plan.batch_size, max_tilt=max_tilt,
-                              straighten=straighten)
+    # closed however the run ends, so that the pipeline's worker thread stops with it
+    stream = contextlib.closing(predict_records(
+        pipe, records, batch_size=plan.batch_size, max_tilt=max_tilt, straighten=straighten))
     title = f"risc_tf predictions: {len(plan.files)} files" + \
         (f" (shard {plan.shard})" if plan.shard is not None else "")
-    with Staging(home) as staging:
+    with stream as results, Staging(home) as staging:
         page = None if plan.report is None else ReviewPage(staging.file(plan.report),
                                                            title=title)
         record = None if plan.shard is None else staging.file(record_path(plan.output))

@@ -208,6 +208,12 @@ def predict_files(pipe, inputs, *, recursive: bool = False, batch_size: int = 25
         (raised before anything is read); bad ``batch_size`` or ``max_tilt``.
         Problems of single files never raise: they become ``"unreadable"`` rows.
 
+    Notes
+    -----
+    The pipeline runs in a worker thread, one batch ahead of the results taken.
+    To stop early, close the iterator (``close()``, or ``contextlib.closing``): it
+    waits for the batch the worker is running, and the thread ends.
+
     Examples
     --------
     >>> for result in predict_files(pipe, "scans/"):  # doctest: +SKIP

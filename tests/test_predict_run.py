@@ -311,6 +311,31 @@ def test_memory_does_not_grow_with_the_number_of_files(stub, tmp_path):
     assert peaks[2] - peaks[1] < 400_000, peaks  # bytes, for 600 more files
 
 
+def test_a_run_that_fails_midway_stops_the_pipeline_worker(tmp_path):
+    import threading
+
+    from risc_tf.prediction_run import plan_predictions, run_predictions
+    from tests.predict_stub import StubPipeline
+
+    def workers():
+        return [t for t in threading.enumerate() if t.name.startswith("risc_tf-predict")]
+
+    _write(tmp_path / "scans", [0, 1, 2, 3] * 5)
+    plan = plan_predictions([tmp_path / "scans"], tmp_path / "p.csv", batch_size=2)
+
+    def fail_on_the_third(result):
+        fail_on_the_third.seen += 1
+        if fail_on_the_third.seen == 3:
+            raise RuntimeError("the disk is full")
+
+    fail_on_the_third.seen = 0
+    before = workers()
+    with pytest.raises(RuntimeError, match="disk is full") as caught:
+        run_predictions(StubPipeline(), plan, on_file=fail_on_the_third)
+    assert caught.value is not None  # the traceback (and its frames) are still held here
+    assert workers() == before and not (tmp_path / "p.csv").exists()
+
+
 def test_progress_writes_no_escape_codes_when_not_a_terminal(stub, tmp_path, capsys):
     _write(tmp_path / "scans", [1] * 30)
     assert main(["predict", "--pipeline", "P", str(tmp_path / "scans"), "--output",
