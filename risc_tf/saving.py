@@ -217,8 +217,8 @@ def load_model(path: str | os.PathLike, fast_conv: bool = True,
     if meta is not None:  # a file risc_tf wrote: built once, straight into risc_tf's layers
         try:
             model = load_archive(path, meta, fast_conv=fast_conv, fold_batchnorm=fold_batchnorm)
-        except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile):
-            model = None  # Keras's loader below reads it, or says what is wrong with it
+        except Exception:  # a file it cannot read: Keras's loader below reads it, or says
+            model = None  # what is wrong with it (the tests hold both ways equal on good files)
         if model is not None:
             return model
     try:

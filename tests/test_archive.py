@@ -120,7 +120,8 @@ def test_a_file_the_archive_cannot_read_exactly_goes_to_keras(tmp_path, monkeypa
     assert load_archive(path, meta) is None
 
 
-def test_a_broken_file_still_gets_keras_s_error(tmp_path):
+@pytest.mark.parametrize("config", [b"{not json", b"[1, 2]"])
+def test_a_broken_file_still_gets_keras_s_error(tmp_path, config):
     model = build_classifier(2, backbone="small")
     path = saving.save_model(model, tmp_path / "m.keras")
     with zipfile.ZipFile(path) as archive:
@@ -128,6 +129,6 @@ def test_a_broken_file_still_gets_keras_s_error(tmp_path):
     broken = tmp_path / "broken.keras"
     with zipfile.ZipFile(broken, "w") as archive:
         for name, data in entries.items():
-            archive.writestr(name, b"{not json" if name == "config.json" else data)
+            archive.writestr(name, config if name == "config.json" else data)
     with pytest.raises(ValueError, match="could not load the model in .*broken.keras"):
         saving.load_model(broken)
