@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks._common import cpu_model
-from benchmarks.bench_predict_throughput import paired, parse_variant
+from benchmarks.bench_predict_memory import child_env
+from benchmarks.bench_predict_throughput import check_source, compare, in_turn, parse_variant
 
 _CHILD = """
 import sys, time
@@ -46,17 +45,14 @@ print("LOAD", time.perf_counter() - start, time.process_time() - cpu, risc_tf.__
 
 def load_once(pipeline: str, source: Path, fold: bool, cwd: str) -> tuple[float, float]:
     """Wall and CPU seconds of one load, in a fresh process importing ``source``'s risc_tf."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(source),
-                                                       os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", _CHILD, pipeline, "fold" if fold else "-"],
-                          capture_output=True, text=True, env=env, cwd=cwd, check=False)
+                          capture_output=True, text=True, env=child_env(str(source)), cwd=cwd,
+                          check=False)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("LOAD ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"loading {pipeline} with {source} failed:\n{done.stderr[-3000:]}")
     _, wall, cpu, imported = line.split(" ", 3)
-    if not Path(imported).resolve().is_relative_to(source):
-        raise RuntimeError(f"the run imported {imported}, not the risc_tf of {source}")
+    check_source(str(source), imported, source)
     return float(wall), float(cpu)
 
 
@@ -80,25 +76,19 @@ def main() -> None:
     cpu: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_load_") as neutral:
         for round_ in range(args.rounds):
-            shift = round_ % len(args.variant)
-            for name, source, _ in args.variant[shift:] + args.variant[:shift]:
+            for name, source, _ in in_turn(args.variant, round_):
                 seconds, cpu_seconds = load_once(pipeline, source, args.fold, neutral)
                 wall[name].append(round(seconds, 3))
                 cpu[name].append(round(cpu_seconds, 3))
                 print(f"round {round_}: {name} {seconds:.2f} s (CPU {cpu_seconds:.2f} s)",
                       flush=True)
-    results = {}
-    for name in names:
-        entry = {"seconds": wall[name], "median_s": float(np.median(wall[name])),
-                 "cpu_seconds": cpu[name], "median_cpu_s": float(np.median(cpu[name]))}
+    results = compare(wall, cpu)
+    for name, entry in results.items():
         line = f"{name}: median {entry['median_s']:.2f} s, CPU {entry['median_cpu_s']:.2f} s"
-        if name != names[0]:
-            entry["wall"], entry["cpu"] = paired(wall[name], wall[names[0]]), \
-                paired(cpu[name], cpu[names[0]])
+        if "against" in entry:
             line += (f"; {entry['wall']['median_difference']:+.2f} s a round against "
-                     f"{names[0]} (lower in {entry['wall']['lower_rounds']} of {args.rounds}, "
-                     f"Wilcoxon p = {entry['wall']['wilcoxon_p']:.3f})")
-        results[name] = entry
+                     f"{entry['against']} (lower in {entry['wall']['lower_rounds']} of "
+                     f"{args.rounds}, Wilcoxon p = {entry['wall']['wilcoxon_p']:.3f})")
         print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(

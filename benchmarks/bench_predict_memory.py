@@ -118,6 +118,15 @@ def predict_argv(pipeline: str, folder: Path, out: Path) -> list[str]:
             "--quiet"]
 
 
+def child_env(pythonpath: str | None = None) -> dict:
+    """The environment of a measured child process: TensorFlow's C++ logs off, and
+    ``pythonpath`` (if given) first on the user's ``PYTHONPATH``."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+    return env
+
+
 def run_measured(argv: list[str], cwd: str | None = None,
                  pythonpath: str | None = None) -> dict:
     """One ``risc-tf`` run: ``peak_mb``, wall ``seconds``, ``cpu_seconds`` (user + system,
@@ -133,11 +142,8 @@ def run_measured(argv: list[str], cwd: str | None = None,
     children of this script do not mix in, and the resident memory after every
     1,000th predictions row ({rows: MB}; empty off Linux).
     """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True,
-                          text=True, env=env, check=False, cwd=cwd)
+                          text=True, env=child_env(pythonpath), check=False, cwd=cwd)
     lines = {ln.split(" ", 1)[0]: ln.split()[1:] for ln in done.stdout.splitlines()
              if ln.startswith(("PEAK ", "TRACE", "SOURCE "))}
     if done.returncode != 0 or "PEAK" not in lines:

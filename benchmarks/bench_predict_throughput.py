@@ -69,15 +69,30 @@ def paired(values: list[float], base: list[float]) -> dict:
             "wilcoxon_p": float(wilcoxon(values, base).pvalue) if np.any(d) else 1.0}
 
 
-def compare(times: dict[str, list[float]], cpu: dict[str, list[float]], count: int) -> dict:
-    """Medians per variant, and each variant's per-round differences against the first."""
+def in_turn(variants: list, round_: int) -> list:
+    """The variants in the order of round ``round_``: each takes every place in turn."""
+    shift = round_ % len(variants)
+    return variants[shift:] + variants[:shift]
+
+
+def check_source(name: str, imported: str, source: Path) -> None:
+    """Refuse a run of variant ``name`` that imported a risc_tf from outside ``source``."""
+    if not Path(imported).resolve().is_relative_to(source):
+        raise RuntimeError(f"variant {name} ran the risc_tf of {imported}, not of {source}")
+
+
+def compare(times: dict[str, list[float]], cpu: dict[str, list[float]],
+            count: int | None = None) -> dict:
+    """Medians per variant, and each variant's per-round differences against the first
+    (with ``count`` files a run, the files per second at the median too)."""
     names = list(times)
     summary = {}
     for name in names:
         median = float(np.median(times[name]))
-        entry = {"seconds": times[name], "median_s": median,
-                 "files_per_s": round(count / median, 1), "cpu_seconds": cpu[name],
+        entry = {"seconds": times[name], "median_s": median, "cpu_seconds": cpu[name],
                  "median_cpu_s": float(np.median(cpu[name]))}
+        if count is not None:
+            entry["files_per_s"] = round(count / median, 1)
         if name != names[0]:
             entry["against"] = names[0]
             entry["wall"] = paired(times[name], times[names[0]])
@@ -115,8 +130,7 @@ def main() -> None:
         folder = tmp / "scans"
         write_folder(folder, args.count, images)
         for round_ in range(args.rounds):
-            shift = round_ % len(args.variant)  # each variant takes every place in turn
-            for name, source, extra in args.variant[shift:] + args.variant[:shift]:
+            for name, source, extra in in_turn(args.variant, round_):
                 out = tmp / "out"
                 out.mkdir()
                 try:  # from tmp, not the repository root (see run_measured)
@@ -124,9 +138,7 @@ def main() -> None:
                                        cwd=str(tmp), pythonpath=str(source))
                 finally:
                     shutil.rmtree(out)
-                if not Path(run["source"]).resolve().is_relative_to(source):
-                    raise RuntimeError(f"variant {name} ran the risc_tf of {run['source']}, "
-                                       f"not of {source}")
+                check_source(name, run["source"], source)
                 times[name].append(round(run["seconds"], 2))
                 cpu[name].append(round(run["cpu_seconds"], 2))
                 peaks[name].append(round(run["peak_mb"], 1))
