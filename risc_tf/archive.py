@@ -130,8 +130,8 @@ def convert_layer_configs(model_config: dict, *, fast_conv: bool, angles, head: 
         if name in folded or name in fold:
             layer = _as(FoldedBatchNormalization, layer, {"name": name})
         elif angles and name == last and kind == "Dense":
-            config.pop("units")
-            layer = _as(RotationOutput, layer, {**config, "angles": list(angles), **head})
+            layer = _as(RotationOutput, layer, RotationOutput.config_from_dense(config, angles,
+                                                                                 head))
         else:
             if name in convs:
                 config["use_bias"] = True

@@ -86,6 +86,14 @@ class RotationOutput(keras.layers.Dense):
         config.pop("units", None)
         return {**config, "angles": list(self.angles), "head": self.head, "sigma": self.sigma}
 
+    @staticmethod
+    def config_from_dense(config: dict, angles: Sequence[float], head: dict) -> dict:
+        """The config of the RotationOutput that a saved ``Dense`` layer's ``config`` stands
+        for (risc_tf saves a RotNet's output as a plain ``Dense``), given the ``angles``
+        and the ``head`` (``{"head": ..., "sigma": ...}``) its file records."""
+        return {**{k: v for k, v in config.items() if k != "units"}, "angles": list(angles),
+                **head}
+
 
 def rotnet_angles(model: keras.Model) -> tuple[float, ...]:
     """The angle set a RotNet built by :func:`build_rotnet` predicts.

@@ -173,9 +173,8 @@ def _restorer(model: keras.Model, angles, head: dict, folded: set[str]):
 
     def convert(layer):
         if angles and layer.name == last and isinstance(layer, keras.layers.Dense):
-            config = layer.get_config()
-            config.pop("units")
-            return RotationOutput.from_config({**config, "angles": list(angles), **head}), None
+            config = RotationOutput.config_from_dense(layer.get_config(), angles, head)
+            return RotationOutput.from_config(config), None
         if layer.name in folded:
             return FoldedBatchNormalization(name=layer.name), []
         return None
