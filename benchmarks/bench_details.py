@@ -31,7 +31,7 @@ from devdata import DATA_ROOT
 
 def untrained_pipeline(data_root: str) -> risc_tf.RISCPipeline:
     """A ResNet50 pair with an out-of-distribution detector fitted on training images."""
-    from risc_tf.ood import fit_ood_detector
+    from risc_tf.ood_layers import fit_ood_detector
 
     keras.utils.set_random_seed(0)
     rotnet, classifier = risc_tf.build_rotnet(), risc_tf.build_classifier(2)

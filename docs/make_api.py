@@ -39,6 +39,7 @@ MODULES = (
     "risc_tf.io",
     "risc_tf.metrics",
     "risc_tf.ood",
+    "risc_tf.ood_layers",
     "risc_tf.prediction_run",
     "risc_tf.review",
     "risc_tf.scans",

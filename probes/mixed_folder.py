@@ -19,6 +19,11 @@ Run from the repository root on a finished reproduce run (its saved pipeline)::
     python -m probes.mixed_folder runs/final/NAME/seed-0 --other retinamnist \\
         --output docs/results/probes/mixed_folder_NAME.json
 
+``--refit-trust`` first refits the pipeline's temperatures, thresholds and detector of
+unlike images with this checkout's ``fit_trust`` (on the run's validation and training
+splits, with the run's seed, as ``risc-tf reproduce`` does), for a run saved by an
+older risc_tf.
+
 ``--data-root`` defaults to ``$RISC_TF_DATA``, else ``../shared/data/medmnist``.
 """
 
@@ -92,6 +97,19 @@ def write_folder(folder: Path, dataset: str, other: str, root, *, per_kind: int,
     return kinds
 
 
+def refit(run: Path, root, folder: Path) -> tuple[Path, dict]:
+    """The run's pipeline with its trust refitted by this checkout's ``fit_trust`` (the run's
+    validation and training splits and seed), saved in ``folder``; and the fit's record."""
+    from risc_tf.trust import fit_trust
+
+    cfg = load_results(run / "results.json").config
+    splits = [risc_tf.load_medmnist(cfg["dataset"], s, root=root, size=cfg["size"])
+              for s in ("val", "train")]
+    pipe, record = fit_trust(risc_tf.RISCPipeline.load(run), *splits[0], *splits[1],
+                             seed=cfg["seed"])
+    return pipe.save(folder), record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a finished risc-tf reproduce seed folder")
@@ -99,23 +117,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-kind", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", default=str(DATA_ROOT))
+    parser.add_argument("--refit-trust", action="store_true",
+                        help="refit the pipeline's trust with this checkout's fit_trust first")
     parser.add_argument("--output", help="write the counts as JSON here")
     args = parser.parse_args(argv)
     run = check_saved_run(args.run)
     dataset = load_results(run / "results.json").config["dataset"]
+    pipeline, record = run / RUN_PIPELINE, None
     with tempfile.TemporaryDirectory() as tmp:
+        if args.refit_trust:
+            pipeline, record = refit(run, args.data_root, Path(tmp) / "pipeline")
         folder, copies = Path(tmp) / "scans", Path(tmp) / "upright"
         folder.mkdir()
         kinds = write_folder(folder, dataset, args.other, args.data_root,
                              per_kind=args.per_kind, seed=args.seed)
         predictions = Path(tmp) / "predictions.csv"
         done = subprocess.run([sys.executable, "-m", "risc_tf", "predict", str(folder),
-                               "--pipeline", str(run), "--output", str(predictions),
+                               "--pipeline", str(pipeline), "--output", str(predictions),
                                "--fix-orientation", str(copies), "--quiet"],
                               capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"risc-tf predict failed: {done.stderr.strip()[-2000:]}")
         rows = list(read_rows(predictions))
+        config = json.loads((pipeline / CONFIG_FILE).read_text())
     table: dict[str, Counter] = {}
     for row in rows:
         kind = kinds[Path(row["path"]).name]
@@ -126,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         count[f"copy {row.get('copy_kind') or 'none'}"] += 1
         for code in filter(None, (row.get("reason_codes") or "").split(";")):
             count[f"reason {code}"] += 1
-    config = json.loads((run / RUN_PIPELINE / CONFIG_FILE).read_text())
     result = {"run": str(args.run), "dataset": dataset, "other": args.other,
+              "trust_refitted": record,
               "per_kind": args.per_kind, "seed": args.seed,
               "max_tilt": check_max_tilt(config.get("max_tilt"), config["angles"],
                                          config.get("head") or "bins"),

@@ -6,7 +6,7 @@ trip between stages, one trace per input signature (dtype and image shape; the
 batch dimension is free), memory bounded by ``batch_size``. What the models are
 trusted with travels in the same graph: the temperatures that calibrate both
 models' probabilities (:mod:`risc_tf.calibration`) and the score of images
-unlike the training data (:mod:`risc_tf.ood`) on the classifier's features of
+unlike the training data (:mod:`risc_tf.ood_layers`) on the classifier's features of
 the corrected image. :class:`risc_tf.RISCPipeline` is this chain with the
 estimator API, files and exports; :mod:`risc_tf.export` traces the same
 :meth:`~FusedChain.forward`.
@@ -29,6 +29,7 @@ from risc_tf.heads import check_head, head_window, read_angle
 from risc_tf.inputs import model_batches, run_in_batches
 from risc_tf.models import is_rotnet, model_image_size, rotnet_angles, rotnet_head
 from risc_tf.ood import MahalanobisDetector
+from risc_tf.ood_layers import LayerwiseDetector
 from risc_tf.preprocessing import to_model_input
 from risc_tf.resample import CounterRotation, resample_rotate
 from risc_tf.rotation import apply_fill
@@ -52,16 +53,18 @@ class FusedChain:
     rotnet_temperature, classifier_temperature : float, default 1
         Temperature scaling of each model's probabilities (:mod:`risc_tf.calibration`;
         1 leaves them as they are).
-    ood : MahalanobisDetector, optional
+    ood : LayerwiseDetector or MahalanobisDetector, optional
         Scores how unlike the training images each corrected image is
-        (:mod:`risc_tf.ood`).
+        (:mod:`risc_tf.ood_layers`; a MahalanobisDetector reads the penultimate
+        features alone, :meth:`LayerwiseDetector.of`).
     """
 
     def __init__(self, rotnet: keras.Model, classifier: keras.Model,
                  angles: Sequence[float] | None = None, *, head: str | None = None,
                  sigma: float | None = None, mode: str = "hard", batch_size: int = 256,
                  fill: str = "constant", rotnet_temperature: float = 1.0,
-                 classifier_temperature: float = 1.0, ood: MahalanobisDetector | None = None):
+                 classifier_temperature: float = 1.0,
+                 ood: LayerwiseDetector | MahalanobisDetector | None = None):
         check_choice("mode", mode, MODES)
         self.batch_size = check_int("batch_size", batch_size)
         self.fill = check_fill(fill)
@@ -77,15 +80,16 @@ class FusedChain:
         self.rotnet_temperature = check_temperature("rotnet_temperature", rotnet_temperature)
         self.classifier_temperature = check_temperature("classifier_temperature",
                                                         classifier_temperature)
-        if ood is not None and not isinstance(ood, MahalanobisDetector):
-            raise ValueError(f"ood must be a risc_tf.ood.MahalanobisDetector; got "
-                             f"{type(ood).__name__}")
+        if ood is not None and not isinstance(ood, LayerwiseDetector):
+            ood = LayerwiseDetector.of(ood)  # refuses anything else, naming both types
         self.ood = ood
         self.rotnet, self.classifier, self.image_size = rotnet, classifier, size
-        self._features = None if ood is None else feature_model(classifier)
-        if ood is not None and int(self._features.outputs[0].shape[-1]) != ood.num_features:
-            raise ValueError(f"the ood detector expects {ood.num_features} features; the "
-                             f"classifier gives {self._features.outputs[0].shape[-1]}")
+        self._features = None if ood is None else feature_model(classifier, ood.layers)
+        if ood is not None:
+            widths = tuple(int(t.shape[-1]) for t in self._features.outputs[:-1])
+            if widths != ood.num_features:
+                raise ValueError(f"the ood detector expects {ood.num_features} features of "
+                                 f"layers {ood.layers}; the classifier gives {widths}")
         self._counter: CounterRotation | None = None  # built on first use (see resample)
         self._graphs: dict[tuple, Callable] = {}
 
@@ -190,11 +194,11 @@ class FusedChain:
             return proba, tf.zeros_like(proba[:, 0])
         picked = self._picked(x, p_rot)
         if picked is not None:
-            features, proba = self._features(picked, training=False)
+            *features, proba = self._features(picked, training=False)
             proba = self._at_temperature(proba, self.classifier_temperature)
         else:
             proba = self.classify_corrected(x, p_rot)
-            features = self._features(corrected, training=False)[0]
+            features = self._features(corrected, training=False)[:-1]
         return proba, tf.cast(self.ood.score(features), proba.dtype)
 
     def _classify_every(self, x: tf.Tensor) -> tf.Tensor:

@@ -1,13 +1,13 @@
-"""Out-of-distribution inputs: a Mahalanobis score on the classifier's penultimate features.
+"""Out-of-distribution inputs: a Mahalanobis score on one layer's features of the classifier.
 
 A classifier trained on chest X-rays still answers for a retina photograph or
 a CT slice, often confidently. :class:`MahalanobisDetector` scores how unlike
 the training images an image is (Lee et al. 2018):
 
-1. the penultimate features ``f(x)`` of the classifier
-   (:func:`risc_tf.features.feature_model`:
+1. features ``f(x)`` of one layer of the classifier
+   (:func:`risc_tf.features.feature_model`), e.g. the penultimate ones:
    the input of its last, softmax layer; for risc_tf's models the globally
-   pooled backbone features);
+   pooled backbone features;
 2. fitted on the training images (:func:`fit_mahalanobis`): one mean ``mu_c``
    per class and one shared covariance ``S`` of the features around their
    class means, shrunk towards a scaled identity (Ledoit-Wolf by default) so it
@@ -20,8 +20,9 @@ the training images an image is (Lee et al. 2018):
    95 % of them). An image is flagged "unlike the training images" when its
    score is above the threshold.
 
-Lee et al.'s input perturbation and multi-layer ensemble are not used. The
-score (:meth:`MahalanobisDetector.score`) is made of TensorFlow operations, so
+Lee et al.'s input perturbation is not used; their multi-layer ensemble is
+:mod:`risc_tf.ood_layers` (one such detector per layer: what a pipeline
+carries). The score (:meth:`MahalanobisDetector.score`) is made of TensorFlow operations, so
 the same code runs on numpy features and inside a traced graph (an export);
 the fitted state is plain arrays (:meth:`~MahalanobisDetector.to_arrays`,
 ready for ``np.savez`` or, as lists, JSON). :func:`ood_auroc` measures the
@@ -40,16 +41,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-import keras
 import numpy as np
 import tensorflow as tf
 from sklearn.covariance import ledoit_wolf, shrunk_covariance
 from sklearn.metrics import roc_auc_score
 
-from risc_tf.features import model_features
-from risc_tf.validation import check_int, check_labels, check_number
+from risc_tf.validation import check_labels, check_number
 
-__all__ = ["MahalanobisDetector", "fit_mahalanobis", "fit_ood_detector", "ood_auroc"]
+__all__ = ["MahalanobisDetector", "fit_mahalanobis", "ood_auroc"]
 
 
 def _finite_matrix(name: str, value, ndim: int) -> np.ndarray:
@@ -64,7 +63,8 @@ def _finite_matrix(name: str, value, ndim: int) -> np.ndarray:
 class MahalanobisDetector:
     """Class means and a shared precision matrix of penultimate features, and a threshold.
 
-    Make one with :func:`fit_mahalanobis` (or :func:`fit_ood_detector`), not by hand.
+    Make one with :func:`fit_mahalanobis`, not by hand (a pipeline's detector:
+    :func:`risc_tf.ood_layers.fit_ood_detector`).
 
     Attributes
     ----------
@@ -255,28 +255,6 @@ def fit_mahalanobis(features, labels, *, shrinkage: float | None = None) -> Maha
             f"the feature covariance (shrinkage {shrinkage:g}) cannot be inverted; use a "
             "shrinkage > 0 or more training images") from None
     return MahalanobisDetector(means, (precision + precision.T) / 2, float(shrinkage))
-
-
-def fit_ood_detector(classifier: keras.Model, train_images, train_labels, val_images, *,
-                     percentile: float = 95.0, shrinkage: float | None = None,
-                     batch_size: int = 256) -> MahalanobisDetector:
-    """:func:`fit_mahalanobis` on the training images, thresholded on the validation images.
-
-    Parameters
-    ----------
-    classifier : keras.Model
-        The pipeline's upright classifier.
-    train_images, val_images : array_like
-        Model-input images (see :func:`risc_tf.features.model_features`); upright.
-    train_labels : array_like
-    percentile, shrinkage, batch_size
-        See :meth:`MahalanobisDetector.with_threshold`, :func:`fit_mahalanobis`.
-    """
-    batch_size = check_int("batch_size", batch_size)
-    detector = fit_mahalanobis(model_features(classifier, train_images, batch_size=batch_size),
-                               train_labels, shrinkage=shrinkage)
-    return detector.with_threshold(
-        model_features(classifier, val_images, batch_size=batch_size), percentile=percentile)
 
 
 def ood_auroc(in_scores, out_scores) -> float:

@@ -29,6 +29,7 @@ from risc_tf.fused import DETAILS, FusedChain
 from risc_tf.heads import check_max_tilt
 from risc_tf.inputs import Predictions
 from risc_tf.ood import MahalanobisDetector
+from risc_tf.ood_layers import LayerwiseDetector
 from risc_tf.pipeline_files import read_pipeline_folder, save_pipeline_folder
 from risc_tf.validation import check_labels, check_probability
 
@@ -84,10 +85,12 @@ class RISCPipeline(FusedChain):
         (:mod:`risc_tf.decisions`). Default :func:`risc_tf.heads.default_max_tilt`;
         ``risc-tf reproduce`` stores a circular head's measured error on validation
         (its 95th percentile) when that is smaller.
-    ood : risc_tf.ood.MahalanobisDetector, optional
+    ood : risc_tf.ood_layers.LayerwiseDetector, optional
         Flags images unlike the training images (score above its threshold, on the
-        classifier's features of the corrected image); :meth:`predict_details`
-        marks them for review.
+        classifier's features of the corrected image; :func:`risc_tf.trust.fit_trust` fits
+        one); :meth:`predict_details` marks them for review. A
+        :class:`risc_tf.ood.MahalanobisDetector` is taken as a one-layer detector on
+        the penultimate features.
     metadata : dict, optional
         What to record with the pipeline (dataset, training settings, test
         metrics...); saved in ``risc_pipeline.json`` and the model card.
@@ -130,7 +133,7 @@ class RISCPipeline(FusedChain):
         rotnet_temperature: float = 1.0,
         classifier_temperature: float = 1.0,
         max_tilt: float | None = None,
-        ood: MahalanobisDetector | None = None,
+        ood: LayerwiseDetector | MahalanobisDetector | None = None,
         metadata: dict | None = None,
     ):
         super().__init__(rotnet, classifier, angles, head=head, sigma=sigma, mode=mode,
@@ -264,7 +267,8 @@ class RISCPipeline(FusedChain):
 
     @classmethod
     def from_config(cls, config: dict, rotnet: keras.Model, classifier: keras.Model, *,
-                    ood: MahalanobisDetector | None = None) -> RISCPipeline:
+                    ood: LayerwiseDetector | MahalanobisDetector | None = None
+                    ) -> RISCPipeline:
         """A pipeline of two models (and its detector) with the settings :meth:`get_config`
         returned."""
         settings = {k: v for k, v in config.items()
@@ -315,7 +319,7 @@ class RISCPipeline(FusedChain):
         """
         rotnet, classifier, config, arrays = read_pipeline_folder(
             path, fold_batchnorm=fold_batchnorm)
-        ood = MahalanobisDetector.from_arrays(arrays["ood"]) if "ood" in arrays else None
+        ood = LayerwiseDetector.from_arrays(arrays["ood"]) if "ood" in arrays else None
         return cls.from_config(config, rotnet, classifier, ood=ood)
 
     def export(self, path: str | os.PathLike, *, format: str = "tf_saved_model",

@@ -209,9 +209,11 @@ def _trust_lines(config: dict, trust: dict | None) -> list[str]:
                      f"{reached} at coverage {t['coverage']:.3f}"
                      + ("" if t["met"] else "; the target was NOT reached") + ".")
     if trust.get("ood_threshold") is not None:
+        layers = trust.get("ood_layers") or ["penultimate"]
         lines.append(f"- Images unlike the training images: Mahalanobis score on the "
-                     f"classifier's features above {trust['ood_threshold']:.4g}, the "
-                     f"{trust['ood_percentile']:g}th percentile of the validation images.")
+                     f"classifier's features ({', '.join(layers)}) above "
+                     f"{trust['ood_threshold']:.4g}, the {trust['ood_percentile']:g}th "
+                     "percentile of the validation images.")
     return lines + [""]
 
 

@@ -5,7 +5,7 @@ training data, fitted on validation (:func:`fit_trust`) and measured on test (:f
 of both models (:func:`risc_tf.calibration.fit_review_temperature`), review thresholds
 chosen for stated targets (:func:`risc_tf.thresholds.choose_threshold`) and an
 out-of-distribution detector fitted on the training images and thresholded on
-the validation images (:func:`risc_tf.ood.fit_ood_detector`).
+the validation images (:func:`risc_tf.ood_layers.fit_ood_detector`).
 
 :func:`trust_report` measures, on a (rotated) test set, both models of a
 :class:`risc_tf.RISCPipeline`:
@@ -17,7 +17,7 @@ the validation images (:func:`risc_tf.ood.fit_ood_detector`).
 
 each before and after its temperature (:mod:`risc_tf.calibration`), with the
 negative log-likelihood, the expected calibration error and the reliability
-data; and, given a fitted :class:`~risc_tf.ood.MahalanobisDetector`, the
+data; and, given a fitted :class:`~risc_tf.ood_layers.LayerwiseDetector`, the
 out-of-distribution score of the corrected test images against other image
 sets (AUROC, and the share of each set the threshold flags).
 :func:`plot_trust_report` draws the four reliability diagrams
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +45,12 @@ from risc_tf.calibration import (
     negative_log_likelihood,
     reliability_data,
 )
-from risc_tf.features import feature_model
+from risc_tf.features import PENULTIMATE, feature_model
 from risc_tf.figures import save_figure
 from risc_tf.heads import head_window
 from risc_tf.inputs import run_in_batches
-from risc_tf.ood import MahalanobisDetector, ood_auroc
+from risc_tf.ood import ood_auroc
+from risc_tf.ood_layers import LayerwiseDetector
 from risc_tf.pipeline import RISCPipeline
 from risc_tf.validation import check_int, check_labels
 
@@ -79,22 +80,24 @@ def _calibration_block(proba: np.ndarray, labels: np.ndarray, temperature: float
 
 
 class _Corrected:
-    """The classifier's features and probabilities on the images a pipeline corrected."""
+    """The classifier's features (of ``layers``) and probabilities on the images a pipeline
+    corrected."""
 
-    def __init__(self, pipe: RISCPipeline):
+    def __init__(self, pipe: RISCPipeline, layers=(PENULTIMATE,)):
         self.pipe, size = pipe, pipe.image_size
-        model = feature_model(pipe.classifier)
+        model = feature_model(pipe.classifier, layers)
         spec = tf.TensorSpec((None, size, size, 3), tf.float32)
         self.graph = tf.function(lambda x: tf.concat(model(x, training=False), axis=1),
                                  input_signature=[spec])
-        self.width = int(model.outputs[0].shape[-1])
+        self.edges = np.cumsum([0, *(int(t.shape[-1]) for t in model.outputs)])
 
-    def __call__(self, images) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, images) -> tuple[list[np.ndarray], np.ndarray]:
         corrected = np.atleast_1d(self.pipe.correct(images))
         if corrected.ndim == 3:  # one image
             corrected = corrected[None]
         out = run_in_batches(self.graph, corrected, self.pipe.batch_size)
-        return out[:, : self.width], out[:, self.width:]
+        *features, proba = (out[:, a:b] for a, b in zip(self.edges[:-1], self.edges[1:]))
+        return features, proba
 
 
 def _raw(pipe: RISCPipeline) -> RISCPipeline:
@@ -110,8 +113,8 @@ def _angle_labels(pipe: RISCPipeline, true_angles) -> np.ndarray:
 
 
 def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_labels, *,
-              seed: int = 0, rotation_coverage: float = 0.95, ood_percentile: float = 95.0
-              ) -> tuple[RISCPipeline, dict]:
+              seed: int = 0, rotation_coverage: float = 0.95, ood_percentile: float = 95.0,
+              ood_layers: str | Sequence[str] = "stages") -> tuple[RISCPipeline, dict]:
     """Temperatures, review thresholds and a detector of unlike images, on validation only.
 
     Parameters
@@ -131,6 +134,9 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
         below them and goes to a person).
     ood_percentile : float, default 95
         The detector's threshold: this percentile of the validation images' scores.
+    ood_layers : "stages", "penultimate" or sequence of str, default "stages"
+        The classifier's layers the detector reads
+        (:func:`risc_tf.ood_layers.ood_layers`).
 
     Returns
     -------
@@ -151,7 +157,7 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     """
     from risc_tf.calibration import fit_review_temperature
     from risc_tf.evaluation import evaluation_sets
-    from risc_tf.ood import fit_ood_detector
+    from risc_tf.ood_layers import fit_ood_detector
     from risc_tf.thresholds import choose_threshold
 
     raw = _raw(pipe)
@@ -162,7 +168,7 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     x_rot, _, angles = sets["rotated"]
     _, p_rot = raw.predict_rotation(x_rot, return_proba=True)
     t_rot, rot_note = fit_review_temperature(p_rot, _angle_labels(pipe, angles))
-    features, p_cls = _Corrected(raw)(x_rot)
+    _, p_cls = _Corrected(raw)(x_rot)
     t_cls, cls_note = fit_review_temperature(p_cls, y)
     upright_acc = float(np.mean(raw.classifier.predict(x_up, verbose=0).argmax(axis=1) == y))
     calibrated = RISCPipeline(pipe.rotnet, pipe.classifier, pipe.angles, head=pipe.head,
@@ -184,12 +190,13 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     x_train = evaluation_sets(train_images, check_labels(train_labels), pipe.angles,
                               image_size=pipe.image_size, fill=pipe.fill)["upright"][0]
     detector = fit_ood_detector(pipe.classifier, x_train, check_labels(train_labels), x_up,
-                                percentile=ood_percentile)
+                                layers=ood_layers, percentile=ood_percentile)
     record = {"rotnet_temperature": t_rot, "classifier_temperature": t_cls,
               "temperature_notes": {k: v for k, v in (("rotnet", rot_note),
                                                       ("classifier", cls_note)) if v},
               "rotation_threshold": rotation.to_dict(), "class_threshold": classes.to_dict(),
               "ood_threshold": detector.threshold, "ood_percentile": detector.percentile,
+              "ood_layers": list(detector.layers),
               "validation_images": int(len(y))}
     fitted = RISCPipeline.from_config(
         {**calibrated.get_config(), "min_rotation_confidence": rotation.threshold,
@@ -257,7 +264,7 @@ def trust_report(
     if other_images is not None and not isinstance(other_images, Mapping):
         raise ValueError("other_images must map a name to images; got "
                          f"{type(other_images).__name__}")
-    corrected = _Corrected(raw)
+    corrected = _Corrected(raw, (PENULTIMATE,) if detector is None else detector.layers)
     _, p_rot = raw.predict_rotation(images, return_proba=True)
     p_rot = np.atleast_2d(p_rot)
     y = check_labels(labels, n=len(p_rot))
@@ -282,7 +289,7 @@ def trust_report(
     return report
 
 
-def _ood_block(detector: MahalanobisDetector, features: np.ndarray, corrected: _Corrected,
+def _ood_block(detector: LayerwiseDetector, features: list, corrected: _Corrected,
                other_images: Mapping) -> dict:
     def summary(scores: np.ndarray) -> dict:
         threshold = detector.threshold
@@ -294,7 +301,8 @@ def _ood_block(detector: MahalanobisDetector, features: np.ndarray, corrected: _
     for name, images in other_images.items():
         scores = detector.score(corrected(images)[0])
         other[str(name)] = {**summary(scores), "auroc": ood_auroc(inside, scores)}
-    return {"method": "mahalanobis", "threshold": detector.threshold,
+    return {"method": "mahalanobis", "layers": list(detector.layers),
+            "threshold": detector.threshold,
             "percentile": detector.percentile, "in_distribution": summary(inside),
             "other": other}
 

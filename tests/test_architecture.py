@@ -38,7 +38,8 @@ FLOORS: dict[str, int] = {
     # training
     "distribute": 6, "recalibration": 6, "training_options": 6, "training": 6, "stages": 6,
     # the pipeline, its corrections, what it is trusted with, its files and its exports
-    "corrections": 7, "calibration": 7, "thresholds": 7, "ood": 7, "pipeline_files": 7,
+    "corrections": 7, "calibration": 7, "thresholds": 7, "ood": 7, "ood_layers": 7,
+    "pipeline_files": 7,
     "export_onnx": 7, "export": 7, "fused": 7, "pipeline": 7,
     # evaluation and what is made of a pipeline's answers
     "evaluation": 8, "sweep": 8, "trust": 8, "scans": 8, "review": 8, "decisions": 8, "rowfiles": 8,

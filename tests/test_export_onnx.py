@@ -15,6 +15,7 @@ import pytest
 from risc_tf import RISCPipeline, build_classifier, build_rotnet, preprocess_images
 from risc_tf.cli import main
 from risc_tf.export import export_pipeline
+from risc_tf.ood_layers import fit_ood_detector
 
 SIZE = 16
 QUARTERS = (0, 90, 180, 270)
@@ -23,10 +24,11 @@ needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason='needs pip install "risc_tf
                                                      "onnxruntime")
 
 
-def _pipeline(mode="hard", angles=QUARTERS, fill="constant", seed=0):
+def _pipeline(mode="hard", angles=QUARTERS, fill="constant", seed=0, ood=False):
     """Small random models with their last layers scaled up, so that their answers move with
     every pixel (a resize or a counter-rotation a little off shows in the probabilities), and
-    the RotNet's logits centred on the test batches, so that it finds several rotations."""
+    the RotNet's logits centred on the test batches, so that it finds several rotations;
+    with ``ood``, a detector of unlike images on two layers, fitted on random images."""
     keras.utils.set_random_seed(seed)
     rotnet = build_rotnet((SIZE, SIZE, 3), backbone="small", hidden_units=(8, 8), angles=angles)
     classifier = build_classifier(2, (SIZE, SIZE, 3), backbone="small")
@@ -38,7 +40,12 @@ def _pipeline(mode="hard", angles=QUARTERS, fill="constant", seed=0):
     kernel, bias = rotnet.layers[-1].get_weights()
     logits = features.predict(x, verbose=0) @ kernel + bias
     rotnet.layers[-1].set_weights([kernel, bias - logits.mean(axis=0)])
-    return RISCPipeline(rotnet, classifier, mode=mode, fill=fill,
+    detector = None
+    if ood:
+        noise = np.random.default_rng(seed).random((60, SIZE, SIZE, 3), np.float32)
+        detector = fit_ood_detector(classifier, noise[:40], np.arange(40) % 2, noise[40:])
+        assert len(detector.layers) == 2  # a stage output and the penultimate features
+    return RISCPipeline(rotnet, classifier, mode=mode, fill=fill, ood=detector,
                         class_names=["normal", "pneumonia"])
 
 
@@ -96,8 +103,9 @@ def _run_in_onnxruntime(model, tmp_path):
 ])
 @pytest.mark.slow
 def test_onnx_export_runs_in_onnxruntime_as_the_pipeline(tmp_path, mode, angles, fill, capsys):
-    pipe = _pipeline(mode, angles, fill)
-    if mode == "hard" and angles == QUARTERS:  # through the command line, from a saved pipeline
+    through_cli = mode == "hard" and angles == QUARTERS
+    pipe = _pipeline(mode, angles, fill, ood=through_cli)
+    if through_cli:  # from a saved pipeline with its detector of unlike images
         saved = pipe.save(tmp_path / "pipeline")
         assert main(["export", "--pipeline", str(saved), "--format", "onnx",
                      "--output", str(tmp_path / "risc.onnx")]) == 0
@@ -123,6 +131,10 @@ def test_onnx_export_runs_in_onnxruntime_as_the_pipeline(tmp_path, mode, angles,
         assert out["class_index"] == details.class_index.tolist(), key
         assert out["class_name"] == details.class_name.tolist(), key
         assert out["rotation"] == details.rotation.tolist(), key
+        if pipe.ood is not None:
+            np.testing.assert_allclose(out["ood_score"], details.ood_score, rtol=1e-3,
+                                       atol=1e-3, err_msg=key)
+            assert out["review"] == details.review.tolist(), key
         rotations.update(out["rotation"])
     assert len(rotations) > 1  # the check saw more than one correction
 

@@ -24,8 +24,9 @@ from risc_tf.calibration import (
     reliability_data,
 )
 from risc_tf.evaluation import evaluation_sets
-from risc_tf.features import feature_model, model_features
-from risc_tf.ood import MahalanobisDetector, fit_mahalanobis, fit_ood_detector, ood_auroc
+from risc_tf.features import feature_model, layer_features, model_features
+from risc_tf.ood import MahalanobisDetector, fit_mahalanobis, ood_auroc
+from risc_tf.ood_layers import fit_ood_detector
 from risc_tf.trust import plot_trust_report, trust_report
 
 SIZE = 16
@@ -173,13 +174,18 @@ def test_pneumonia_classifier_flags_retina_images(trained_pair, pneumonia, data_
     x_train, y_train = pneumonia["train"]
     detector = fit_ood_detector(classifier, preprocess_images(x_train), y_train,
                                 preprocess_images(pneumonia["val"][0]))
-    inside = detector.score(model_features(classifier, preprocess_images(pneumonia["test"][0])))
+    layers = detector.layers  # the stage outputs and the penultimate features
+
+    def score(images):
+        return detector.score(layer_features(classifier, preprocess_images(images), layers))
+
+    inside = score(pneumonia["test"][0])
     retina, _ = load_medmnist("retinamnist", "test", root=data_root)
-    other = detector.score(model_features(classifier, preprocess_images(retina)))
+    other = score(retina)
     assert ood_auroc(inside, other) > 0.95
     assert np.mean(other > detector.threshold) > 0.9
     assert np.mean(inside > detector.threshold) < 0.15  # about 5 % at the 95th percentile
-    val = detector.score(model_features(classifier, preprocess_images(pneumonia["val"][0])))
+    val = score(pneumonia["val"][0])
     assert 0.4 < ood_auroc(inside, val) < 0.6  # a negative control: the same distribution
 
 
@@ -245,8 +251,8 @@ def test_trust_report_checks_its_arguments(small_classifier):
     with pytest.raises(ValueError, match="other_images must map a name to images"):
         trust_report(pipe, x, y, angles, other_images=[x])
     features, labels, _, _ = _gaussians()
-    with pytest.raises(ValueError, match="the ood detector expects 6 features; the classifier "
-                                         "gives 128"):
+    with pytest.raises(ValueError, match=r"the ood detector expects \(6,\) features of layers "
+                                         r"\('penultimate',\); the classifier gives \(128,\)"):
         RISCPipeline(pipe.rotnet, small_classifier, ood=fit_mahalanobis(features, labels))
     report = trust_report(pipe, x, y, angles)
     assert "ood" not in report and report["classifier"]["n"] == 4

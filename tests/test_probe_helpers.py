@@ -38,3 +38,27 @@ def test_ece_floor_rebuilds_the_stored_ece_and_a_floor_close_to_the_exact_one(tm
     path.write_text(json.dumps({"config": {"dataset": "made", "seed": 0}}))
     with pytest.raises(SystemExit, match="no trust report"):
         floor(path)
+
+
+def test_ood_layers_probe_greys_colour_sets_and_refuses_a_folder_that_is_no_run(tmp_path):
+    from probes.ood_layers import grey, main
+
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 5, 5, 3), dtype=np.uint8)
+    made = grey(rgb)
+    assert made.shape == (3, 5, 5) and made.dtype == np.uint8
+    np.testing.assert_array_equal(made, np.round(rgb.mean(axis=-1)).astype(np.uint8))
+    assert grey(made) is made  # grey images stay as they are
+    with pytest.raises(SystemExit, match="not a finished reproduce seed folder"):
+        main([str(tmp_path)])
+
+
+def test_placement_values_average_to_the_auroc():
+    from probes.ood_layers import placements
+    from risc_tf.ood import ood_auroc
+
+    rng = np.random.default_rng(0)
+    inside, other = rng.normal(size=50), rng.normal(0.8, size=30)
+    other[:3] = inside[:3]  # ties count half
+    placed = placements(inside, other)
+    assert placed.shape == (30,) and np.all((placed >= 0) & (placed <= 1))
+    assert placed.mean() == pytest.approx(ood_auroc(inside, other))

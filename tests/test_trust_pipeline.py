@@ -36,6 +36,8 @@ def test_fit_trust_sets_every_part_from_validation(fitted):
     assert record["rotation_threshold"]["coverage"] >= 0.95
     assert record["class_threshold"]["target"] == "min_accuracy"
     assert trusted.ood is not None and trusted.ood.threshold == record["ood_threshold"]
+    # the small backbone's stage output (16x16) and the penultimate features
+    assert record["ood_layers"] == list(trusted.ood.layers) == ["block2_relu2", "penultimate"]
     assert trusted.metadata["trust"] == record and record["validation_images"] == 96
     json.dumps(record)
     assert pipe.ood is None and pipe.rotnet_temperature == 1.0  # the original is untouched
@@ -80,7 +82,7 @@ def test_details_score_the_image_they_classify_from_one_classifier_pass(fitted, 
     score from one classifier pass over the counter-rotation it classifies; what that pass
     gives must equal predict_proba and the detector's score of that image's features
     (computed apart here)."""
-    from risc_tf.features import model_features
+    from risc_tf.features import layer_features
 
     _, trusted, _ = fitted
     x, _ = load_medmnist("pneumoniamnist", "test", root=data_root)
@@ -89,7 +91,7 @@ def test_details_score_the_image_they_classify_from_one_classifier_pass(fitted, 
     proba = trusted.predict_proba(x)
     assert np.array_equal(details.class_index, proba.argmax(axis=1))
     np.testing.assert_allclose(details.class_probability, proba.max(axis=1), atol=1e-6)
-    features = model_features(trusted.classifier, trusted.correct(x))
+    features = layer_features(trusted.classifier, trusted.correct(x), trusted.ood.layers)
     np.testing.assert_allclose(details.ood_score, trusted.ood.score(features), rtol=1e-4,
                                atol=1e-3)
 
