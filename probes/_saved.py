@@ -32,3 +32,41 @@ def load_saved_run(run: str | os.PathLike, split: str, data_root: str | None = N
     x, y = risc_tf.load_medmnist(cfg["dataset"], split, root=data_root or cfg["data_root"],
                                  size=cfg["size"])
     return results, pipe, x, y
+
+
+def other_sets(dataset: str, data_root: str, size: int,
+               splits: tuple[str, ...] = ("val", "test")) -> dict:
+    """The other MedMNIST sets in the data folder (``risc_tf.experiments.run.OTHER_SETS``
+    but ``dataset``): name -> split -> images; a folder with none stops the probe."""
+    import risc_tf
+    from risc_tf.experiments.run import OTHER_SETS
+
+    others = {}
+    for flag in OTHER_SETS:
+        if flag == dataset:
+            continue
+        try:
+            others[flag] = {s: risc_tf.load_medmnist(flag, s, root=data_root, size=size)[0]
+                            for s in splits}
+        except (FileNotFoundError, ValueError):  # not in the folder: not measured
+            continue
+    if not others:
+        raise SystemExit(f"no other MedMNIST set in {data_root} to measure against")
+    return others
+
+
+def parse_runs(description: str, argv: list[str] | None):
+    """The command line of a probe over saved runs: ``runs`` (checked, see
+    :func:`check_saved_run`), ``--data-root`` (``$RISC_TF_DATA``, else
+    ``../shared/data/medmnist``) and ``--output``."""
+    import argparse
+
+    from devdata import DATA_ROOT
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("runs", nargs="+", help="finished risc-tf reproduce seed folders")
+    parser.add_argument("--data-root", default=os.environ.get("RISC_TF_DATA", str(DATA_ROOT)))
+    parser.add_argument("--output", help="write the JSON here too")
+    args = parser.parse_args(argv)
+    args.runs = [check_saved_run(r) for r in args.runs]
+    return args

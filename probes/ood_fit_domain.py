@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 from devdata import DATA_ROOT  # noqa: E402
 from probes._output import emit  # noqa: E402
-from probes._saved import check_saved_run, load_saved_run  # noqa: E402
+from probes._saved import check_saved_run, load_saved_run, other_sets  # noqa: E402
 
 
 def _corrected_features(pipe, images) -> np.ndarray:
@@ -102,7 +102,6 @@ def _rates(detector, inside, others: dict) -> dict:
 
 def probe(run: Path, data_root: str, *, seed: int = 0, percentile: float = 95.0) -> dict:
     import risc_tf
-    from risc_tf.experiments.run import OTHER_SETS
     from risc_tf.features import model_features
     from risc_tf.ood import fit_mahalanobis
 
@@ -110,17 +109,7 @@ def probe(run: Path, data_root: str, *, seed: int = 0, percentile: float = 95.0)
     cfg = results.config
     splits = {s: risc_tf.load_medmnist(cfg["dataset"], s, root=data_root, size=cfg["size"])
               for s in ("val", "test")}
-    others = {}
-    for flag in OTHER_SETS:
-        if flag == cfg["dataset"]:
-            continue
-        try:
-            others[flag] = {s: risc_tf.load_medmnist(flag, s, root=data_root, size=cfg["size"])[0]
-                            for s in ("val", "test")}
-        except (FileNotFoundError, ValueError):
-            continue
-    if not others:
-        raise SystemExit(f"no other MedMNIST set in {data_root} to measure against")
+    others = other_sets(cfg["dataset"], data_root, cfg["size"])
 
     def rotnet_features(images):
         return model_features(pipe.rotnet, images, batch_size=pipe.batch_size)

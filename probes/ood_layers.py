@@ -34,7 +34,6 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -44,9 +43,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from benchmarks._common import machine  # noqa: E402
-from devdata import DATA_ROOT  # noqa: E402
 from probes._output import emit  # noqa: E402
-from probes._saved import check_saved_run, load_saved_run  # noqa: E402
+from probes._saved import load_saved_run, other_sets, parse_runs  # noqa: E402
 
 SETTINGS = ("penultimate", "stages")
 
@@ -115,7 +113,6 @@ def verdicts(placed: list[dict]) -> dict:
 def probe(run: Path, data_root: str, *, percentile: float = 95.0) -> dict:
     import risc_tf
     from risc_tf.evaluation import evaluation_sets
-    from risc_tf.experiments.run import OTHER_SETS
     from risc_tf.features import layer_features
     from risc_tf.ood_layers import fit_ood_detector, ood_layers
 
@@ -133,17 +130,7 @@ def probe(run: Path, data_root: str, *, percentile: float = 95.0) -> dict:
 
     splits = {s: risc_tf.load_medmnist(cfg["dataset"], s, root=data_root, size=cfg["size"])
               for s in ("val", "test")}
-    others = {}
-    for flag in OTHER_SETS:
-        if flag == cfg["dataset"]:
-            continue
-        try:
-            others[flag] = {s: risc_tf.load_medmnist(flag, s, root=data_root, size=cfg["size"])[0]
-                            for s in ("val", "test")}
-        except (FileNotFoundError, ValueError):
-            continue
-    if not others:
-        raise SystemExit(f"no other MedMNIST set in {data_root} to measure against")
+    others = other_sets(cfg["dataset"], data_root, cfg["size"])
     x_up_train = turned(x_train, y_train, "upright")
     x_up_val = turned(*splits["val"], "upright")
     detectors = {setting: fit_ood_detector(pipe.classifier, x_up_train, y_train, x_up_val,
@@ -183,13 +170,8 @@ def probe(run: Path, data_root: str, *, percentile: float = 95.0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="finished risc-tf reproduce seed folders")
-    parser.add_argument("--data-root", default=os.environ.get("RISC_TF_DATA", str(DATA_ROOT)))
-    parser.add_argument("--output", help="write the JSON here too")
-    args = parser.parse_args(argv)
-    runs = [check_saved_run(r) for r in args.runs]
-    placed, rows = zip(*(probe(run, args.data_root) for run in runs))
+    args = parse_runs(__doc__.split("\n\n")[0], argv)
+    placed, rows = zip(*(probe(run, args.data_root) for run in args.runs))
     emit({"runs": list(rows), "stages_vs_penultimate": verdicts(list(placed))}, args.output)
     return 0
 

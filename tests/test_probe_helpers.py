@@ -62,3 +62,19 @@ def test_placement_values_average_to_the_auroc():
     placed = placements(inside, other)
     assert placed.shape == (30,) and np.all((placed >= 0) & (placed <= 1))
     assert placed.mean() == pytest.approx(ood_auroc(inside, other))
+
+
+def test_the_best_temperature_is_no_worse_than_any_other_on_the_same_images():
+    from probes.ece_oracle import best_temperature
+    from risc_tf.calibration import apply_temperature, expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    logits = rng.normal(size=(300, 2)) + 3.0 * np.eye(2)[labels]
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.where(rng.random(300) < 0.3, 1 - labels, labels)  # 30 % wrong: over-confident
+    t, ece = best_temperature(proba, labels)
+    assert t > 1  # it softens
+    assert ece == pytest.approx(expected_calibration_error(apply_temperature(proba, t), labels))
+    for other in (0.5, 1.0, 2.0, 5.0):
+        assert ece <= expected_calibration_error(apply_temperature(proba, other), labels) + 1e-12
