@@ -174,13 +174,9 @@ class MahalanobisDetector:
 
         An unset threshold or percentile is left out.
         """
-        out = {"means": self.means, "precision": self.precision,
-               "shrinkage": np.float64(self.shrinkage)}
-        if self.threshold is not None:
-            out["threshold"] = np.float64(self.threshold)
-        if self.percentile is not None:
-            out["percentile"] = np.float64(self.percentile)
-        return out
+        return {"means": self.means, "precision": self.precision,
+                "shrinkage": np.float64(self.shrinkage),
+                **threshold_arrays(self.threshold, self.percentile)}
 
     @classmethod
     def from_arrays(cls, arrays: Mapping) -> MahalanobisDetector:
@@ -196,17 +192,26 @@ class MahalanobisDetector:
         missing = [k for k in ("means", "precision", "shrinkage") if k not in arrays]
         if missing:
             raise ValueError(f"detector state misses {', '.join(missing)}")
-
-        def scalar(key):
-            if key not in arrays:
-                return None
-            value = np.asarray(arrays[key])
-            if value.shape != ():
-                raise ValueError(f"{key} must be one number; got shape {value.shape}")
-            return value.item()
-
         return cls(np.asarray(arrays["means"]), np.asarray(arrays["precision"]),
-                   scalar("shrinkage"), scalar("threshold"), scalar("percentile"))
+                   read_scalar(arrays, "shrinkage"), read_scalar(arrays, "threshold"),
+                   read_scalar(arrays, "percentile"))
+
+
+def threshold_arrays(threshold: float | None, percentile: float | None) -> dict[str, np.ndarray]:
+    """A detector's threshold and percentile as saved arrays, each left out when unset."""
+    return {k: np.float64(v) for k, v in (("threshold", threshold), ("percentile", percentile))
+            if v is not None}
+
+
+def read_scalar(arrays: Mapping, key: str):
+    """The one number ``arrays[key]`` holds (None when absent); a ValueError naming ``key``
+    for anything but one number."""
+    if key not in arrays:
+        return None
+    value = np.asarray(arrays[key])
+    if value.shape != ():
+        raise ValueError(f"{key} must be one number; got shape {value.shape}")
+    return value.item()
 
 
 def fit_mahalanobis(features, labels, *, shrinkage: float | None = None) -> MahalanobisDetector:

@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from risc_tf.features import PENULTIMATE, layer_features, stage_layers
-from risc_tf.ood import MahalanobisDetector, fit_mahalanobis
+from risc_tf.ood import MahalanobisDetector, fit_mahalanobis, read_scalar, threshold_arrays
 from risc_tf.validation import check_int, check_number
 
 __all__ = ["LayerwiseDetector", "fit_ood_detector", "ood_layers"]
@@ -180,11 +180,7 @@ class LayerwiseDetector:
         for i, detector in enumerate(self.detectors):
             state = dataclasses.replace(detector, threshold=None, percentile=None).to_arrays()
             out.update({f"layer{i}_{k}": v for k, v in state.items()})
-        if self.threshold is not None:
-            out["threshold"] = np.float64(self.threshold)
-        if self.percentile is not None:
-            out["percentile"] = np.float64(self.percentile)
-        return out
+        return {**out, **threshold_arrays(self.threshold, self.percentile)}
 
     @classmethod
     def from_arrays(cls, arrays: Mapping) -> LayerwiseDetector:
@@ -207,10 +203,8 @@ class LayerwiseDetector:
         detectors = tuple(MahalanobisDetector.from_arrays(
             {k.split("_", 1)[1]: v for k, v in arrays.items() if k.startswith(f"layer{i}_")})
             for i in range(len(layers)))
-        scalar = {k: float(np.asarray(arrays[k]).item()) if k in arrays else None
-                  for k in ("threshold", "percentile")}
         return cls(layers, detectors, tuple(np.asarray(arrays["scales"], np.float64).reshape(-1)),
-                   **scalar)
+                   read_scalar(arrays, "threshold"), read_scalar(arrays, "percentile"))
 
 
 def ood_layers(classifier: keras.Model, layers: str | Sequence[str] = "stages") -> tuple[str, ...]:

@@ -175,7 +175,9 @@ def _trust_lines(results: RunResults) -> list[str]:
                      + ".")
     ood = test.get("ood")
     if ood:
-        lines.append(f"- Images unlike the training images: Mahalanobis score above "
+        layers = ", ".join(ood.get("layers") or ["penultimate"])
+        lines.append(f"- Images unlike the training images: Mahalanobis score on the "
+                     f"classifier's {layers} features above "
                      f"{ood['threshold']:.4g} (the {ood['percentile']:g}th percentile on "
                      f"validation); it flags {ood['in_distribution']['flagged']:.3f} of the "
                      "rotated test images" + "".join(
