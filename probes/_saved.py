@@ -70,3 +70,23 @@ def parse_runs(description: str, argv: list[str] | None):
     args = parser.parse_args(argv)
     args.runs = [check_saved_run(r) for r in args.runs]
     return args
+
+
+def refit_trust(run: str | os.PathLike, data_root: str | None, folder: str | os.PathLike,
+                **options) -> tuple[Path, dict]:
+    """The run's pipeline with its trust refitted by this checkout's ``fit_trust`` (on the
+    run's validation and training splits, with the run's seed, as ``risc-tf reproduce``
+    does; ``options`` go to ``fit_trust``, e.g. ``ood_layers``), saved in ``folder``; and
+    the fit's record."""
+    import risc_tf
+    from risc_tf.experiments.results import load_results
+    from risc_tf.trust import fit_trust
+
+    run = check_saved_run(run)
+    cfg = load_results(run / "results.json").config
+    root = data_root or cfg["data_root"]
+    val, train = (risc_tf.load_medmnist(cfg["dataset"], s, root=root, size=cfg["size"])
+                  for s in ("val", "train"))
+    pipe, record = fit_trust(risc_tf.RISCPipeline.load(run), *val, *train, seed=cfg["seed"],
+                             **options)
+    return pipe.save(folder), record

@@ -46,7 +46,7 @@ from PIL import Image  # noqa: E402
 import risc_tf  # noqa: E402
 from devdata import DATA_ROOT  # noqa: E402
 from probes._output import emit  # noqa: E402
-from probes._saved import check_saved_run  # noqa: E402
+from probes._saved import check_saved_run, refit_trust  # noqa: E402
 from risc_tf.experiments.results import load_results  # noqa: E402
 from risc_tf.heads import check_max_tilt  # noqa: E402
 from risc_tf.pipeline_files import CONFIG_FILE, RUN_PIPELINE  # noqa: E402
@@ -97,19 +97,6 @@ def write_folder(folder: Path, dataset: str, other: str, root, *, per_kind: int,
     return kinds
 
 
-def refit(run: Path, root, folder: Path) -> tuple[Path, dict]:
-    """The run's pipeline with its trust refitted by this checkout's ``fit_trust`` (the run's
-    validation and training splits and seed), saved in ``folder``; and the fit's record."""
-    from risc_tf.trust import fit_trust
-
-    cfg = load_results(run / "results.json").config
-    splits = [risc_tf.load_medmnist(cfg["dataset"], s, root=root, size=cfg["size"])
-              for s in ("val", "train")]
-    pipe, record = fit_trust(risc_tf.RISCPipeline.load(run), *splits[0], *splits[1],
-                             seed=cfg["seed"])
-    return pipe.save(folder), record
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a finished risc-tf reproduce seed folder")
@@ -126,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline, record = run / RUN_PIPELINE, None
     with tempfile.TemporaryDirectory() as tmp:
         if args.refit_trust:
-            pipeline, record = refit(run, args.data_root, Path(tmp) / "pipeline")
+            pipeline, record = refit_trust(run, args.data_root, Path(tmp) / "pipeline")
         folder, copies = Path(tmp) / "scans", Path(tmp) / "upright"
         folder.mkdir()
         kinds = write_folder(folder, dataset, args.other, args.data_root,

@@ -78,3 +78,11 @@ def test_the_best_temperature_is_no_worse_than_any_other_on_the_same_images():
     assert ece == pytest.approx(expected_calibration_error(apply_temperature(proba, t), labels))
     for other in (0.5, 1.0, 2.0, 5.0):
         assert ece <= expected_calibration_error(apply_temperature(proba, other), labels) + 1e-12
+
+
+def test_refit_trust_refuses_a_folder_that_is_no_run(tmp_path):
+    from probes.refit_trust import main
+
+    with pytest.raises(SystemExit, match="not a finished reproduce seed folder"):
+        main([str(tmp_path), "--output", str(tmp_path / "pipeline")])
+    assert not (tmp_path / "pipeline").exists()
