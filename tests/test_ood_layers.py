@@ -182,3 +182,26 @@ def test_a_pipeline_scores_every_layer_in_one_pass_and_keeps_it_saved(classifier
     with pytest.raises(ValueError, match="has no layer 'no_such_layer'"):
         RISCPipeline(pipe.rotnet, classifier,
                      ood=dataclasses.replace(narrow, layers=("no_such_layer",)))
+
+
+def test_a_pipeline_saved_with_a_one_layer_detector_loads_with_its_raw_score(classifier, images,
+                                                                             tmp_path):
+    """risc_tf 0.2.0 saved ood.npz as one MahalanobisDetector's arrays (no layers): such a
+    folder loads as a detector on the penultimate features whose score is the raw distance."""
+    from risc_tf.features import model_features
+
+    features = model_features(classifier, images[:40])
+    single = fit_mahalanobis(features, np.arange(40) % 2).with_threshold(
+        model_features(classifier, images[40:]))
+    pipe = RISCPipeline(build_rotnet((SIZE, SIZE, 3), backbone="small"), classifier)
+    folder = pipe.save(tmp_path / "pipe")
+    np.savez(folder / "ood.npz", **single.to_arrays())  # the 0.2.0 layout
+    config = json.loads((folder / "risc_pipeline.json").read_text())
+    (folder / "risc_pipeline.json").write_text(json.dumps(
+        {**config, "arrays": ["ood"], "ood_threshold": single.threshold}))
+    loaded = RISCPipeline.load(folder)
+    assert loaded.ood.layers == (PENULTIMATE,) and loaded.ood.threshold == single.threshold
+    x = images[40:]
+    expected = single.score(model_features(classifier, loaded.correct(x)))
+    np.testing.assert_allclose(loaded.predict_details(x).ood_score, expected, rtol=1e-4,
+                               atol=1e-3)
