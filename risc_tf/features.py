@@ -23,7 +23,8 @@ import numpy as np
 from risc_tf.inputs import run_in_batches
 from risc_tf.models import model_image_size
 
-__all__ = ["PENULTIMATE", "feature_model", "layer_features", "model_features", "stage_layers"]
+__all__ = ["PENULTIMATE", "feature_model", "layer_features", "model_features", "split_outputs",
+           "stage_layers"]
 
 #: The name that stands for the penultimate features (the input of the last, softmax
 #: layer) in a list of layers.
@@ -171,9 +172,16 @@ def layer_features(model: keras.Model, images, layers: Sequence[str], *,
         raise ValueError(
             f"images must be model input (N, {size}, {size}, 3) in [0, 1]; got shape {x.shape}")
     features = feature_model(model, layers)
-    widths = np.cumsum([0, *(int(t.shape[-1]) for t in features.outputs[:-1])])
     # eager: a fit-time helper, called a few times per model (a new tf.function per call
     # would retrace every time)
-    out = run_in_batches(lambda t: keras.ops.concatenate(features(t, training=False)[:-1], 1),
+    out = run_in_batches(lambda t: keras.ops.concatenate(features(t, training=False), 1),
                          x, batch_size)
-    return [out[:, a:b] for a, b in zip(widths[:-1], widths[1:])]
+    return split_outputs(out, features)[:-1]
+
+
+def split_outputs(joined: np.ndarray, model: keras.Model) -> list[np.ndarray]:
+    """``model``'s outputs, concatenated along the last axis into ``joined``, apart again
+    (one array per output, in order; e.g. a :func:`feature_model`'s features and
+    probabilities, run in batches as one array)."""
+    edges = np.cumsum([0, *(int(t.shape[-1]) for t in model.outputs)])
+    return [joined[:, a:b] for a, b in zip(edges[:-1], edges[1:])]

@@ -99,11 +99,7 @@ class MahalanobisDetector:
         object.__setattr__(self, "means", means)
         object.__setattr__(self, "precision", precision)
         object.__setattr__(self, "shrinkage", check_number("shrinkage", self.shrinkage, 0, 1))
-        if self.threshold is not None:
-            object.__setattr__(self, "threshold", check_number("threshold", self.threshold, 0))
-        if self.percentile is not None:
-            object.__setattr__(self, "percentile", check_number(
-                "percentile", self.percentile, 0, 100, include_minimum=False))
+        set_threshold(self, self.threshold, self.percentile)
         object.__setattr__(self, "_whitening", whitening.astype(np.float32))
         object.__setattr__(self, "_centres", (means @ whitening).astype(np.float32))
 
@@ -165,7 +161,7 @@ class MahalanobisDetector:
         percentile : float in (0, 100], default 95
             About ``100 - percentile`` % of images like these will be flagged.
         """
-        percentile = check_number("percentile", percentile, 0, 100, include_minimum=False)
+        percentile = check_percentile(percentile)
         threshold = float(np.percentile(self.score(features), percentile))
         return dataclasses.replace(self, threshold=threshold, percentile=percentile)
 
@@ -195,6 +191,20 @@ class MahalanobisDetector:
         return cls(np.asarray(arrays["means"]), np.asarray(arrays["precision"]),
                    read_scalar(arrays, "shrinkage"), read_scalar(arrays, "threshold"),
                    read_scalar(arrays, "percentile"))
+
+
+def check_percentile(percentile) -> float:
+    """``percentile`` as a float in (0, 100]; a ValueError naming it otherwise."""
+    return check_number("percentile", percentile, 0, 100, include_minimum=False)
+
+
+def set_threshold(detector, threshold: float | None, percentile: float | None) -> None:
+    """Check a frozen detector's threshold (>= 0) and percentile (in (0, 100]), each when
+    set, and store them on it (what both detectors' ``__post_init__`` call)."""
+    if threshold is not None:
+        object.__setattr__(detector, "threshold", check_number("threshold", threshold, 0))
+    if percentile is not None:
+        object.__setattr__(detector, "percentile", check_percentile(percentile))
 
 
 def threshold_arrays(threshold: float | None, percentile: float | None) -> dict[str, np.ndarray]:

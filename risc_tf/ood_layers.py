@@ -44,7 +44,14 @@ import numpy as np
 import tensorflow as tf
 
 from risc_tf.features import PENULTIMATE, layer_features, stage_layers
-from risc_tf.ood import MahalanobisDetector, fit_mahalanobis, read_scalar, threshold_arrays
+from risc_tf.ood import (
+    MahalanobisDetector,
+    check_percentile,
+    fit_mahalanobis,
+    read_scalar,
+    set_threshold,
+    threshold_arrays,
+)
 from risc_tf.validation import check_int, check_number
 
 __all__ = ["LayerwiseDetector", "fit_ood_detector", "ood_layers"]
@@ -93,11 +100,7 @@ class LayerwiseDetector:
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "detectors", detectors)
         object.__setattr__(self, "scales", scales)
-        if self.threshold is not None:
-            object.__setattr__(self, "threshold", check_number("threshold", self.threshold, 0))
-        if self.percentile is not None:
-            object.__setattr__(self, "percentile", check_number(
-                "percentile", self.percentile, 0, 100, include_minimum=False))
+        set_threshold(self, self.threshold, self.percentile)
 
     @classmethod
     def of(cls, detector: MahalanobisDetector) -> LayerwiseDetector:
@@ -163,7 +166,7 @@ class LayerwiseDetector:
         percentile : float in (0, 100], default 95
             About ``100 - percentile`` % of images like these will be flagged.
         """
-        percentile = check_number("percentile", percentile, 0, 100, include_minimum=False)
+        percentile = check_percentile(percentile)
         unscaled = dataclasses.replace(self, scales=(1.0,) * len(self.layers))
         distances = unscaled.layer_scores(features)
         scales = np.percentile(distances, percentile, axis=1)

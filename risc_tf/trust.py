@@ -45,7 +45,7 @@ from risc_tf.calibration import (
     negative_log_likelihood,
     reliability_data,
 )
-from risc_tf.features import PENULTIMATE, feature_model
+from risc_tf.features import PENULTIMATE, feature_model, split_outputs
 from risc_tf.figures import save_figure
 from risc_tf.heads import head_window
 from risc_tf.inputs import run_in_batches
@@ -85,18 +85,17 @@ class _Corrected:
 
     def __init__(self, pipe: RISCPipeline, layers=(PENULTIMATE,)):
         self.pipe, size = pipe, pipe.image_size
-        model = feature_model(pipe.classifier, layers)
+        self.model = feature_model(pipe.classifier, layers)
         spec = tf.TensorSpec((None, size, size, 3), tf.float32)
-        self.graph = tf.function(lambda x: tf.concat(model(x, training=False), axis=1),
+        self.graph = tf.function(lambda x: tf.concat(self.model(x, training=False), axis=1),
                                  input_signature=[spec])
-        self.edges = np.cumsum([0, *(int(t.shape[-1]) for t in model.outputs)])
 
     def __call__(self, images) -> tuple[list[np.ndarray], np.ndarray]:
         corrected = np.atleast_1d(self.pipe.correct(images))
         if corrected.ndim == 3:  # one image
             corrected = corrected[None]
         out = run_in_batches(self.graph, corrected, self.pipe.batch_size)
-        *features, proba = (out[:, a:b] for a, b in zip(self.edges[:-1], self.edges[1:]))
+        *features, proba = split_outputs(out, self.model)
         return features, proba
 
 
