@@ -157,8 +157,10 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     from risc_tf.calibration import fit_review_temperature
     from risc_tf.evaluation import evaluation_sets
     from risc_tf.ood_layers import fit_ood_detector
+    from risc_tf.ood_layers import ood_layers as detector_layers
     from risc_tf.thresholds import choose_threshold
 
+    layers = detector_layers(pipe.classifier, ood_layers)  # a bad name fails before any work
     raw = _raw(pipe)
     y = check_labels(val_labels)
     sets = evaluation_sets(val_images, y, pipe.angles, image_size=pipe.image_size, seed=seed,
@@ -189,7 +191,7 @@ def fit_trust(pipe: RISCPipeline, val_images, val_labels, train_images, train_la
     x_train = evaluation_sets(train_images, check_labels(train_labels), pipe.angles,
                               image_size=pipe.image_size, fill=pipe.fill)["upright"][0]
     detector = fit_ood_detector(pipe.classifier, x_train, check_labels(train_labels), x_up,
-                                layers=ood_layers, percentile=ood_percentile)
+                                layers=layers, percentile=ood_percentile)
     record = {"rotnet_temperature": t_rot, "classifier_temperature": t_cls,
               "temperature_notes": {k: v for k, v in (("rotnet", rot_note),
                                                       ("classifier", cls_note)) if v},

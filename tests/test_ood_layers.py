@@ -205,3 +205,12 @@ def test_a_pipeline_saved_with_a_one_layer_detector_loads_with_its_raw_score(cla
     expected = single.score(model_features(classifier, loaded.correct(x)))
     np.testing.assert_allclose(loaded.predict_details(x).ood_score, expected, rtol=1e-4,
                                atol=1e-3)
+
+
+def test_fit_trust_refuses_bad_layers_before_any_work(classifier):
+    from risc_tf.trust import fit_trust
+
+    pipe = RISCPipeline(build_rotnet((SIZE, SIZE, 3), backbone="small"), classifier)
+    no_images = np.zeros((0, SIZE, SIZE, 3), np.float32)  # never reached
+    with pytest.raises(ValueError, match="layers must be 'stages', 'penultimate' or"):
+        fit_trust(pipe, no_images, [], no_images, [], ood_layers="everything")
